@@ -1,0 +1,72 @@
+// An 8-bit RGBA image held in memory exactly as the PNG's pixels (row-major, R G B A), plus PNG
+// reading and atomic PNG writing. This byte layout is what the GPU storage buffer holds too.
+#pragma once
+
+#include "pxvm/result.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace px {
+
+/// One RGBA pixel.
+struct Pixel {
+    std::uint8_t r = 0, g = 0, b = 0, a = 0;
+    bool operator==(const Pixel&) const = default;
+};
+
+/// An RGBA8 image whose dimensions satisfy the protocol limits.
+class Image {
+public:
+    Image() = default;
+    /// A zero-filled image. Precondition: check_dimensions(width, height) succeeds.
+    Image(std::uint32_t width, std::uint32_t height);
+
+    std::uint32_t width() const { return width_; }
+    std::uint32_t height() const { return height_; }
+    std::size_t size_bytes() const { return bytes_.size(); }
+    std::uint8_t* data() { return bytes_.data(); }
+    const std::uint8_t* data() const { return bytes_.data(); }
+    std::span<std::uint8_t> bytes() { return bytes_; }
+    std::span<const std::uint8_t> bytes() const { return bytes_; }
+
+    Pixel pixel(std::uint32_t x, std::uint32_t y) const;
+    void set_pixel(std::uint32_t x, std::uint32_t y, Pixel p);
+
+    bool operator==(const Image&) const = default;
+
+private:
+    std::uint32_t width_ = 0, height_ = 0;
+    std::vector<std::uint8_t> bytes_;
+};
+
+/// Checks width and height against the protocol limits (docs/PROTOCOL.md section 1).
+Result<void> check_dimensions(std::uint64_t width, std::uint64_t height);
+
+/// Decodes a PNG held in memory; `name` prefixes error messages.
+Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& name);
+/// Reads and decodes a PNG file; refuses anything but 8-bit RGBA with the reason.
+Result<Image> load_png(const std::string& path);
+/// Encodes an image as PNG bytes (deterministic for equal images).
+std::vector<std::uint8_t> encode_png(const Image& image);
+/// Writes bytes to `path` atomically: a temporary file beside it, then a rename.
+Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
+/// Encodes and writes a PNG atomically.
+Result<void> save_png(const Image& image, const std::string& path);
+
+/// First differing pixel between two images of equal size and the number of differing pixels.
+struct ImageDifference {
+    std::uint32_t x = 0, y = 0;
+    Pixel expected, actual;
+    std::uint64_t count = 0;
+};
+/// Compares pixel by pixel; `count` is 0 when the images are identical.
+ImageDifference compare_images(const Image& expected, const Image& actual);
+/// "first difference at (x, y): expected (r,g,b,a), actual (r,g,b,a); N pixels differ".
+std::string describe(const ImageDifference& difference);
+std::string to_string(Pixel p);
+
+} // namespace px

@@ -1,0 +1,175 @@
+// PNG decoding (stb_image) with the header checked first, PNG encoding (stb_image_write), atomic
+// file writes, and pixel-by-pixel image comparison.
+#include "pxvm/image.hpp"
+
+#include "pxvm/protocol.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#include <stb/stb_image.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#include <stb/stb_image_write.h>
+
+namespace px {
+
+Image::Image(std::uint32_t width, std::uint32_t height)
+    : width_(width), height_(height), bytes_(std::size_t(width) * height * 4, 0) {}
+
+Pixel Image::pixel(std::uint32_t x, std::uint32_t y) const {
+    const std::uint8_t* p = &bytes_[(std::size_t(y) * width_ + x) * 4];
+    return {p[0], p[1], p[2], p[3]};
+}
+
+void Image::set_pixel(std::uint32_t x, std::uint32_t y, Pixel v) {
+    std::uint8_t* p = &bytes_[(std::size_t(y) * width_ + x) * 4];
+    p[0] = v.r, p[1] = v.g, p[2] = v.b, p[3] = v.a;
+}
+
+Result<void> check_dimensions(std::uint64_t width, std::uint64_t height) {
+    if (width == 0 || height == 0)
+        return Error{"image is " + std::to_string(width) + "x" + std::to_string(height) +
+                     ": both dimensions must be at least 1"};
+    if (width > MAX_WIDTH || height > MAX_HEIGHT)
+        return Error{"image is " + std::to_string(width) + "x" + std::to_string(height) +
+                     ": the largest width and height are " + std::to_string(MAX_WIDTH) + " and " +
+                     std::to_string(MAX_HEIGHT)};
+    if (width * height > MAX_PIXELS)
+        return Error{"image is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
+                     std::to_string(width * height) + " pixels: the limit is " +
+                     std::to_string(MAX_PIXELS) + " pixels (1 GiB)"};
+    return {};
+}
+
+namespace {
+
+std::uint32_t read_be32(const std::uint8_t* p) {
+    return std::uint32_t(p[0]) << 24 | std::uint32_t(p[1]) << 16 | std::uint32_t(p[2]) << 8 | p[3];
+}
+
+const char* colour_type_name(int type) {
+    switch (type) {
+    case 0: return "greyscale";
+    case 2: return "RGB";
+    case 3: return "palette";
+    case 4: return "greyscale+alpha";
+    case 6: return "RGBA";
+    default: return "an invalid colour type";
+    }
+}
+
+} // namespace
+
+Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& name) {
+    static const std::uint8_t signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    if (file.size() < 8 || std::memcmp(file.data(), signature, 8) != 0)
+        return Error{name + ": not a PNG file (the PNG signature is missing)"};
+    // IHDR must be the first chunk: length 13, type "IHDR", then width, height, depth, colour.
+    if (file.size() < 8 + 8 + 13 || read_be32(&file[8]) != 13 ||
+        std::memcmp(&file[12], "IHDR", 4) != 0)
+        return Error{name + ": truncated or corrupt PNG (no valid IHDR header chunk)"};
+    const std::uint32_t width = read_be32(&file[16]), height = read_be32(&file[20]);
+    const int depth = file[24], colour = file[25];
+    if (auto dims = check_dimensions(width, height); !dims)
+        return Error{name + ": " + dims.error().message};
+    if (depth != 8 || colour != 6)
+        return Error{name + ": PNG is " + std::to_string(depth) + "-bit " +
+                     colour_type_name(colour) + " (colour type " + std::to_string(colour) +
+                     "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
+    if (file.size() > std::size_t(INT32_MAX))
+        return Error{name + ": file larger than 2 GiB"};
+
+    int w = 0, h = 0, channels = 0;
+    stbi_uc* pixels =
+        stbi_load_from_memory(file.data(), int(file.size()), &w, &h, &channels, STBI_rgb_alpha);
+    if (!pixels)
+        return Error{name + ": corrupt PNG (" + std::string(stbi_failure_reason()) + ")"};
+    Image image{std::uint32_t(w), std::uint32_t(h)};
+    std::memcpy(image.data(), pixels, image.size_bytes());
+    stbi_image_free(pixels);
+    return image;
+}
+
+Result<Image> load_png(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Error{path + ": cannot open (" + std::strerror(errno) + ")"};
+    std::vector<std::uint8_t> file((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+    if (in.bad()) return Error{path + ": read error"};
+    return decode_png(file, path);
+}
+
+std::vector<std::uint8_t> encode_png(const Image& image) {
+    std::vector<std::uint8_t> out;
+    auto append = [](void* context, void* data, int size) {
+        auto* v = static_cast<std::vector<std::uint8_t>*>(context);
+        auto* p = static_cast<std::uint8_t*>(data);
+        v->insert(v->end(), p, p + size);
+    };
+    stbi_write_png_to_func(append, &out, int(image.width()), int(image.height()), 4, image.data(),
+                           int(image.width() * 4));
+    return out;
+}
+
+Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
+    const std::string temporary = path + ".tmp" + std::to_string(::getpid());
+    std::FILE* f = std::fopen(temporary.c_str(), "wb");
+    if (!f) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
+    const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    const bool flushed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+    const bool closed = std::fclose(f) == 0;
+    if (!written || !flushed || !closed) {
+        std::remove(temporary.c_str());
+        return Error{path + ": write failed (" + std::strerror(errno) + "); file left unchanged"};
+    }
+    if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+        const std::string reason = std::strerror(errno);
+        std::remove(temporary.c_str());
+        return Error{path + ": cannot replace (" + reason + "); file left unchanged"};
+    }
+    return {};
+}
+
+Result<void> save_png(const Image& image, const std::string& path) {
+    const std::vector<std::uint8_t> png = encode_png(image);
+    if (png.empty()) return Error{path + ": PNG encoding failed"};
+    return write_file_atomic(path, png);
+}
+
+ImageDifference compare_images(const Image& expected, const Image& actual) {
+    ImageDifference d;
+    const std::size_t n = std::min(expected.size_bytes(), actual.size_bytes()) / 4;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (std::memcmp(expected.data() + 4 * i, actual.data() + 4 * i, 4) == 0) continue;
+        if (d.count++ == 0) {
+            d.x = std::uint32_t(i % expected.width());
+            d.y = std::uint32_t(i / expected.width());
+            d.expected = expected.pixel(d.x, d.y);
+            d.actual = actual.pixel(d.x, d.y);
+        }
+    }
+    return d;
+}
+
+std::string to_string(Pixel p) {
+    return "(" + std::to_string(p.r) + "," + std::to_string(p.g) + "," + std::to_string(p.b) +
+           "," + std::to_string(p.a) + ")";
+}
+
+std::string describe(const ImageDifference& d) {
+    if (d.count == 0) return "images are identical";
+    return "first difference at pixel (" + std::to_string(d.x) + ", " + std::to_string(d.y) +
+           "): expected " + to_string(d.expected) + ", actual " + to_string(d.actual) + "; " +
+           std::to_string(d.count) + " pixel" + (d.count == 1 ? "" : "s") + " differ";
+}
+
+} // namespace px

@@ -1,0 +1,361 @@
+// The instruction decoder and static checker (docs/PROTOCOL.md sections 2-5). Check order is part
+// of the protocol: every executor must report the same fault code for the same image.
+#include "pxvm/program.hpp"
+
+#include <optional>
+
+namespace px {
+
+std::uint32_t Tensor::pixel_width() const { return (dtype_size(dtype) * cols + 3) / 4; }
+
+bool Tensor::overlaps(const Tensor& o) const {
+    return x < o.x + o.pixel_width() && o.x < x + pixel_width() && y < o.y + o.rows &&
+           o.y < y + rows;
+}
+
+bool Tensor::same_region(const Tensor& o) const { return *this == o; }
+
+std::size_t Tensor::byte_offset(std::uint32_t width, std::uint32_t r, std::uint32_t c) const {
+    return (std::size_t(y + r) * width + x) * 4 + std::size_t(dtype_size(dtype)) * c;
+}
+
+Tensor Instruction::declared() const {
+    const auto u16 = [](std::uint8_t lo, std::uint8_t hi) { return std::uint32_t(lo | hi << 8); };
+    return Tensor{u16(extension[0].r, extension[0].g), u16(extension[0].b, extension[0].a),
+                  u16(extension[1].r, extension[1].g), u16(extension[1].b, extension[1].a),
+                  args[1]};
+}
+
+std::int32_t Instruction::multiplier() const {
+    const Pixel p = extension[0];
+    return std::int32_t(std::uint32_t(p.r) | std::uint32_t(p.g) << 8 | std::uint32_t(p.b) << 16 |
+                        std::uint32_t(p.a) << 24);
+}
+
+std::uint32_t Instruction::shift() const { return extension[1].r; }
+
+std::int32_t Instruction::zero_point() const { return std::int8_t(extension[1].g); }
+
+std::string describe(const Fault& fault, const Image& image) {
+    std::string op = "?";
+    if (fault.pc < image.width()) {
+        const auto name = opcode_name(image.pixel(fault.pc, 0).r);
+        op = name.empty() ? "opcode " + std::to_string(image.pixel(fault.pc, 0).r)
+                          : std::string(name);
+    }
+    return "fault " + std::string(fault_name(fault.code)) + " (" + std::to_string(fault.code) +
+           ") at pc " + std::to_string(fault.pc) + " (" + op + "): " + fault.reason;
+}
+
+Decoded decode_instruction(const Image& image, std::uint32_t pc) {
+    Decoded d;
+    Instruction& ins = d.instruction;
+    const Pixel p = image.pixel(pc, 0);
+    ins.pc = pc;
+    ins.opcode = p.r;
+    ins.args = {p.g, p.b, p.a};
+    ins.length = instruction_length(p.r);
+    auto fail = [&](std::uint32_t code, std::string reason) {
+        d.fault = Fault{code, pc, std::move(reason)};
+        return d;
+    };
+    if (ins.length == 0) return fail(FAULT_BAD_OPCODE, std::to_string(p.r) + " is not an opcode");
+    if (pc + ins.length > image.width())
+        return fail(FAULT_TRUNCATED, "the instruction needs " + std::to_string(ins.length) +
+                                         " pixels but row 0 ends at x = " +
+                                         std::to_string(image.width() - 1));
+    for (std::uint32_t i = 1; i < ins.length; ++i) ins.extension[i - 1] = image.pixel(pc + i, 0);
+
+    // Reserved channels: the argument channels an instruction does not use must be 0.
+    std::uint32_t used_args = 3;
+    switch (ins.opcode) {
+    case OP_HALT: used_args = 3; break; // HALT ignores its arguments
+    case OP_TENSOR:
+    case OP_ADD_BIAS:
+    case OP_REQUANT:
+    case OP_RELU:
+    case OP_ARGMAX: used_args = 2; break;
+    default: break;
+    }
+    for (std::uint32_t i = used_args; i < 3; ++i)
+        if (ins.args[i] != 0)
+            return fail(FAULT_BAD_OPERAND, std::string("channel ") + "GBA"[i] +
+                                               " is reserved and must be 0, not " +
+                                               std::to_string(ins.args[i]));
+    if (ins.opcode == OP_REQUANT && (ins.extension[1].b != 0 || ins.extension[1].a != 0))
+        return fail(FAULT_BAD_OPERAND, "channels B and A of the second extension pixel are "
+                                       "reserved and must be 0");
+    return d;
+}
+
+namespace {
+
+std::string tensor_text(std::uint32_t id, const Tensor& t) {
+    return "tensor " + std::to_string(id) + " (" + std::string(dtype_name(t.dtype)) + " " +
+           std::to_string(t.rows) + "x" + std::to_string(t.cols) + " at (" + std::to_string(t.x) +
+           ", " + std::to_string(t.y) + "))";
+}
+
+std::string shape_text(const Tensor& t) {
+    return std::to_string(t.rows) + "x" + std::to_string(t.cols);
+}
+
+// The validity rules of a declared tensor (section 3), in protocol order.
+Fault check_declaration(const Image& image, const Instruction& ins) {
+    const Tensor t = ins.declared();
+    auto fail = [&](std::uint32_t code, std::string reason) {
+        return Fault{code, ins.pc, "tensor " + std::to_string(ins.args[0]) + ": " + reason};
+    };
+    if (dtype_size(t.dtype) == 0)
+        return fail(FAULT_BAD_DTYPE, std::to_string(t.dtype) + " is not a dtype code (1-4)");
+    if (t.rows == 0 || t.cols == 0)
+        return fail(FAULT_SHAPE_MISMATCH, "shape " + shape_text(t) + " is empty");
+    if (t.y == 0) return fail(FAULT_PROGRAM_ROW, "starts in row 0, the program row");
+    if (std::uint64_t(t.x) + t.pixel_width() > image.width())
+        return fail(FAULT_OUT_OF_BOUNDS, "its " + std::to_string(t.pixel_width()) +
+                                             " pixel columns from x = " + std::to_string(t.x) +
+                                             " end past the image width " +
+                                             std::to_string(image.width()));
+    if (std::uint64_t(t.y) + t.rows > image.height())
+        return fail(FAULT_OUT_OF_BOUNDS, "its rows end at row " +
+                                             std::to_string(std::uint64_t(t.y) + t.rows - 1) +
+                                             " of a " + std::to_string(image.height()) +
+                                             "-row image");
+    return {};
+}
+
+// Operand roles of each tensor instruction, in channel order; empty for non-tensor ops.
+std::vector<const char*> operand_roles(std::uint32_t opcode) {
+    switch (opcode) {
+    case OP_DOT: return {"out", "a", "b"};
+    case OP_MATMUL: return {"c", "a", "b"};
+    case OP_ADD_BIAS: return {"acc", "bias"};
+    case OP_REQUANT:
+    case OP_RELU:
+    case OP_ARGMAX: return {"out", "in"};
+    case OP_GATHER_MEAN: return {"out", "table", "tokens"};
+    default: return {};
+    }
+}
+
+class Checker {
+public:
+    Checker(const Instruction& ins, const std::array<std::optional<Tensor>, MAX_TENSORS>& table)
+        : ins_(ins), roles_(operand_roles(ins.opcode)) {
+        for (std::size_t i = 0; i < roles_.size() && !fault; ++i) {
+            if (!table[ins.args[i]])
+                fault = Fault{FAULT_UNDEFINED_TENSOR, ins.pc,
+                              std::string("operand ") + roles_[i] + " names tensor " +
+                                  std::to_string(ins.args[i]) + ", which is not declared"};
+            else
+                step.operands[i] = *table[ins.args[i]];
+        }
+    }
+
+    const Tensor& t(std::size_t i) const { return step.operands[i]; }
+
+    // Operand i must have one of the dtypes in `allowed`.
+    void dtype(std::size_t i, std::initializer_list<std::uint32_t> allowed) {
+        if (fault) return;
+        for (auto d : allowed)
+            if (t(i).dtype == d) return;
+        std::string names;
+        for (auto d : allowed) names += (names.empty() ? "" : " or ") + std::string(dtype_name(d));
+        fail(FAULT_BAD_DTYPE, role(i) + " is " + std::string(dtype_name(t(i).dtype)) +
+                                  "; it must be " + names);
+    }
+    void same_dtype(std::size_t i, std::size_t j) {
+        if (fault || t(i).dtype == t(j).dtype) return;
+        fail(FAULT_BAD_DTYPE, role(i) + " and " + role(j) + " must have the same dtype");
+    }
+    void shape(bool ok, const std::string& expectation) {
+        if (fault || ok) return;
+        std::string shapes;
+        for (std::size_t i = 0; i < roles_.size(); ++i)
+            shapes += std::string(i ? ", " : "") + roles_[i] + " " + shape_text(t(i));
+        fail(FAULT_SHAPE_MISMATCH, expectation + " (" + shapes + ")");
+    }
+    // Output i must not overlap input j (unless in_place_ok and they are the same region).
+    void disjoint(std::size_t i, std::size_t j, bool in_place_ok = false) {
+        if (fault || !t(i).overlaps(t(j))) return;
+        if (in_place_ok && t(i).same_region(t(j))) return;
+        fail(FAULT_OVERLAP, role(i) + " overlaps " + role(j) +
+                                (in_place_ok ? " without being the same region" : ""));
+    }
+    void fail(std::uint32_t code, std::string reason) {
+        if (!fault) fault = Fault{code, ins_.pc, std::move(reason)};
+    }
+
+    Step step;
+    Fault fault;
+
+private:
+    std::string role(std::size_t i) const {
+        return std::string(roles_[i]) + " (" + tensor_text(ins_.args[i], t(i)) + ")";
+    }
+    const Instruction& ins_;
+    std::vector<const char*> roles_;
+};
+
+constexpr std::uint32_t U8 = DTYPE_U8, I8 = DTYPE_I8, U16 = DTYPE_U16, I32 = DTYPE_I32;
+
+Fault check_dot_rgb(const Image& image, const Instruction& ins) {
+    static const char* names[] = {"row A", "row B", "row out"};
+    for (int i = 0; i < 3; ++i)
+        if (ins.args[i] >= image.height())
+            return Fault{FAULT_OUT_OF_BOUNDS, ins.pc,
+                         std::string(names[i]) + " " + std::to_string(ins.args[i]) +
+                             " is outside the " + std::to_string(image.height()) + "-row image"};
+    if (ins.args[2] == 0)
+        return Fault{FAULT_PROGRAM_ROW, ins.pc, "row out is 0, the program row"};
+    return {};
+}
+
+} // namespace
+
+Plan plan_program(const Image& image) {
+    Plan plan;
+    std::array<std::optional<Tensor>, MAX_TENSORS> table;
+    std::uint32_t pc = 0;
+    while (pc < image.width()) {
+        Decoded d = decode_instruction(image, pc);
+        if (d.fault) {
+            plan.fault = d.fault;
+            return plan;
+        }
+        const Instruction& ins = d.instruction;
+        if (ins.opcode == OP_HALT) {
+            plan.halted = true;
+            return plan;
+        }
+        Step step;
+        step.instruction = ins;
+        Fault fault;
+        if (ins.opcode == OP_DOT_RGB) {
+            fault = check_dot_rgb(image, ins);
+        } else if (ins.opcode == OP_TENSOR) {
+            fault = check_declaration(image, ins);
+            if (!fault) table[ins.args[0]] = ins.declared();
+        } else {
+            Checker c(ins, table);
+            const Tensor &t0 = c.t(0), &t1 = c.t(1), &t2 = c.t(2);
+            switch (ins.opcode) {
+            case OP_DOT:
+                c.dtype(0, {I32});
+                c.dtype(1, {U8, I8});
+                c.same_dtype(1, 2);
+                c.shape(t1.rows == t2.rows && t1.cols == t2.cols,
+                        "a and b must have the same shape");
+                c.shape(t0.rows == 1 && t0.cols == 1, "out must be 1x1");
+                c.disjoint(0, 1);
+                c.disjoint(0, 2);
+                break;
+            case OP_MATMUL:
+                c.dtype(0, {I32});
+                c.dtype(1, {U8, I8});
+                c.same_dtype(1, 2);
+                c.shape(t1.cols == t2.cols, "a and b must have the same number of columns K");
+                c.shape(t0.rows == t1.rows && t0.cols == t2.rows,
+                        "c must be a.rows x b.rows");
+                c.disjoint(0, 1);
+                c.disjoint(0, 2);
+                break;
+            case OP_ADD_BIAS:
+                c.dtype(0, {I32});
+                c.dtype(1, {I32});
+                c.shape(t1.rows == 1 && t1.cols == t0.cols, "bias must be 1 x acc.cols");
+                c.disjoint(0, 1);
+                break;
+            case OP_REQUANT:
+                c.dtype(0, {U8, I8, I32});
+                c.dtype(1, {I32});
+                if (ins.shift() > MAX_REQUANT_SHIFT)
+                    c.fail(FAULT_BAD_OPERAND, "shift " + std::to_string(ins.shift()) +
+                                                  " is larger than 62");
+                c.shape(t0.rows == t1.rows && t0.cols == t1.cols,
+                        "out and in must have the same shape");
+                c.disjoint(0, 1, true);
+                break;
+            case OP_RELU:
+                c.same_dtype(0, 1);
+                c.shape(t0.rows == t1.rows && t0.cols == t1.cols,
+                        "out and in must have the same shape");
+                c.disjoint(0, 1, true);
+                break;
+            case OP_ARGMAX:
+                c.dtype(0, {U16, I32});
+                c.shape(t0.rows == t1.rows && t0.cols == 1, "out must be in.rows x 1");
+                c.shape(t0.dtype != U16 || t1.cols <= 65536,
+                        "a u16 out holds indices of at most 65536 columns");
+                c.disjoint(0, 1);
+                break;
+            case OP_GATHER_MEAN:
+                c.dtype(0, {I32});
+                c.dtype(1, {U8, I8});
+                c.dtype(2, {U8, U16, I32});
+                c.shape(t0.rows == 1 && t0.cols == t1.cols, "out must be 1 x table.cols");
+                c.shape(std::uint64_t(t2.rows) * t2.cols <= 65536,
+                        "tokens must have at most 65536 elements");
+                c.disjoint(0, 1);
+                c.disjoint(0, 2);
+                break;
+            }
+            fault = c.fault;
+            step.operands = c.step.operands;
+        }
+        if (fault) {
+            plan.fault = fault;
+            return plan;
+        }
+        plan.steps.push_back(step);
+        pc += ins.length;
+    }
+    return plan;
+}
+
+std::int64_t load_element(const Image& image, const Tensor& t, std::uint32_t r, std::uint32_t c) {
+    const std::uint8_t* p = image.data() + t.byte_offset(image.width(), r, c);
+    switch (t.dtype) {
+    case DTYPE_U8: return p[0];
+    case DTYPE_I8: return std::int8_t(p[0]);
+    case DTYPE_U16: return std::uint16_t(p[0] | p[1] << 8);
+    default:
+        return std::int32_t(std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 |
+                            std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24);
+    }
+}
+
+void store_element(Image& image, const Tensor& t, std::uint32_t r, std::uint32_t c,
+                   std::int64_t value) {
+    std::uint8_t* p = image.data() + t.byte_offset(image.width(), r, c);
+    const auto v = std::uint32_t(std::uint64_t(value));
+    for (std::uint32_t i = 0; i < dtype_size(t.dtype); ++i) p[i] = std::uint8_t(v >> (8 * i));
+}
+
+TokenCount check_tokens(const Image& image, const Step& gather) {
+    const Tensor& table = gather.operands[1];
+    const Tensor& tokens = gather.operands[2];
+    TokenCount result;
+    for (std::uint32_t r = 0; r < tokens.rows; ++r)
+        for (std::uint32_t c = 0; c < tokens.cols; ++c) {
+            const std::int64_t id = load_element(image, tokens, r, c);
+            if (id == 0) return result;
+            if (id < 0 || id >= table.rows) {
+                result.fault = Fault{FAULT_TOKEN_RANGE, gather.instruction.pc,
+                                     "token " + std::to_string(result.count) + " is id " +
+                                         std::to_string(id) + " but the table has " +
+                                         std::to_string(table.rows) + " rows"};
+                return result;
+            }
+            ++result.count;
+        }
+    return result;
+}
+
+void write_fault_pixel(Image& image, const Fault& fault) {
+    image.set_pixel(image.width() - 1, 0,
+                    Pixel{std::uint8_t(fault.code), std::uint8_t(fault.pc & 255),
+                          std::uint8_t(fault.pc >> 8), std::uint8_t(FAULT_PIXEL_ALPHA)});
+}
+
+} // namespace px

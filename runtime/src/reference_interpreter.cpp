@@ -1,0 +1,158 @@
+// Reference semantics of every opcode, written for clarity. The matmul loop is the only one
+// shaped for speed (row-by-row dot products over contiguous K), because it checks the largest
+// GPU results.
+#include "pxvm/reference_interpreter.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace px {
+namespace {
+
+// Wrap a 64-bit value to i32 (two's complement, modulo 2^32).
+std::int32_t wrap32(std::int64_t v) { return std::int32_t(std::uint32_t(std::uint64_t(v))); }
+
+void dot_rgb(Image& image, const Instruction& ins) {
+    const std::uint32_t row_a = ins.args[0], row_b = ins.args[1], row_out = ins.args[2];
+    std::uint32_t dot = 0;
+    for (std::uint32_t x = 0; x < image.width(); ++x) {
+        const std::uint32_t a = image.pixel(x, row_a).r, b = image.pixel(x, row_b).r;
+        if (a == 0 && b == 0) break;
+        dot += a * b;
+    }
+    dot &= 0xFFFF;
+    image.set_pixel(0, row_out, Pixel{std::uint8_t(dot & 255), std::uint8_t(dot >> 8), 0, 0});
+}
+
+void dot(Image& image, const Tensor& out, const Tensor& a, const Tensor& b) {
+    std::uint32_t sum = 0;
+    for (std::uint32_t r = 0; r < a.rows; ++r)
+        for (std::uint32_t c = 0; c < a.cols; ++c)
+            sum += std::uint32_t(load_element(image, a, r, c) * load_element(image, b, r, c));
+    store_element(image, out, 0, 0, std::int32_t(sum));
+}
+
+// Copies a u8/i8 tensor into i32 rows so the inner loop is a plain contiguous dot product.
+std::vector<std::int32_t> widen(const Image& image, const Tensor& t) {
+    std::vector<std::int32_t> v(std::size_t(t.rows) * t.cols);
+    for (std::uint32_t r = 0; r < t.rows; ++r) {
+        const std::uint8_t* p = image.data() + t.byte_offset(image.width(), r, 0);
+        std::int32_t* row = &v[std::size_t(r) * t.cols];
+        if (t.dtype == DTYPE_I8)
+            for (std::uint32_t c = 0; c < t.cols; ++c) row[c] = std::int8_t(p[c]);
+        else
+            for (std::uint32_t c = 0; c < t.cols; ++c) row[c] = p[c];
+    }
+    return v;
+}
+
+void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
+    const std::uint32_t K = a.cols;
+    const std::vector<std::int32_t> wa = widen(image, a), wb = widen(image, b);
+    for (std::uint32_t m = 0; m < c.rows; ++m) {
+        const std::int32_t* ra = &wa[std::size_t(m) * K];
+        for (std::uint32_t n = 0; n < c.cols; ++n) {
+            const std::int32_t* rb = &wb[std::size_t(n) * K];
+            std::uint32_t sum = 0; // unsigned: wraps modulo 2^32 as the protocol says
+            for (std::uint32_t k = 0; k < K; ++k) sum += std::uint32_t(ra[k] * rb[k]);
+            store_element(image, c, m, n, std::int32_t(sum));
+        }
+    }
+}
+
+void add_bias(Image& image, const Tensor& acc, const Tensor& bias) {
+    for (std::uint32_t r = 0; r < acc.rows; ++r)
+        for (std::uint32_t c = 0; c < acc.cols; ++c)
+            store_element(image, acc, r, c,
+                          wrap32(load_element(image, acc, r, c) + load_element(image, bias, 0, c)));
+}
+
+void requant(Image& image, const Tensor& out, const Tensor& in, const Instruction& ins) {
+    const std::int64_t multiplier = ins.multiplier(), zero_point = ins.zero_point();
+    const std::uint32_t shift = ins.shift();
+    const std::int64_t lo = dtype_min(out.dtype), hi = dtype_max(out.dtype);
+    for (std::uint32_t r = 0; r < in.rows; ++r)
+        for (std::uint32_t c = 0; c < in.cols; ++c) {
+            const std::int64_t p = load_element(image, in, r, c) * multiplier; // |p| <= 2^62
+            const std::int64_t q = shift == 0 ? p : (p + (std::int64_t(1) << (shift - 1))) >> shift;
+            store_element(image, out, r, c, std::clamp(q + zero_point, lo, hi));
+        }
+}
+
+void relu(Image& image, const Tensor& out, const Tensor& in) {
+    for (std::uint32_t r = 0; r < in.rows; ++r)
+        for (std::uint32_t c = 0; c < in.cols; ++c)
+            store_element(image, out, r, c, std::max<std::int64_t>(load_element(image, in, r, c), 0));
+}
+
+void argmax(Image& image, const Tensor& out, const Tensor& in) {
+    for (std::uint32_t r = 0; r < in.rows; ++r) {
+        std::uint32_t best = 0;
+        std::int64_t best_value = load_element(image, in, r, 0);
+        for (std::uint32_t c = 1; c < in.cols; ++c) {
+            const std::int64_t v = load_element(image, in, r, c);
+            if (v > best_value) best = c, best_value = v; // strict: the lowest index wins ties
+        }
+        store_element(image, out, r, 0, best);
+    }
+}
+
+// Floor division for a positive divisor.
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+void gather_mean(Image& image, const Step& step, std::uint32_t count) {
+    const Tensor &out = step.operands[0], &table = step.operands[1], &tokens = step.operands[2];
+    std::vector<std::int64_t> sum(table.cols, 0);
+    for (std::uint32_t t = 0; t < count; ++t) {
+        const auto id = std::uint32_t(load_element(image, tokens, t / tokens.cols, t % tokens.cols));
+        for (std::uint32_t d = 0; d < table.cols; ++d) sum[d] += load_element(image, table, id, d);
+    }
+    for (std::uint32_t d = 0; d < table.cols; ++d)
+        store_element(image, out, 0, d,
+                      count == 0 ? 0 : floor_div(2 * sum[d] + count, 2 * std::int64_t(count)));
+}
+
+} // namespace
+
+Fault execute_step(Image& image, const Step& step) {
+    const Instruction& ins = step.instruction;
+    const auto& t = step.operands;
+    switch (ins.opcode) {
+    case OP_DOT_RGB: dot_rgb(image, ins); break;
+    case OP_TENSOR: break; // declarations only change the checker's tensor table
+    case OP_DOT: dot(image, t[0], t[1], t[2]); break;
+    case OP_MATMUL: matmul(image, t[0], t[1], t[2]); break;
+    case OP_ADD_BIAS: add_bias(image, t[0], t[1]); break;
+    case OP_REQUANT: requant(image, t[0], t[1], ins); break;
+    case OP_RELU: relu(image, t[0], t[1]); break;
+    case OP_ARGMAX: argmax(image, t[0], t[1]); break;
+    case OP_GATHER_MEAN: {
+        const TokenCount tokens = check_tokens(image, step);
+        if (tokens.fault) return tokens.fault;
+        gather_mean(image, step, tokens.count);
+        break;
+    }
+    }
+    return {};
+}
+
+RunOutcome run_reference(Image& image) {
+    const Plan plan = plan_program(image);
+    RunOutcome outcome;
+    for (const Step& step : plan.steps) {
+        if (Fault fault = execute_step(image, step)) {
+            outcome.fault = fault;
+            write_fault_pixel(image, fault);
+            return outcome;
+        }
+        ++outcome.executed;
+    }
+    outcome.fault = plan.fault;
+    outcome.halted = plan.halted;
+    if (outcome.fault) write_fault_pixel(image, outcome.fault);
+    return outcome;
+}
+
+} // namespace px
