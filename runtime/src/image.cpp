@@ -58,12 +58,18 @@ std::uint32_t read_be32(const std::uint8_t* p) {
 
 const char* colour_type_name(int type) {
     switch (type) {
-    case 0: return "greyscale";
-    case 2: return "RGB";
-    case 3: return "palette";
-    case 4: return "greyscale+alpha";
-    case 6: return "RGBA";
-    default: return "an invalid colour type";
+    case 0:
+        return "greyscale";
+    case 2:
+        return "RGB";
+    case 3:
+        return "palette";
+    case 4:
+        return "greyscale+alpha";
+    case 6:
+        return "RGBA";
+    default:
+        return "an invalid colour type";
     }
 }
 
@@ -85,14 +91,12 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
         return Error{name + ": PNG is " + std::to_string(depth) + "-bit " +
                      colour_type_name(colour) + " (colour type " + std::to_string(colour) +
                      "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
-    if (file.size() > std::size_t(INT32_MAX))
-        return Error{name + ": file larger than 2 GiB"};
+    if (file.size() > std::size_t(INT32_MAX)) return Error{name + ": file larger than 2 GiB"};
 
     int w = 0, h = 0, channels = 0;
     stbi_uc* pixels =
         stbi_load_from_memory(file.data(), int(file.size()), &w, &h, &channels, STBI_rgb_alpha);
-    if (!pixels)
-        return Error{name + ": corrupt PNG (" + std::string(stbi_failure_reason()) + ")"};
+    if (!pixels) return Error{name + ": corrupt PNG (" + std::string(stbi_failure_reason()) + ")"};
     Image image{std::uint32_t(w), std::uint32_t(h)};
     std::memcpy(image.data(), pixels, image.size_bytes());
     stbi_image_free(pixels);
@@ -161,8 +165,8 @@ ImageDifference compare_images(const Image& expected, const Image& actual) {
 }
 
 std::string to_string(Pixel p) {
-    return "(" + std::to_string(p.r) + "," + std::to_string(p.g) + "," + std::to_string(p.b) +
-           "," + std::to_string(p.a) + ")";
+    return "(" + std::to_string(p.r) + "," + std::to_string(p.g) + "," + std::to_string(p.b) + "," +
+           std::to_string(p.a) + ")";
 }
 
 std::string describe(const ImageDifference& d) {

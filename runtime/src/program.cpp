@@ -6,14 +6,18 @@
 
 namespace px {
 
-std::uint32_t Tensor::pixel_width() const { return (dtype_size(dtype) * cols + 3) / 4; }
+std::uint32_t Tensor::pixel_width() const {
+    return (dtype_size(dtype) * cols + 3) / 4;
+}
 
 bool Tensor::overlaps(const Tensor& o) const {
     return x < o.x + o.pixel_width() && o.x < x + pixel_width() && y < o.y + o.rows &&
            o.y < y + rows;
 }
 
-bool Tensor::same_region(const Tensor& o) const { return *this == o; }
+bool Tensor::same_region(const Tensor& o) const {
+    return *this == o;
+}
 
 std::size_t Tensor::byte_offset(std::uint32_t width, std::uint32_t r, std::uint32_t c) const {
     return (std::size_t(y + r) * width + x) * 4 + std::size_t(dtype_size(dtype)) * c;
@@ -32,9 +36,13 @@ std::int32_t Instruction::multiplier() const {
                         std::uint32_t(p.a) << 24);
 }
 
-std::uint32_t Instruction::shift() const { return extension[1].r; }
+std::uint32_t Instruction::shift() const {
+    return extension[1].r;
+}
 
-std::int32_t Instruction::zero_point() const { return std::int8_t(extension[1].g); }
+std::int32_t Instruction::zero_point() const {
+    return std::int8_t(extension[1].g);
+}
 
 std::string describe(const Fault& fault, const Image& image) {
     std::string op = "?";
@@ -61,21 +69,27 @@ Decoded decode_instruction(const Image& image, std::uint32_t pc) {
     };
     if (ins.length == 0) return fail(FAULT_BAD_OPCODE, std::to_string(p.r) + " is not an opcode");
     if (pc + ins.length > image.width())
-        return fail(FAULT_TRUNCATED, "the instruction needs " + std::to_string(ins.length) +
-                                         " pixels but row 0 ends at x = " +
-                                         std::to_string(image.width() - 1));
-    for (std::uint32_t i = 1; i < ins.length; ++i) ins.extension[i - 1] = image.pixel(pc + i, 0);
+        return fail(FAULT_TRUNCATED,
+                    "the instruction needs " + std::to_string(ins.length) +
+                        " pixels but row 0 ends at x = " + std::to_string(image.width() - 1));
+    for (std::uint32_t i = 1; i < ins.length; ++i)
+        ins.extension[i - 1] = image.pixel(pc + i, 0);
 
     // Reserved channels: the argument channels an instruction does not use must be 0.
     std::uint32_t used_args = 3;
     switch (ins.opcode) {
-    case OP_HALT: used_args = 3; break; // HALT ignores its arguments
+    case OP_HALT:
+        used_args = 3;
+        break; // HALT ignores its arguments
     case OP_TENSOR:
     case OP_ADD_BIAS:
     case OP_REQUANT:
     case OP_RELU:
-    case OP_ARGMAX: used_args = 2; break;
-    default: break;
+    case OP_ARGMAX:
+        used_args = 2;
+        break;
+    default:
+        break;
     }
     for (std::uint32_t i = used_args; i < 3; ++i)
         if (ins.args[i] != 0)
@@ -117,24 +131,29 @@ Fault check_declaration(const Image& image, const Instruction& ins) {
                                              " end past the image width " +
                                              std::to_string(image.width()));
     if (std::uint64_t(t.y) + t.rows > image.height())
-        return fail(FAULT_OUT_OF_BOUNDS, "its rows end at row " +
-                                             std::to_string(std::uint64_t(t.y) + t.rows - 1) +
-                                             " of a " + std::to_string(image.height()) +
-                                             "-row image");
+        return fail(FAULT_OUT_OF_BOUNDS,
+                    "its rows end at row " + std::to_string(std::uint64_t(t.y) + t.rows - 1) +
+                        " of a " + std::to_string(image.height()) + "-row image");
     return {};
 }
 
 // Operand roles of each tensor instruction, in channel order; empty for non-tensor ops.
 std::vector<const char*> operand_roles(std::uint32_t opcode) {
     switch (opcode) {
-    case OP_DOT: return {"out", "a", "b"};
-    case OP_MATMUL: return {"c", "a", "b"};
-    case OP_ADD_BIAS: return {"acc", "bias"};
+    case OP_DOT:
+        return {"out", "a", "b"};
+    case OP_MATMUL:
+        return {"c", "a", "b"};
+    case OP_ADD_BIAS:
+        return {"acc", "bias"};
     case OP_REQUANT:
     case OP_RELU:
-    case OP_ARGMAX: return {"out", "in"};
-    case OP_GATHER_MEAN: return {"out", "table", "tokens"};
-    default: return {};
+    case OP_ARGMAX:
+        return {"out", "in"};
+    case OP_GATHER_MEAN:
+        return {"out", "table", "tokens"};
+    default:
+        return {};
     }
 }
 
@@ -160,9 +179,10 @@ public:
         for (auto d : allowed)
             if (t(i).dtype == d) return;
         std::string names;
-        for (auto d : allowed) names += (names.empty() ? "" : " or ") + std::string(dtype_name(d));
-        fail(FAULT_BAD_DTYPE, role(i) + " is " + std::string(dtype_name(t(i).dtype)) +
-                                  "; it must be " + names);
+        for (auto d : allowed)
+            names += (names.empty() ? "" : " or ") + std::string(dtype_name(d));
+        fail(FAULT_BAD_DTYPE,
+             role(i) + " is " + std::string(dtype_name(t(i).dtype)) + "; it must be " + names);
     }
     void same_dtype(std::size_t i, std::size_t j) {
         if (fault || t(i).dtype == t(j).dtype) return;
@@ -206,8 +226,7 @@ Fault check_dot_rgb(const Image& image, const Instruction& ins) {
             return Fault{FAULT_OUT_OF_BOUNDS, ins.pc,
                          std::string(names[i]) + " " + std::to_string(ins.args[i]) +
                              " is outside the " + std::to_string(image.height()) + "-row image"};
-    if (ins.args[2] == 0)
-        return Fault{FAULT_PROGRAM_ROW, ins.pc, "row out is 0, the program row"};
+    if (ins.args[2] == 0) return Fault{FAULT_PROGRAM_ROW, ins.pc, "row out is 0, the program row"};
     return {};
 }
 
@@ -255,8 +274,7 @@ Plan plan_program(const Image& image) {
                 c.dtype(1, {U8, I8});
                 c.same_dtype(1, 2);
                 c.shape(t1.cols == t2.cols, "a and b must have the same number of columns K");
-                c.shape(t0.rows == t1.rows && t0.cols == t2.rows,
-                        "c must be a.rows x b.rows");
+                c.shape(t0.rows == t1.rows && t0.cols == t2.rows, "c must be a.rows x b.rows");
                 c.disjoint(0, 1);
                 c.disjoint(0, 2);
                 break;
@@ -270,8 +288,8 @@ Plan plan_program(const Image& image) {
                 c.dtype(0, {U8, I8, I32});
                 c.dtype(1, {I32});
                 if (ins.shift() > MAX_REQUANT_SHIFT)
-                    c.fail(FAULT_BAD_OPERAND, "shift " + std::to_string(ins.shift()) +
-                                                  " is larger than 62");
+                    c.fail(FAULT_BAD_OPERAND,
+                           "shift " + std::to_string(ins.shift()) + " is larger than 62");
                 c.shape(t0.rows == t1.rows && t0.cols == t1.cols,
                         "out and in must have the same shape");
                 c.disjoint(0, 1, true);
@@ -316,9 +334,12 @@ Plan plan_program(const Image& image) {
 std::int64_t load_element(const Image& image, const Tensor& t, std::uint32_t r, std::uint32_t c) {
     const std::uint8_t* p = image.data() + t.byte_offset(image.width(), r, c);
     switch (t.dtype) {
-    case DTYPE_U8: return p[0];
-    case DTYPE_I8: return std::int8_t(p[0]);
-    case DTYPE_U16: return std::uint16_t(p[0] | p[1] << 8);
+    case DTYPE_U8:
+        return p[0];
+    case DTYPE_I8:
+        return std::int8_t(p[0]);
+    case DTYPE_U16:
+        return std::uint16_t(p[0] | p[1] << 8);
     default:
         return std::int32_t(std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 |
                             std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24);
@@ -329,7 +350,8 @@ void store_element(Image& image, const Tensor& t, std::uint32_t r, std::uint32_t
                    std::int64_t value) {
     std::uint8_t* p = image.data() + t.byte_offset(image.width(), r, c);
     const auto v = std::uint32_t(std::uint64_t(value));
-    for (std::uint32_t i = 0; i < dtype_size(t.dtype); ++i) p[i] = std::uint8_t(v >> (8 * i));
+    for (std::uint32_t i = 0; i < dtype_size(t.dtype); ++i)
+        p[i] = std::uint8_t(v >> (8 * i));
 }
 
 TokenCount check_tokens(const Image& image, const Step& gather) {
@@ -341,10 +363,10 @@ TokenCount check_tokens(const Image& image, const Step& gather) {
             const std::int64_t id = load_element(image, tokens, r, c);
             if (id == 0) return result;
             if (id < 0 || id >= table.rows) {
-                result.fault = Fault{FAULT_TOKEN_RANGE, gather.instruction.pc,
-                                     "token " + std::to_string(result.count) + " is id " +
-                                         std::to_string(id) + " but the table has " +
-                                         std::to_string(table.rows) + " rows"};
+                result.fault =
+                    Fault{FAULT_TOKEN_RANGE, gather.instruction.pc,
+                          "token " + std::to_string(result.count) + " is id " + std::to_string(id) +
+                              " but the table has " + std::to_string(table.rows) + " rows"};
                 return result;
             }
             ++result.count;

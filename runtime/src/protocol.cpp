@@ -29,9 +29,9 @@ constexpr std::array<OpcodeInfo, 10> opcodes = {{
 constexpr std::array<std::string_view, 5> dtype_names = {"", "u8", "i8", "u16", "i32"};
 
 constexpr std::array<std::string_view, FAULT_COUNT> fault_names = {
-    "NONE",          "BAD_OPCODE",   "TRUNCATED",      "BAD_OPERAND",
-    "BAD_DTYPE",     "UNDEFINED_TENSOR", "OUT_OF_BOUNDS", "PROGRAM_ROW",
-    "SHAPE_MISMATCH", "OVERLAP",     "TOKEN_RANGE"};
+    "NONE",           "BAD_OPCODE",       "TRUNCATED",     "BAD_OPERAND",
+    "BAD_DTYPE",      "UNDEFINED_TENSOR", "OUT_OF_BOUNDS", "PROGRAM_ROW",
+    "SHAPE_MISMATCH", "OVERLAP",          "TOKEN_RANGE"};
 
 } // namespace
 
@@ -66,28 +66,40 @@ std::optional<std::uint32_t> dtype_from_name(std::string_view name) {
 std::uint32_t dtype_size(std::uint32_t dtype) {
     switch (dtype) {
     case DTYPE_U8:
-    case DTYPE_I8: return 1;
-    case DTYPE_U16: return 2;
-    case DTYPE_I32: return 4;
-    default: return 0;
+    case DTYPE_I8:
+        return 1;
+    case DTYPE_U16:
+        return 2;
+    case DTYPE_I32:
+        return 4;
+    default:
+        return 0;
     }
 }
 
 std::int64_t dtype_min(std::uint32_t dtype) {
     switch (dtype) {
-    case DTYPE_I8: return -128;
-    case DTYPE_I32: return INT32_MIN;
-    default: return 0;
+    case DTYPE_I8:
+        return -128;
+    case DTYPE_I32:
+        return INT32_MIN;
+    default:
+        return 0;
     }
 }
 
 std::int64_t dtype_max(std::uint32_t dtype) {
     switch (dtype) {
-    case DTYPE_U8: return 255;
-    case DTYPE_I8: return 127;
-    case DTYPE_U16: return 65535;
-    case DTYPE_I32: return INT32_MAX;
-    default: return 0;
+    case DTYPE_U8:
+        return 255;
+    case DTYPE_I8:
+        return 127;
+    case DTYPE_U16:
+        return 65535;
+    case DTYPE_I32:
+        return INT32_MAX;
+    default:
+        return 0;
     }
 }
 

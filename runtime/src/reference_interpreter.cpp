@@ -10,7 +10,9 @@ namespace px {
 namespace {
 
 // Wrap a 64-bit value to i32 (two's complement, modulo 2^32).
-std::int32_t wrap32(std::int64_t v) { return std::int32_t(std::uint32_t(std::uint64_t(v))); }
+std::int32_t wrap32(std::int64_t v) {
+    return std::int32_t(std::uint32_t(std::uint64_t(v)));
+}
 
 void dot_rgb(Image& image, const Instruction& ins) {
     const std::uint32_t row_a = ins.args[0], row_b = ins.args[1], row_out = ins.args[2];
@@ -39,9 +41,11 @@ std::vector<std::int32_t> widen(const Image& image, const Tensor& t) {
         const std::uint8_t* p = image.data() + t.byte_offset(image.width(), r, 0);
         std::int32_t* row = &v[std::size_t(r) * t.cols];
         if (t.dtype == DTYPE_I8)
-            for (std::uint32_t c = 0; c < t.cols; ++c) row[c] = std::int8_t(p[c]);
+            for (std::uint32_t c = 0; c < t.cols; ++c)
+                row[c] = std::int8_t(p[c]);
         else
-            for (std::uint32_t c = 0; c < t.cols; ++c) row[c] = p[c];
+            for (std::uint32_t c = 0; c < t.cols; ++c)
+                row[c] = p[c];
     }
     return v;
 }
@@ -54,7 +58,8 @@ void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
         for (std::uint32_t n = 0; n < c.cols; ++n) {
             const std::int32_t* rb = &wb[std::size_t(n) * K];
             std::uint32_t sum = 0; // unsigned: wraps modulo 2^32 as the protocol says
-            for (std::uint32_t k = 0; k < K; ++k) sum += std::uint32_t(ra[k] * rb[k]);
+            for (std::uint32_t k = 0; k < K; ++k)
+                sum += std::uint32_t(ra[k] * rb[k]);
             store_element(image, c, m, n, std::int32_t(sum));
         }
     }
@@ -82,7 +87,8 @@ void requant(Image& image, const Tensor& out, const Tensor& in, const Instructio
 void relu(Image& image, const Tensor& out, const Tensor& in) {
     for (std::uint32_t r = 0; r < in.rows; ++r)
         for (std::uint32_t c = 0; c < in.cols; ++c)
-            store_element(image, out, r, c, std::max<std::int64_t>(load_element(image, in, r, c), 0));
+            store_element(image, out, r, c,
+                          std::max<std::int64_t>(load_element(image, in, r, c), 0));
 }
 
 void argmax(Image& image, const Tensor& out, const Tensor& in) {
@@ -106,8 +112,10 @@ void gather_mean(Image& image, const Step& step, std::uint32_t count) {
     const Tensor &out = step.operands[0], &table = step.operands[1], &tokens = step.operands[2];
     std::vector<std::int64_t> sum(table.cols, 0);
     for (std::uint32_t t = 0; t < count; ++t) {
-        const auto id = std::uint32_t(load_element(image, tokens, t / tokens.cols, t % tokens.cols));
-        for (std::uint32_t d = 0; d < table.cols; ++d) sum[d] += load_element(image, table, id, d);
+        const auto id =
+            std::uint32_t(load_element(image, tokens, t / tokens.cols, t % tokens.cols));
+        for (std::uint32_t d = 0; d < table.cols; ++d)
+            sum[d] += load_element(image, table, id, d);
     }
     for (std::uint32_t d = 0; d < table.cols; ++d)
         store_element(image, out, 0, d,
@@ -120,14 +128,29 @@ Fault execute_step(Image& image, const Step& step) {
     const Instruction& ins = step.instruction;
     const auto& t = step.operands;
     switch (ins.opcode) {
-    case OP_DOT_RGB: dot_rgb(image, ins); break;
-    case OP_TENSOR: break; // declarations only change the checker's tensor table
-    case OP_DOT: dot(image, t[0], t[1], t[2]); break;
-    case OP_MATMUL: matmul(image, t[0], t[1], t[2]); break;
-    case OP_ADD_BIAS: add_bias(image, t[0], t[1]); break;
-    case OP_REQUANT: requant(image, t[0], t[1], ins); break;
-    case OP_RELU: relu(image, t[0], t[1]); break;
-    case OP_ARGMAX: argmax(image, t[0], t[1]); break;
+    case OP_DOT_RGB:
+        dot_rgb(image, ins);
+        break;
+    case OP_TENSOR:
+        break; // declarations only change the checker's tensor table
+    case OP_DOT:
+        dot(image, t[0], t[1], t[2]);
+        break;
+    case OP_MATMUL:
+        matmul(image, t[0], t[1], t[2]);
+        break;
+    case OP_ADD_BIAS:
+        add_bias(image, t[0], t[1]);
+        break;
+    case OP_REQUANT:
+        requant(image, t[0], t[1], ins);
+        break;
+    case OP_RELU:
+        relu(image, t[0], t[1]);
+        break;
+    case OP_ARGMAX:
+        argmax(image, t[0], t[1]);
+        break;
     case OP_GATHER_MEAN: {
         const TokenCount tokens = check_tokens(image, step);
         if (tokens.fault) return tokens.fault;

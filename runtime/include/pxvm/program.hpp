@@ -31,9 +31,9 @@ struct Tensor {
 
 /// One decoded instruction of row 0.
 struct Instruction {
-    std::uint32_t pc = 0;     ///< x of the instruction pixel in row 0
-    std::uint32_t opcode = 0; ///< R channel
-    std::uint32_t length = 1; ///< pixels, extension pixels included
+    std::uint32_t pc = 0;               ///< x of the instruction pixel in row 0
+    std::uint32_t opcode = 0;           ///< R channel
+    std::uint32_t length = 1;           ///< pixels, extension pixels included
     std::array<std::uint8_t, 3> args{}; ///< G, B, A channels
     std::array<Pixel, 2> extension{};   ///< extension pixels (TENSOR, REQUANT)
 
@@ -75,7 +75,7 @@ struct Step {
 /// A whole program checked statically: the steps that run, then how it ends.
 struct Plan {
     std::vector<Step> steps;
-    Fault fault;        ///< static fault at the instruction after the last step, if any
+    Fault fault;         ///< static fault at the instruction after the last step, if any
     bool halted = false; ///< ended at HALT (else at the end of row 0, or at the fault)
 };
 

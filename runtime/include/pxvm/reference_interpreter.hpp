@@ -11,9 +11,9 @@ namespace px {
 
 /// How a run ended.
 struct RunOutcome {
-    Fault fault;                 ///< code NONE when the program halted or ran off row 0
-    bool halted = false;         ///< stopped at HALT
-    std::uint32_t executed = 0;  ///< instructions executed (TENSOR declarations included)
+    Fault fault;                ///< code NONE when the program halted or ran off row 0
+    bool halted = false;        ///< stopped at HALT
+    std::uint32_t executed = 0; ///< instructions executed (TENSOR declarations included)
 };
 
 /// Runs the program in row 0 of `image`, changing the image in place as docs/PROTOCOL.md says:
