@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <iterator>
 #include <unistd.h>
@@ -106,8 +107,13 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
 Result<Image> load_png(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return Error{path + ": cannot open (" + std::strerror(errno) + ")"};
-    std::vector<std::uint8_t> file((std::istreambuf_iterator<char>(in)),
-                                   std::istreambuf_iterator<char>());
+    std::vector<std::uint8_t> file;
+    try {
+        file.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } catch (const std::exception& e) {
+        // libstdc++ throws from istreambuf_iterator on a read error, e.g. when path is a directory
+        return Error{path + ": cannot read (" + e.what() + ")"};
+    }
     if (in.bad()) return Error{path + ": read error"};
     return decode_png(file, path);
 }
@@ -128,7 +134,9 @@ Result<void> write_file_atomic(const std::string& path, std::span<const std::uin
     const std::string temporary = path + ".tmp" + std::to_string(::getpid());
     std::FILE* f = std::fopen(temporary.c_str(), "wb");
     if (!f) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
-    const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    // An empty span may have a null data(), which fwrite must not get (glibc declares it nonnull).
+    const bool written =
+        bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
     const bool flushed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
     const bool closed = std::fclose(f) == 0;
     if (!written || !flushed || !closed) {

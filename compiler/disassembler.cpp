@@ -1,0 +1,241 @@
+// The disassembler (image -> .pxs text that assembles back to the identical image) and the
+// zoomed-in picture renderer behind `pxc render`. Row 0 is read only through
+// px::decode_instruction, so the text shows exactly what every executor sees.
+#include "pxvm/disassembler.hpp"
+
+#include "pxvm/program.hpp"
+#include "pxvm/protocol.hpp"
+
+#include <optional>
+#include <sstream>
+#include <vector>
+
+namespace px {
+namespace {
+
+constexpr std::size_t comment_column = 40;
+constexpr std::uint32_t rgba_pixels_per_line = 8;
+constexpr std::uint32_t red_pixels_per_line = 32;
+constexpr std::uint32_t min_values_scale = 24;
+
+std::string t(std::uint8_t id) {
+    return "t" + std::to_string(id);
+}
+
+bool is_zero(Pixel p) {
+    return p == Pixel{};
+}
+
+bool red_only(Pixel p) {
+    return p.g == 0 && p.b == 0 && p.a == 0;
+}
+
+// The text of a cleanly decoded instruction, or nothing when the assembler could not reproduce its
+// pixels from a mnemonic line (HALT with arguments, an unknown dtype code, a shift above 62).
+std::optional<std::string> instruction_text(const Instruction& ins) {
+    const auto n = [](auto v) { return std::to_string(v); };
+    const auto& a = ins.args;
+    switch (ins.opcode) {
+    case OP_HALT:
+        if (a[0] || a[1] || a[2]) return std::nullopt;
+        return "halt";
+    case OP_DOT_RGB:
+        return "dot_rgb " + n(a[0]) + ", " + n(a[1]) + ", " + n(a[2]);
+    case OP_TENSOR: {
+        const Tensor d = ins.declared();
+        const auto dtype = dtype_name(d.dtype);
+        if (dtype.empty()) return std::nullopt;
+        return "tensor " + t(a[0]) + ", " + std::string(dtype) + ", " + n(d.x) + ", " + n(d.y) +
+               ", " + n(d.rows) + ", " + n(d.cols);
+    }
+    case OP_DOT:
+    case OP_MATMUL:
+    case OP_GATHER_MEAN:
+        return std::string(opcode_name(ins.opcode)) + " " + t(a[0]) + ", " + t(a[1]) + ", " +
+               t(a[2]);
+    case OP_ADD_BIAS:
+    case OP_RELU:
+    case OP_ARGMAX:
+        return std::string(opcode_name(ins.opcode)) + " " + t(a[0]) + ", " + t(a[1]);
+    case OP_REQUANT:
+        if (ins.shift() > MAX_REQUANT_SHIFT) return std::nullopt;
+        return "requant " + t(a[0]) + ", " + t(a[1]) + ", " + n(ins.multiplier()) + ", " +
+               n(ins.shift()) + ", " + n(ins.zero_point());
+    default:
+        return std::nullopt;
+    }
+}
+
+std::string range(std::uint64_t first, std::uint64_t last) {
+    return first == last ? std::to_string(first)
+                         : std::to_string(first) + "-" + std::to_string(last);
+}
+
+// "; pc 3-5: i8 4x16 at pixels x 0-3, y 1-4".
+std::string instruction_comment(const Instruction& ins) {
+    std::string text = "; pc " + range(ins.pc, ins.pc + ins.length - 1);
+    if (ins.opcode == OP_TENSOR) {
+        const Tensor d = ins.declared();
+        text += ": " + std::string(dtype_name(d.dtype)) + " " + std::to_string(d.rows) + "x" +
+                std::to_string(d.cols);
+        if (d.rows == 0 || d.cols == 0)
+            text += ", empty";
+        else
+            text += " at pixels x " + range(d.x, std::uint64_t(d.x) + d.pixel_width() - 1) +
+                    ", y " + range(d.y, std::uint64_t(d.y) + d.rows - 1);
+    }
+    return text;
+}
+
+void emit_commented(std::ostringstream& out, const std::string& code, const std::string& comment) {
+    out << code;
+    if (code.size() < comment_column)
+        out << std::string(comment_column - code.size(), ' ');
+    else
+        out << "  ";
+    out << comment << "\n";
+}
+
+// The non-zero pixels of row y from x = first on, as .red / .rgba lines of consecutive pixels.
+void emit_runs(std::ostringstream& out, const Image& image, std::uint32_t y, std::uint32_t first) {
+    std::uint32_t x = first;
+    const std::uint32_t w = image.width();
+    while (x < w) {
+        if (is_zero(image.pixel(x, y))) {
+            ++x;
+            continue;
+        }
+        // A run of non-zero pixels that are all red-only (or none of them), cut to a line's length.
+        const bool red = red_only(image.pixel(x, y));
+        const std::uint32_t limit = red ? red_pixels_per_line : rgba_pixels_per_line;
+        std::uint32_t end = x;
+        while (end < w && end - x < limit && !is_zero(image.pixel(end, y)) &&
+               red_only(image.pixel(end, y)) == red)
+            ++end;
+        out << (red ? ".red " : ".rgba ") << x << " " << y << (red ? " " : "");
+        for (std::uint32_t i = x; i < end; ++i) {
+            const Pixel p = image.pixel(i, y);
+            if (red)
+                out << " " << int(p.r);
+            else
+                out << "  " << int(p.r) << " " << int(p.g) << " " << int(p.b) << " " << int(p.a);
+        }
+        out << "\n";
+        x = end;
+    }
+}
+
+bool row_is_zero(const Image& image, std::uint32_t y, std::uint32_t first) {
+    for (std::uint32_t x = first; x < image.width(); ++x)
+        if (!is_zero(image.pixel(x, y))) return false;
+    return true;
+}
+
+// A 3x5 pixel font for the digits 0-9, one 3-bit row pattern per line (bit 2 = left column).
+constexpr std::uint8_t digit_font[10][5] = {
+    {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
+    {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}};
+
+// Writes R, G, B and A as four right-aligned lines of digits into the block whose top-left pixel
+// is (bx, by), light on dark pixels and dark on light ones.
+void label_block(Image& picture, Pixel p, std::uint32_t bx, std::uint32_t by, std::uint32_t scale) {
+    const std::uint32_t luma = (299 * p.r + 587 * p.g + 114 * p.b) / 1000;
+    const Pixel ink = luma < 128 ? Pixel{230, 230, 230, 255} : Pixel{16, 16, 16, 255};
+    const std::uint32_t text_width = 11, text_height = 23; // 3 digits, 4 lines, 1-pixel gaps
+    const std::uint32_t x0 = bx + (scale - text_width) / 2, y0 = by + (scale - text_height) / 2;
+    const std::uint8_t values[4] = {p.r, p.g, p.b, p.a};
+    for (std::uint32_t line = 0; line < 4; ++line) {
+        std::uint32_t v = values[line];
+        for (std::uint32_t position = 3; position-- > 0;) {
+            const std::uint32_t digit = v % 10;
+            for (std::uint32_t row = 0; row < 5; ++row)
+                for (std::uint32_t col = 0; col < 3; ++col)
+                    if (digit_font[digit][row] >> (2 - col) & 1)
+                        picture.set_pixel(x0 + 4 * position + col, y0 + 6 * line + row, ink);
+            v /= 10;
+            if (v == 0) break;
+        }
+    }
+}
+
+} // namespace
+
+std::string disassemble(const Image& image, std::string_view name) {
+    std::ostringstream out;
+    const std::uint32_t w = image.width(), h = image.height();
+    out << "; " << (name.empty() ? std::string("pixel program") : std::string(name)) << ": " << w
+        << "x" << h << " pixels, disassembled by pxc\n"
+        << "; assembling this text ('pxc asm') gives the identical image, byte for byte\n";
+    out << ".image " << w << " " << h << "\n";
+    if (w == 0 || h == 0) return out.str();
+
+    const Plan plan = plan_program(image);
+    const auto fault_comment = [&](std::uint32_t pc) {
+        if (plan.fault && plan.fault.pc == pc) out << "; " << describe(plan.fault, image) << "\n";
+    };
+
+    out << "\n; row 0: instructions\n";
+    std::uint32_t pc = 0;
+    bool halted = false;
+    while (pc < w && !halted) {
+        const Decoded d = decode_instruction(image, pc);
+        if (d.fault) break;
+        const auto text = instruction_text(d.instruction);
+        if (!text) break;
+        fault_comment(pc);
+        emit_commented(out, *text, instruction_comment(d.instruction));
+        pc += d.instruction.length;
+        halted = d.instruction.opcode == OP_HALT;
+    }
+    if (!row_is_zero(image, 0, pc)) {
+        fault_comment(pc);
+        out << "; row 0 from pc " << pc << " as raw pixels: "
+            << (halted ? "after halt, never executed"
+                       : "not an instruction the assembler writes as a mnemonic")
+            << "\n";
+        emit_runs(out, image, 0, pc);
+    }
+
+    bool data_header = false;
+    for (std::uint32_t y = 1; y < h; ++y) {
+        if (row_is_zero(image, y, 0)) continue;
+        if (!data_header) out << "\n; data rows (pixels not listed are 0 0 0 0)\n";
+        data_header = true;
+        emit_runs(out, image, y, 0);
+    }
+    return out.str();
+}
+
+Result<Image> render_picture(const Image& image, const RenderOptions& options) {
+    if (options.scale < 1 || options.scale > 256)
+        return Error{"scale " + std::to_string(options.scale) + " is out of range (1 ... 256)"};
+    if (options.values && options.scale < min_values_scale)
+        return Error{"printing the channel values needs scale " + std::to_string(min_values_scale) +
+                     " or more, not " + std::to_string(options.scale)};
+    const std::uint64_t cell = options.scale + 1;
+    const std::uint64_t width = image.width() * cell + 1, height = image.height() * cell + 1;
+    if (auto dims = check_dimensions(width, height); !dims)
+        return Error{"a " + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
+                     " image at scale " + std::to_string(options.scale) +
+                     " would need a picture larger than the PNG limits (" + dims.error().message +
+                     "); use a smaller scale"};
+    Image picture{std::uint32_t(width), std::uint32_t(height)};
+    for (std::uint32_t cy = 0; cy < picture.height(); ++cy)
+        for (std::uint32_t cx = 0; cx < picture.width(); ++cx) {
+            Pixel p = options.grid;
+            if (cx % cell != 0 && cy % cell != 0) {
+                p = image.pixel(std::uint32_t(cx / cell), std::uint32_t(cy / cell));
+                p.a = 255;
+            }
+            picture.set_pixel(cx, cy, p);
+        }
+    if (options.values)
+        for (std::uint32_t y = 0; y < image.height(); ++y)
+            for (std::uint32_t x = 0; x < image.width(); ++x)
+                if (!is_zero(image.pixel(x, y)))
+                    label_block(picture, image.pixel(x, y), std::uint32_t(x * cell + 1),
+                                std::uint32_t(y * cell + 1), options.scale);
+    return picture;
+}
+
+} // namespace px

@@ -1,0 +1,650 @@
+#version 450
+// The GPU interpreter (Path A): runs a whole pixel program in one workgroup, bit for bit as
+// run_reference (runtime/src/reference_interpreter.cpp), with the checks and fault codes of
+// plan_program (runtime/src/program.cpp) in the same order. Thread 0 decodes and checks each
+// instruction; every thread then shares its work. Only core Vulkan 1.2 features are used (no
+// 64-bit or 8-bit types), so it runs on any device.
+#extension GL_GOOGLE_include_directive : require
+
+#include "pxvm_layout.h"
+#include "pxvm_protocol.h"
+
+layout(local_size_x = INTERPRETER_LOCAL_SIZE) in;
+
+// The image: one word per RGBA pixel, R in the low byte. Coherent because threads read what
+// other threads of the workgroup wrote for earlier instructions.
+layout(set = 0, binding = BINDING_IMAGE) coherent buffer ImageBuffer {
+    uint pixels[];
+};
+
+layout(set = 0, binding = BINDING_STATUS) buffer RunStatus {
+    uint fault_code;
+    uint fault_pc;
+    uint executed;
+    uint halted;
+}
+status;
+
+layout(push_constant) uniform InterpreterPush {
+    uint width;
+    uint height;
+}
+push;
+
+const uint THREADS = INTERPRETER_LOCAL_SIZE;
+const uint NONE = 0xFFFFFFFFu;
+const int INT_MIN = int(0x80000000u);
+const int INT_MAX = 0x7FFFFFFF;
+
+const uint STATE_RUN = 0u;
+const uint STATE_HALTED = 1u; // at HALT
+const uint STATE_ENDED = 2u;  // pc reached the end of row 0
+const uint STATE_FAULTED = 3u;
+
+struct Tensor {
+    uint x, y, rows, cols, dtype;
+};
+
+// The tensor table (dtype 0: not declared), written only by thread 0.
+shared uint table_x[MAX_TENSORS], table_y[MAX_TENSORS], table_rows[MAX_TENSORS],
+    table_cols[MAX_TENSORS], table_dtype[MAX_TENSORS];
+
+// Thread 0's decoding of the current instruction, read by every thread while it executes.
+shared uint s_state, s_pc, s_executed, s_fault_code, s_fault_pc;
+shared uint s_ins[3]; // the instruction pixel and its extension pixels
+shared Tensor s_operands[3];
+
+// Scratch of the parallel phases: first-index scans (atomicMin) and reductions.
+shared uint s_first_a, s_first_b;
+shared uint s_sum[THREADS];
+shared int s_best_value[THREADS];
+shared uint s_best_index[THREADS];
+
+// ---- Helpers ----------------------------------------------------------------------------------
+
+// Makes every thread's image and shared-memory writes visible to the whole workgroup.
+void sync_all() {
+    memoryBarrierBuffer();
+    memoryBarrierShared();
+    barrier();
+}
+
+uint channel(uint pixel, uint c) {
+    return (pixel >> (8u * c)) & 255u;
+}
+
+uint instruction_length(uint opcode) {
+    switch (opcode) {
+    case OP_TENSOR:
+    case OP_REQUANT:
+        return 3u;
+    case OP_HALT:
+    case OP_DOT_RGB:
+    case OP_DOT:
+    case OP_MATMUL:
+    case OP_ADD_BIAS:
+    case OP_RELU:
+    case OP_ARGMAX:
+    case OP_GATHER_MEAN:
+        return 1u;
+    default:
+        return 0u;
+    }
+}
+
+uint dtype_size(uint dtype) {
+    switch (dtype) {
+    case DTYPE_U8:
+    case DTYPE_I8:
+        return 1u;
+    case DTYPE_U16:
+        return 2u;
+    case DTYPE_I32:
+        return 4u;
+    default:
+        return 0u;
+    }
+}
+
+int dtype_min(uint dtype) {
+    return dtype == DTYPE_I8 ? -128 : dtype == DTYPE_I32 ? INT_MIN : 0;
+}
+
+int dtype_max(uint dtype) {
+    return dtype == DTYPE_U8 ? 255 : dtype == DTYPE_I8 ? 127 : dtype == DTYPE_U16 ? 65535 : INT_MAX;
+}
+
+uint pixel_width(Tensor t) {
+    return (dtype_size(t.dtype) * t.cols + 3u) / 4u;
+}
+
+bool overlaps(Tensor a, Tensor b) {
+    return a.x < b.x + pixel_width(b) && b.x < a.x + pixel_width(a) && a.y < b.y + b.rows &&
+           b.y < a.y + a.rows;
+}
+
+bool same_region(Tensor a, Tensor b) {
+    return a.x == b.x && a.y == b.y && a.rows == b.rows && a.cols == b.cols && a.dtype == b.dtype;
+}
+
+// Word index of the first pixel of tensor row r; tensor rows always start on a pixel.
+uint row_word(Tensor t, uint r) {
+    return (t.y + r) * push.width + t.x;
+}
+
+// Element (r, c), sign- or zero-extended per its dtype (load_element in program.cpp).
+int load_element(Tensor t, uint r, uint c) {
+    const uint byte = row_word(t, r) * 4u + dtype_size(t.dtype) * c;
+    const uint word = pixels[byte >> 2];
+    const int bit = int((byte & 3u) * 8u);
+    switch (t.dtype) {
+    case DTYPE_U8:
+        return int(bitfieldExtract(word, bit, 8));
+    case DTYPE_I8:
+        return bitfieldExtract(int(word), bit, 8);
+    case DTYPE_U16:
+        return int(bitfieldExtract(word, bit, 16));
+    default:
+        return int(word);
+    }
+}
+
+// Element j of an output word replaced by value (already in the dtype's range, or wrapping i32).
+uint insert_element(uint word, uint dtype, uint j, int value) {
+    const uint bits = 8u * dtype_size(dtype);
+    return bits == 32u ? uint(value) : bitfieldInsert(word, uint(value), int(j * bits), int(bits));
+}
+
+// Writes one element; only for words no other thread writes in the same phase.
+void store_element(Tensor t, uint r, uint c, int value) {
+    const uint byte = row_word(t, r) * 4u + dtype_size(t.dtype) * c;
+    const uint index = byte >> 2;
+    pixels[index] = insert_element(pixels[index], t.dtype, (byte & 3u) / dtype_size(t.dtype), value);
+}
+
+// Sum of the first n (<= 4) byte products of two words of u8 or i8 elements, wrapping.
+uint dot4(uint a, uint b, uint n, bool is_signed) {
+    uint sum = 0u;
+    for (uint j = 0u; j < n; ++j) {
+        const int bit = int(8u * j);
+        const int x = is_signed ? bitfieldExtract(int(a), bit, 8) : int(bitfieldExtract(a, bit, 8));
+        const int y = is_signed ? bitfieldExtract(int(b), bit, 8) : int(bitfieldExtract(b, bit, 8));
+        sum += uint(x * y);
+    }
+    return sum;
+}
+
+// Floor division for a positive divisor (floor_div in reference_interpreter.cpp).
+int floor_div(int a, int b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+// ---- Reductions: `lanes` consecutive threads (a power of two) per segment ------------------------
+
+// Threads per segment when `segments` independent reductions share the workgroup.
+uint lanes_for(uint segments) {
+    return segments >= THREADS ? 1u : 1u << uint(findMSB(THREADS / segments));
+}
+
+// Tree sum of s_sum within each group of `lanes` threads below `used`; lane 0 ends with the total.
+void reduce_sum(uint tid, uint lanes, uint used) {
+    const uint lane = tid % lanes;
+    for (uint stride = lanes >> 1; stride > 0u; stride >>= 1) {
+        barrier();
+        if (lane < stride && tid < used) s_sum[tid] += s_sum[tid + stride];
+    }
+    barrier();
+}
+
+// Tree argmax of (s_best_value, s_best_index): the larger value wins, the lower index on a tie.
+void reduce_argmax(uint tid, uint lanes, uint used) {
+    const uint lane = tid % lanes;
+    for (uint stride = lanes >> 1; stride > 0u; stride >>= 1) {
+        barrier();
+        if (lane < stride && tid < used) {
+            const uint other = s_best_index[tid + stride];
+            const int other_value = s_best_value[tid + stride];
+            const uint mine = s_best_index[tid];
+            if (other != NONE && (mine == NONE || other_value > s_best_value[tid] ||
+                                  (other_value == s_best_value[tid] && other < mine))) {
+                s_best_index[tid] = other;
+                s_best_value[tid] = other_value;
+            }
+        }
+    }
+    barrier();
+}
+
+// ---- Decoding and static checks (thread 0), mirroring program.cpp --------------------------------
+
+// The first failing check of a chain keeps its code (Checker in program.cpp).
+uint check(uint fault, bool ok, uint code) {
+    return fault != FAULT_NONE || ok ? fault : code;
+}
+
+uint dtype_bit(uint dtype) {
+    return 1u << dtype;
+}
+
+uint check_dtype(uint fault, Tensor t, uint allowed) {
+    return check(fault, (allowed & dtype_bit(t.dtype)) != 0u, FAULT_BAD_DTYPE);
+}
+
+// Output o must not overlap input i, unless in place is allowed and they are the same region.
+uint check_disjoint(uint fault, Tensor o, Tensor i, bool in_place_ok) {
+    return check(fault, !overlaps(o, i) || (in_place_ok && same_region(o, i)), FAULT_OVERLAP);
+}
+
+uint check_dot_rgb(uint ins) {
+    for (uint i = 0u; i < 3u; ++i)
+        if (channel(ins, i + 1u) >= push.height) return FAULT_OUT_OF_BOUNDS;
+    return channel(ins, 3u) == 0u ? FAULT_PROGRAM_ROW : FAULT_NONE;
+}
+
+Tensor declared(uint ext0, uint ext1, uint dtype) {
+    return Tensor(ext0 & 0xFFFFu, ext0 >> 16, ext1 & 0xFFFFu, ext1 >> 16, dtype);
+}
+
+uint check_declaration(Tensor t) {
+    if (dtype_size(t.dtype) == 0u) return FAULT_BAD_DTYPE;
+    if (t.rows == 0u || t.cols == 0u) return FAULT_SHAPE_MISMATCH;
+    if (t.y == 0u) return FAULT_PROGRAM_ROW;
+    if (t.x + pixel_width(t) > push.width) return FAULT_OUT_OF_BOUNDS;
+    if (t.y + t.rows > push.height) return FAULT_OUT_OF_BOUNDS;
+    return FAULT_NONE;
+}
+
+uint operand_count(uint opcode) {
+    return opcode == OP_DOT || opcode == OP_MATMUL || opcode == OP_GATHER_MEAN ? 3u : 2u;
+}
+
+// The operand checks of a tensor instruction, in protocol order (after UNDEFINED_TENSOR).
+uint check_operands(uint opcode, uint shift, Tensor t0, Tensor t1, Tensor t2) {
+    const uint U8 = dtype_bit(DTYPE_U8), I8 = dtype_bit(DTYPE_I8), U16 = dtype_bit(DTYPE_U16),
+               I32 = dtype_bit(DTYPE_I32);
+    uint f = FAULT_NONE;
+    switch (opcode) {
+    case OP_DOT:
+        f = check_dtype(f, t0, I32);
+        f = check_dtype(f, t1, U8 | I8);
+        f = check(f, t1.dtype == t2.dtype, FAULT_BAD_DTYPE);
+        f = check(f, t1.rows == t2.rows && t1.cols == t2.cols, FAULT_SHAPE_MISMATCH);
+        f = check(f, t0.rows == 1u && t0.cols == 1u, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, false);
+        f = check_disjoint(f, t0, t2, false);
+        break;
+    case OP_MATMUL:
+        f = check_dtype(f, t0, I32);
+        f = check_dtype(f, t1, U8 | I8);
+        f = check(f, t1.dtype == t2.dtype, FAULT_BAD_DTYPE);
+        f = check(f, t1.cols == t2.cols, FAULT_SHAPE_MISMATCH);
+        f = check(f, t0.rows == t1.rows && t0.cols == t2.rows, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, false);
+        f = check_disjoint(f, t0, t2, false);
+        break;
+    case OP_ADD_BIAS:
+        f = check_dtype(f, t0, I32);
+        f = check_dtype(f, t1, I32);
+        f = check(f, t1.rows == 1u && t1.cols == t0.cols, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, false);
+        break;
+    case OP_REQUANT:
+        f = check_dtype(f, t0, U8 | I8 | I32);
+        f = check_dtype(f, t1, I32);
+        f = check(f, shift <= MAX_REQUANT_SHIFT, FAULT_BAD_OPERAND);
+        f = check(f, t0.rows == t1.rows && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, true);
+        break;
+    case OP_RELU:
+        f = check(f, t0.dtype == t1.dtype, FAULT_BAD_DTYPE);
+        f = check(f, t0.rows == t1.rows && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, true);
+        break;
+    case OP_ARGMAX:
+        f = check_dtype(f, t0, U16 | I32);
+        f = check(f, t0.rows == t1.rows && t0.cols == 1u, FAULT_SHAPE_MISMATCH);
+        f = check(f, t0.dtype != DTYPE_U16 || t1.cols <= 65536u, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, false);
+        break;
+    case OP_GATHER_MEAN:
+        f = check_dtype(f, t0, I32);
+        f = check_dtype(f, t1, U8 | I8);
+        f = check_dtype(f, t2, U8 | U16 | I32);
+        f = check(f, t0.rows == 1u && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
+        // rows * cols <= 65536 without the 32-bit product overflowing
+        f = check(f, t2.rows <= 65536u / t2.cols, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, false);
+        f = check_disjoint(f, t0, t2, false);
+        break;
+    }
+    return f;
+}
+
+// Decodes and checks the instruction at s_pc (decode_instruction + plan_program): leaves it in
+// s_ins/s_operands with s_state RUN, or ends the run.
+uint decode_and_check() {
+    const uint pc = s_pc;
+    if (pc >= push.width) {
+        s_state = STATE_ENDED;
+        return FAULT_NONE;
+    }
+    const uint ins = pixels[pc];
+    const uint opcode = channel(ins, 0u);
+    const uint length = instruction_length(opcode);
+    if (length == 0u) return FAULT_BAD_OPCODE;
+    if (pc + length > push.width) return FAULT_TRUNCATED;
+    const uint ext0 = length > 1u ? pixels[pc + 1u] : 0u;
+    const uint ext1 = length > 2u ? pixels[pc + 2u] : 0u;
+    s_ins[0] = ins;
+    s_ins[1] = ext0;
+    s_ins[2] = ext1;
+
+    // Reserved channels: the argument channels an instruction does not use must be 0.
+    const uint used_args = opcode == OP_TENSOR || opcode == OP_ADD_BIAS || opcode == OP_REQUANT ||
+                                   opcode == OP_RELU || opcode == OP_ARGMAX
+                               ? 2u
+                               : 3u;
+    for (uint i = used_args; i < 3u; ++i)
+        if (channel(ins, i + 1u) != 0u) return FAULT_BAD_OPERAND;
+    if (opcode == OP_REQUANT && (ext1 >> 16) != 0u) return FAULT_BAD_OPERAND;
+
+    if (opcode == OP_HALT) {
+        s_state = STATE_HALTED;
+        return FAULT_NONE;
+    }
+    s_first_a = NONE;
+    s_first_b = NONE;
+    if (opcode == OP_DOT_RGB) return check_dot_rgb(ins);
+    if (opcode == OP_TENSOR) {
+        const Tensor t = declared(ext0, ext1, channel(ins, 2u));
+        const uint fault = check_declaration(t);
+        if (fault == FAULT_NONE) {
+            const uint id = channel(ins, 1u);
+            table_x[id] = t.x;
+            table_y[id] = t.y;
+            table_rows[id] = t.rows;
+            table_cols[id] = t.cols;
+            table_dtype[id] = t.dtype;
+        }
+        return fault;
+    }
+    Tensor t[3];
+    for (uint i = 0u; i < 3u; ++i) {
+        const uint id = channel(ins, i + 1u);
+        t[i] = Tensor(table_x[id], table_y[id], table_rows[id], table_cols[id], table_dtype[id]);
+        if (i < operand_count(opcode) && t[i].dtype == 0u) return FAULT_UNDEFINED_TENSOR;
+        s_operands[i] = t[i];
+    }
+    return check_operands(opcode, channel(ext1, 0u), t[0], t[1], t[2]);
+}
+
+// ---- Execution: every thread, one function per opcode (reference_interpreter.cpp) ---------------
+
+void dot_rgb(uint tid, uint row_a, uint row_b, uint row_out) {
+    const uint w = push.width;
+    // n: the first x where both rows hold R = 0.
+    for (uint x = tid; x < w; x += THREADS)
+        if (((pixels[row_a * w + x] | pixels[row_b * w + x]) & 255u) == 0u) atomicMin(s_first_a, x);
+    barrier();
+    const uint n = min(s_first_a, w);
+    uint sum = 0u;
+    for (uint x = tid; x < n; x += THREADS)
+        sum += (pixels[row_a * w + x] & 255u) * (pixels[row_b * w + x] & 255u);
+    s_sum[tid] = sum;
+    const uint lanes = lanes_for(1u);
+    reduce_sum(tid, lanes, lanes);
+    // The sum is complete before the write, so row_out may be row_a or row_b.
+    if (tid == 0u) pixels[row_out * w] = s_sum[0] & 0xFFFFu;
+}
+
+void dot_tensors(uint tid, Tensor o, Tensor a, Tensor b) {
+    const uint words = pixel_width(a);
+    const bool is_signed = a.dtype == DTYPE_I8;
+    uint sum = 0u;
+    for (uint i = tid; i < a.rows * words; i += THREADS) {
+        const uint r = i / words, px = i % words;
+        sum += dot4(pixels[row_word(a, r) + px], pixels[row_word(b, r) + px],
+                    min(4u, a.cols - 4u * px), is_signed);
+    }
+    s_sum[tid] = sum;
+    const uint lanes = lanes_for(1u);
+    reduce_sum(tid, lanes, lanes);
+    if (tid == 0u) pixels[row_word(o, 0u)] = s_sum[0];
+}
+
+// C = A * B^T: one output element per thread; rows of a and b are read a word (4 elements) at a time.
+void matmul(uint tid, Tensor c, Tensor a, Tensor b) {
+    const uint k = a.cols, words = pixel_width(a);
+    const bool is_signed = a.dtype == DTYPE_I8;
+    for (uint e = tid; e < c.rows * c.cols; e += THREADS) {
+        const uint m = e / c.cols, n = e % c.cols;
+        const uint ra = row_word(a, m), rb = row_word(b, n);
+        uint sum = 0u; // wraps modulo 2^32 as the protocol says
+        for (uint w = 0u; w < words; ++w)
+            sum += dot4(pixels[ra + w], pixels[rb + w], min(4u, k - 4u * w), is_signed);
+        pixels[row_word(c, m) + n] = sum;
+    }
+}
+
+void add_bias(uint tid, Tensor acc, Tensor bias) {
+    for (uint e = tid; e < acc.rows * acc.cols; e += THREADS) {
+        const uint r = e / acc.cols, c = e % acc.cols;
+        const uint index = row_word(acc, r) + c;
+        pixels[index] = pixels[index] + uint(load_element(bias, 0u, c));
+    }
+}
+
+// clamp(q + zero_point) for a 64-bit q = (hi, lo), into [lo_bound, hi_bound] (32-bit bounds).
+int clamp64(int hi, uint lo, int zero_point, int lo_bound, int hi_bound) {
+    uint carry;
+    lo = uaddCarry(lo, uint(zero_point), carry);
+    hi += int(carry) + (zero_point < 0 ? -1 : 0);
+    const bool fits_i32 = hi == (int(lo) >> 31);
+    const int value = fits_i32 ? int(lo) : (hi < 0 ? INT_MIN : INT_MAX);
+    return clamp(value, lo_bound, hi_bound);
+}
+
+// One requantised element: (v * multiplier + 2^(shift-1)) >> shift in 64 bits from 32-bit halves.
+int requant_value(int v, int multiplier, uint shift, int zero_point, uint out_dtype) {
+    int hi, lo_signed;
+    imulExtended(v, multiplier, hi, lo_signed); // exact: |p| <= 2^62
+    uint lo = uint(lo_signed);
+    if (shift > 0u) {
+        const uint bit = shift - 1u; // rounding: ties toward +infinity
+        if (bit < 32u) {
+            uint carry;
+            lo = uaddCarry(lo, 1u << bit, carry);
+            hi += int(carry);
+        } else {
+            hi += int(1u << (bit - 32u));
+        }
+        if (shift < 32u) { // arithmetic shift of (hi, lo)
+            lo = (lo >> shift) | (uint(hi) << (32u - shift));
+            hi >>= shift;
+        } else {
+            lo = uint(hi >> (shift - 32u));
+            hi >>= 31;
+        }
+    }
+    return clamp64(hi, lo, zero_point, dtype_min(out_dtype), dtype_max(out_dtype));
+}
+
+// Elementwise outputs are written a whole word per thread, so byte-sized elements never race and
+// padding bytes that are not elements keep their values.
+void requant(uint tid, Tensor dst, Tensor src, uint ext0, uint ext1) {
+    const int multiplier = int(ext0);
+    const uint shift = channel(ext1, 0u);
+    const int zero_point = bitfieldExtract(int(ext1), 8, 8);
+    const uint words = pixel_width(dst), per_word = 4u / dtype_size(dst.dtype);
+    for (uint i = tid; i < dst.rows * words; i += THREADS) {
+        const uint r = i / words, px = i % words, index = row_word(dst, r) + px;
+        uint word = pixels[index];
+        for (uint j = 0u; j < per_word && px * per_word + j < dst.cols; ++j) {
+            const int v = load_element(src, r, px * per_word + j);
+            word = insert_element(word, dst.dtype, j,
+                                  requant_value(v, multiplier, shift, zero_point, dst.dtype));
+        }
+        pixels[index] = word;
+    }
+}
+
+void relu(uint tid, Tensor dst, Tensor src) {
+    const uint words = pixel_width(dst), per_word = 4u / dtype_size(dst.dtype);
+    for (uint i = tid; i < dst.rows * words; i += THREADS) {
+        const uint r = i / words, px = i % words, index = row_word(dst, r) + px;
+        uint word = pixels[index];
+        for (uint j = 0u; j < per_word && px * per_word + j < dst.cols; ++j)
+            word = insert_element(word, dst.dtype, j, max(load_element(src, r, px * per_word + j), 0));
+        pixels[index] = word;
+    }
+}
+
+// One row per group of lanes; within a lane the strict > keeps the lowest index of equal values.
+void argmax(uint tid, Tensor dst, Tensor src) {
+    const uint lanes = lanes_for(src.rows), per_pass = THREADS / lanes, lane = tid % lanes;
+    for (uint first = 0u; first < src.rows; first += per_pass) {
+        const uint r = first + tid / lanes;
+        const bool busy = tid < per_pass * lanes && r < src.rows;
+        uint best = NONE;
+        int best_value = 0;
+        if (busy)
+            for (uint c = lane; c < src.cols; c += lanes) {
+                const int v = load_element(src, r, c);
+                if (best == NONE || v > best_value) {
+                    best = c;
+                    best_value = v;
+                }
+            }
+        s_best_index[tid] = best;
+        s_best_value[tid] = best_value;
+        reduce_argmax(tid, lanes, per_pass * lanes);
+        if (busy && lane == 0u) store_element(dst, r, 0u, int(s_best_index[tid]));
+    }
+}
+
+// check_tokens: T is the index of the first id 0 (or every element); a fault needs an id out of
+// range before it. Returns the fault, uniform across the workgroup.
+uint gather_mean(uint tid, Tensor dst, Tensor table, Tensor tokens) {
+    const uint total = tokens.rows * tokens.cols;
+    for (uint t = tid; t < total; t += THREADS) {
+        const int id = load_element(tokens, t / tokens.cols, t % tokens.cols);
+        if (id == 0)
+            atomicMin(s_first_a, t);
+        else if (id < 0 || uint(id) >= table.rows)
+            atomicMin(s_first_b, t);
+    }
+    barrier();
+    if (s_first_b < s_first_a) return FAULT_TOKEN_RANGE;
+    const uint count = min(s_first_a, total);
+
+    // out[0][d] = floor((2 * sum[d] + T) / (2 * T)): one column per group of lanes.
+    const uint lanes = lanes_for(table.cols), per_pass = THREADS / lanes, lane = tid % lanes;
+    for (uint first = 0u; first < table.cols; first += per_pass) {
+        const uint d = first + tid / lanes;
+        const bool busy = tid < per_pass * lanes && d < table.cols;
+        uint sum = 0u;
+        if (busy)
+            for (uint t = lane; t < count; t += lanes) {
+                const uint id = uint(load_element(tokens, t / tokens.cols, t % tokens.cols));
+                sum += uint(load_element(table, id, d));
+            }
+        s_sum[tid] = sum;
+        reduce_sum(tid, lanes, per_pass * lanes);
+        if (busy && lane == 0u) {
+            const int n = int(count); // sums fit 32 bits: at most 65536 tokens of 8-bit values
+            const int mean = n == 0 ? 0 : floor_div(2 * int(s_sum[tid]) + n, 2 * n);
+            pixels[row_word(dst, 0u) + d] = uint(mean);
+        }
+    }
+    return FAULT_NONE;
+}
+
+// Executes the decoded instruction on every thread; returns its dynamic fault (TOKEN_RANGE), the
+// same value in every thread.
+uint execute(uint tid) {
+    const uint ins = s_ins[0];
+    const Tensor t0 = s_operands[0], t1 = s_operands[1], t2 = s_operands[2];
+    switch (channel(ins, 0u)) {
+    case OP_DOT_RGB:
+        dot_rgb(tid, channel(ins, 1u), channel(ins, 2u), channel(ins, 3u));
+        break;
+    case OP_DOT:
+        dot_tensors(tid, t0, t1, t2);
+        break;
+    case OP_MATMUL:
+        matmul(tid, t0, t1, t2);
+        break;
+    case OP_ADD_BIAS:
+        add_bias(tid, t0, t1);
+        break;
+    case OP_REQUANT:
+        requant(tid, t0, t1, s_ins[1], s_ins[2]);
+        break;
+    case OP_RELU:
+        relu(tid, t0, t1);
+        break;
+    case OP_ARGMAX:
+        argmax(tid, t0, t1);
+        break;
+    case OP_GATHER_MEAN:
+        return gather_mean(tid, t0, t1, t2);
+    default: // TENSOR: declarations only change the table
+        break;
+    }
+    return FAULT_NONE;
+}
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    for (uint id = tid; id < MAX_TENSORS; id += THREADS)
+        table_dtype[id] = 0u;
+    if (tid == 0u) {
+        s_pc = 0u;
+        s_executed = 0u;
+        s_fault_code = FAULT_NONE;
+        s_fault_pc = 0u;
+    }
+    sync_all();
+
+    // Check, then execute: thread 0 decides, everyone reads the decision after a barrier, and
+    // thread 0 changes the shared state again only after the next barrier.
+    for (;;) {
+        if (tid == 0u) {
+            s_state = STATE_RUN;
+            const uint fault = decode_and_check();
+            if (fault != FAULT_NONE) {
+                s_state = STATE_FAULTED;
+                s_fault_code = fault;
+                s_fault_pc = s_pc;
+            }
+        }
+        sync_all();
+        if (s_state != STATE_RUN) break;
+        const uint fault = execute(tid);
+        sync_all();
+        if (fault != FAULT_NONE) {
+            if (tid == 0u) {
+                s_state = STATE_FAULTED;
+                s_fault_code = fault;
+                s_fault_pc = s_pc;
+            }
+            break;
+        }
+        if (tid == 0u) {
+            s_pc += instruction_length(channel(s_ins[0], 0u));
+            s_executed += 1u;
+        }
+    }
+
+    if (tid == 0u) {
+        status.fault_code = s_fault_code;
+        status.fault_pc = s_fault_pc;
+        status.executed = s_executed;
+        status.halted = s_state == STATE_HALTED ? 1u : 0u;
+        if (s_fault_code != FAULT_NONE) {
+            const uint pc = s_fault_pc;
+            pixels[push.width - 1u] =
+                s_fault_code | (pc & 255u) << 8 | (pc >> 8) << 16 | FAULT_PIXEL_ALPHA << 24;
+        }
+    }
+}
