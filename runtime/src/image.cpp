@@ -4,6 +4,7 @@
 
 #include "pxvm/protocol.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -74,6 +75,43 @@ const char* colour_type_name(int type) {
     }
 }
 
+std::uint32_t crc32(const std::uint8_t* data, std::size_t size) {
+    static const auto table = [] {
+        std::array<std::uint32_t, 256> t{};
+        for (std::uint32_t n = 0; n < 256; ++n) {
+            std::uint32_t c = n;
+            for (int k = 0; k < 8; ++k)
+                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[n] = c;
+        }
+        return t;
+    }();
+    std::uint32_t c = 0xFFFFFFFFu;
+    for (std::size_t i = 0; i < size; ++i)
+        c = table[(c ^ data[i]) & 255] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+// stb_image checks neither chunk CRCs nor zlib checksums, so a flipped data byte could load as
+// different pixels; walk the chunks first and refuse any that is cut short or fails its CRC.
+Result<void> check_chunks(std::span<const std::uint8_t> file) {
+    std::size_t at = 8;
+    while (true) {
+        if (file.size() - at < 12)
+            return Error{"truncated PNG (the file ends before the IEND chunk)"};
+        const std::uint32_t length = read_be32(&file[at]);
+        const std::string type(reinterpret_cast<const char*>(&file[at + 4]), 4);
+        if (length > file.size() - at - 12)
+            return Error{"truncated PNG (chunk " + type + " at byte " + std::to_string(at) +
+                         " runs past the end of the file)"};
+        if (crc32(&file[at + 4], length + 4) != read_be32(&file[at + 8 + length]))
+            return Error{"corrupt PNG (chunk " + type + " at byte " + std::to_string(at) +
+                         " fails its CRC check)"};
+        at += 12 + std::size_t(length);
+        if (type == "IEND") return {};
+    }
+}
+
 } // namespace
 
 Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& name) {
@@ -92,12 +130,16 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
         return Error{name + ": PNG is " + std::to_string(depth) + "-bit " +
                      colour_type_name(colour) + " (colour type " + std::to_string(colour) +
                      "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
+    if (auto chunks = check_chunks(file); !chunks)
+        return Error{name + ": " + chunks.error().message};
     if (file.size() > std::size_t(INT32_MAX)) return Error{name + ": file larger than 2 GiB"};
 
     int w = 0, h = 0, channels = 0;
     stbi_uc* pixels =
         stbi_load_from_memory(file.data(), int(file.size()), &w, &h, &channels, STBI_rgb_alpha);
-    if (!pixels) return Error{name + ": corrupt PNG (" + std::string(stbi_failure_reason()) + ")"};
+    if (!pixels)
+        return Error{name + ": corrupt PNG: cannot decode its pixel data (" +
+                     std::string(stbi_failure_reason()) + ")"};
     Image image{std::uint32_t(w), std::uint32_t(h)};
     std::memcpy(image.data(), pixels, image.size_bytes());
     stbi_image_free(pixels);
@@ -181,7 +223,7 @@ std::string describe(const ImageDifference& d) {
     if (d.count == 0) return "images are identical";
     return "first difference at pixel (" + std::to_string(d.x) + ", " + std::to_string(d.y) +
            "): expected " + to_string(d.expected) + ", actual " + to_string(d.actual) + "; " +
-           std::to_string(d.count) + " pixel" + (d.count == 1 ? "" : "s") + " differ";
+           std::to_string(d.count) + (d.count == 1 ? " pixel differs" : " pixels differ");
 }
 
 } // namespace px

@@ -50,6 +50,12 @@ def main() -> None:
         "truncated_data.png": good[:idat + 4 + 10],
         # IDAT whose zlib header is broken (CMF 0x78 -> 0x79; the chunk CRC no longer matches).
         "bad_zlib.png": good[:idat + 4] + bytes([good[idat + 4] ^ 1]) + good[idat + 5:],
+        # The same broken zlib header under a recomputed, matching CRC: the decoder must notice.
+        "bad_zlib_good_crc.png": good[:idat - 4] + chunk(
+            b"IDAT", bytes([good[idat + 4] ^ 1]) + good[idat + 5:good.index(b"IEND") - 8])
+        + good[good.index(b"IEND") - 4:],
+        # One flipped pixel byte deep inside the compressed data: only the CRC reveals it.
+        "flipped_data_byte.png": good[:idat + 12] + bytes([good[idat + 12] ^ 0x40]) + good[idat + 13:],
         # A text file and an empty file.
         "not_png.txt": b"tensor 1 u8 at (0, 1) shape 1x4\nhalt\n",
         "empty.png": b"",
