@@ -36,13 +36,8 @@ int main(int argc, char** argv) {
 
     std::cout << program << ": " << image->width() << "x" << image->height()
               << ", device cpu (reference interpreter)\n";
-    for (std::uint32_t i = 0; i < outcome.executed; ++i) {
-        const std::string written = px::describe_step_output(plan.steps[i], *image);
-        if (!written.empty())
-            std::cout << "  pc " << plan.steps[i].instruction.pc << " "
-                      << px::opcode_name(plan.steps[i].instruction.opcode) << ": " << written
-                      << "\n";
-    }
+    for (const std::string& line : px::describe_outputs(plan, outcome.executed, *image))
+        std::cout << "  " << line << "\n";
     if (outcome.fault)
         std::cout << "stopped: " << px::describe(outcome.fault, before) << "\n";
     else

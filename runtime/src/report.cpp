@@ -1,6 +1,8 @@
 // Formats the outputs of executed steps for pxrun and the tests' failure messages.
 #include "pxvm/report.hpp"
 
+#include <optional>
+
 namespace px {
 
 std::string describe_step_output(const Step& step, const Image& result, std::size_t max_values) {
@@ -25,6 +27,31 @@ std::string describe_step_output(const Step& step, const Image& result, std::siz
                                                           std::uint32_t(i % out.cols)));
     if (total > max_values) text += ", ... " + std::to_string(total - max_values) + " more";
     return text + "]";
+}
+
+std::vector<std::string> describe_outputs(const Plan& plan, std::uint32_t executed,
+                                          const Image& result, std::size_t max_values) {
+    // The pixel rectangle each step writes: dot_rgb writes one pixel, tensor ops their operand 0.
+    auto written = [](const Step& step) -> std::optional<Tensor> {
+        const auto op = step.instruction.opcode;
+        if (op == OP_DOT_RGB) return Tensor{0, step.instruction.args[2], 1, 1, DTYPE_I32};
+        if (op == OP_TENSOR || op == OP_HALT) return std::nullopt;
+        return step.operands[0];
+    };
+    std::vector<std::string> lines;
+    for (std::uint32_t i = 0; i < executed && i < plan.steps.size(); ++i) {
+        const auto region = written(plan.steps[i]);
+        if (!region) continue;
+        bool overwritten = false;
+        for (std::uint32_t j = i + 1; j < executed && j < plan.steps.size() && !overwritten; ++j)
+            if (const auto later = written(plan.steps[j])) overwritten = later->overlaps(*region);
+        if (overwritten) continue;
+        const Instruction& ins = plan.steps[i].instruction;
+        lines.push_back("pc " + std::to_string(ins.pc) + " " +
+                        std::string(opcode_name(ins.opcode)) + ": " +
+                        describe_step_output(plan.steps[i], result, max_values));
+    }
+    return lines;
 }
 
 } // namespace px

@@ -5,6 +5,7 @@
 #include "pxvm/program.hpp"
 
 #include <string>
+#include <vector>
 
 namespace px {
 
@@ -12,5 +13,11 @@ namespace px {
 /// "t3 i32 1x4 at (0, 5) = [12, -7, 0, 3]" for tensor outputs; empty for steps that write nothing.
 /// At most `max_values` values are listed.
 std::string describe_step_output(const Step& step, const Image& result, std::size_t max_values = 8);
+
+/// One line per output of the first `executed` steps of a plan, "pc 4 matmul: t3 i32 ...", in
+/// program order. An output written again by a later step is listed only at its last writer, so
+/// every value shown is what that instruction wrote.
+std::vector<std::string> describe_outputs(const Plan& plan, std::uint32_t executed,
+                                          const Image& result, std::size_t max_values = 8);
 
 } // namespace px
