@@ -4,6 +4,11 @@
 // plan_program (runtime/src/program.cpp) in the same order. Thread 0 decodes and checks each
 // instruction; every thread then shares its work. Only core Vulkan 1.2 features are used (no
 // 64-bit or 8-bit types), so it runs on any device.
+//
+// Loops with a trip count known at compile time are unrolled by every driver. The others are
+// kept few: Mesa's llvmpipe (lavapipe) silently ends every loop of an invocation once it has run
+// 65535 loop iterations in all, so a run that needs more reports STATUS_INCOMPLETE instead of a
+// wrong image (see loop_budget_exhausted).
 #extension GL_GOOGLE_include_directive : require
 
 #include "pxvm_layout.h"
@@ -32,6 +37,13 @@ layout(push_constant) uniform InterpreterPush {
 push;
 
 const uint THREADS = INTERPRETER_LOCAL_SIZE;
+// Levels of a reduction tree over THREADS threads: ceil(log2(THREADS)) as a constant expression.
+const uint LEVELS = uint(THREADS > 1u) + uint(THREADS > 2u) + uint(THREADS > 4u) +
+                    uint(THREADS > 8u) + uint(THREADS > 16u) + uint(THREADS > 32u) +
+                    uint(THREADS > 64u) + uint(THREADS > 128u) + uint(THREADS > 256u) +
+                    uint(THREADS > 512u);
+// Not a protocol fault: the status of a run the device stopped before the program ended.
+const uint STATUS_INCOMPLETE = FAULT_COUNT;
 const uint NONE = 0xFFFFFFFFu;
 const int INT_MIN = int(0x80000000u);
 const int INT_MAX = 0x7FFFFFFF;
@@ -56,6 +68,7 @@ shared Tensor s_operands[3];
 
 // Scratch of the parallel phases: first-index scans (atomicMin) and reductions.
 shared uint s_first_a, s_first_b;
+shared uint s_incomplete;
 shared uint s_sum[THREADS];
 shared int s_best_value[THREADS];
 shared uint s_best_index[THREADS];
@@ -162,15 +175,36 @@ void store_element(Tensor t, uint r, uint c, int value) {
     pixels[index] = insert_element(pixels[index], t.dtype, (byte & 3u) / dtype_size(t.dtype), value);
 }
 
-// Sum of the first n (<= 4) byte products of two words of u8 or i8 elements, wrapping.
+// Sum of the byte products of two words of u8 or i8 elements, of which the first n (1-4) count.
 uint dot4(uint a, uint b, uint n, bool is_signed) {
-    uint sum = 0u;
-    for (uint j = 0u; j < n; ++j) {
-        const int bit = int(8u * j);
-        const int x = is_signed ? bitfieldExtract(int(a), bit, 8) : int(bitfieldExtract(a, bit, 8));
-        const int y = is_signed ? bitfieldExtract(int(b), bit, 8) : int(bitfieldExtract(b, bit, 8));
-        sum += uint(x * y);
+    const uint mask = n >= 4u ? 0xFFFFFFFFu : (1u << (8u * n)) - 1u; // zero bytes add nothing
+    a &= mask;
+    b &= mask;
+    if (is_signed) {
+        const ivec4 x = (ivec4(int(a)) << ivec4(24, 16, 8, 0)) >> 24;
+        const ivec4 y = (ivec4(int(b)) << ivec4(24, 16, 8, 0)) >> 24;
+        return uint(x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w);
     }
+    const uvec4 x = (uvec4(a) >> uvec4(0, 8, 16, 24)) & 255u;
+    const uvec4 y = (uvec4(b) >> uvec4(0, 8, 16, 24)) & 255u;
+    return x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w;
+}
+
+// Dot product of two tensor rows of k u8 or i8 elements starting at words ra and rb (rows always
+// start on a pixel), four words per loop iteration.
+uint dot_row(uint ra, uint rb, uint k, bool is_signed) {
+    const uint full = k / 4u, words = (k + 3u) / 4u;
+    uint sum = 0u; // wraps modulo 2^32 as the protocol says
+    uint w = 0u;
+    for (; w + 4u <= full; w += 4u)
+        sum += dot4(pixels[ra + w], pixels[rb + w], 4u, is_signed) +
+               dot4(pixels[ra + w + 1u], pixels[rb + w + 1u], 4u, is_signed) +
+               dot4(pixels[ra + w + 2u], pixels[rb + w + 2u], 4u, is_signed) +
+               dot4(pixels[ra + w + 3u], pixels[rb + w + 3u], 4u, is_signed);
+    for (uint j = 0u; j < 4u; ++j) // the last 0-3 whole words and the partial one
+        if (w + j < words)
+            sum += dot4(pixels[ra + w + j], pixels[rb + w + j], min(4u, k - 4u * (w + j)),
+                        is_signed);
     return sum;
 }
 
@@ -181,17 +215,19 @@ int floor_div(int a, int b) {
 
 // ---- Reductions: `lanes` consecutive threads (a power of two) per segment ------------------------
 
-// Threads per segment when `segments` independent reductions share the workgroup.
+// Threads per segment when `segments` independent reductions share the workgroup: a power of two.
 uint lanes_for(uint segments) {
     return segments >= THREADS ? 1u : 1u << uint(findMSB(THREADS / segments));
 }
 
 // Tree sum of s_sum within each group of `lanes` threads below `used`; lane 0 ends with the total.
+// Every level runs (the loop has a constant trip count), with a barrier each.
 void reduce_sum(uint tid, uint lanes, uint used) {
     const uint lane = tid % lanes;
-    for (uint stride = lanes >> 1; stride > 0u; stride >>= 1) {
+    for (uint level = 0u; level < LEVELS; ++level) {
+        const uint stride = 1u << (LEVELS - 1u - level);
         barrier();
-        if (lane < stride && tid < used) s_sum[tid] += s_sum[tid + stride];
+        if (stride < lanes && lane < stride && tid < used) s_sum[tid] += s_sum[tid + stride];
     }
     barrier();
 }
@@ -199,9 +235,10 @@ void reduce_sum(uint tid, uint lanes, uint used) {
 // Tree argmax of (s_best_value, s_best_index): the larger value wins, the lower index on a tie.
 void reduce_argmax(uint tid, uint lanes, uint used) {
     const uint lane = tid % lanes;
-    for (uint stride = lanes >> 1; stride > 0u; stride >>= 1) {
+    for (uint level = 0u; level < LEVELS; ++level) {
+        const uint stride = 1u << (LEVELS - 1u - level);
         barrier();
-        if (lane < stride && tid < used) {
+        if (stride < lanes && lane < stride && tid < used) {
             const uint other = s_best_index[tid + stride];
             const int other_value = s_best_value[tid + stride];
             const uint mine = s_best_index[tid];
@@ -344,8 +381,8 @@ uint decode_and_check() {
                                    opcode == OP_RELU || opcode == OP_ARGMAX
                                ? 2u
                                : 3u;
-    for (uint i = used_args; i < 3u; ++i)
-        if (channel(ins, i + 1u) != 0u) return FAULT_BAD_OPERAND;
+    for (uint i = 0u; i < 3u; ++i)
+        if (i >= used_args && channel(ins, i + 1u) != 0u) return FAULT_BAD_OPERAND;
     if (opcode == OP_REQUANT && (ext1 >> 16) != 0u) return FAULT_BAD_OPERAND;
 
     if (opcode == OP_HALT) {
@@ -401,7 +438,7 @@ void dot_tensors(uint tid, Tensor o, Tensor a, Tensor b) {
     const uint words = pixel_width(a);
     const bool is_signed = a.dtype == DTYPE_I8;
     uint sum = 0u;
-    for (uint i = tid; i < a.rows * words; i += THREADS) {
+    for (uint i = tid; i < a.rows * words; i += THREADS) { // one word of a and b per thread
         const uint r = i / words, px = i % words;
         sum += dot4(pixels[row_word(a, r) + px], pixels[row_word(b, r) + px],
                     min(4u, a.cols - 4u * px), is_signed);
@@ -412,17 +449,13 @@ void dot_tensors(uint tid, Tensor o, Tensor a, Tensor b) {
     if (tid == 0u) pixels[row_word(o, 0u)] = s_sum[0];
 }
 
-// C = A * B^T: one output element per thread; rows of a and b are read a word (4 elements) at a time.
+// C = A * B^T: one output element per thread.
 void matmul(uint tid, Tensor c, Tensor a, Tensor b) {
-    const uint k = a.cols, words = pixel_width(a);
     const bool is_signed = a.dtype == DTYPE_I8;
     for (uint e = tid; e < c.rows * c.cols; e += THREADS) {
         const uint m = e / c.cols, n = e % c.cols;
-        const uint ra = row_word(a, m), rb = row_word(b, n);
-        uint sum = 0u; // wraps modulo 2^32 as the protocol says
-        for (uint w = 0u; w < words; ++w)
-            sum += dot4(pixels[ra + w], pixels[rb + w], min(4u, k - 4u * w), is_signed);
-        pixels[row_word(c, m) + n] = sum;
+        pixels[row_word(c, m) + n] =
+            dot_row(row_word(a, m), row_word(b, n), a.cols, is_signed);
     }
 }
 
@@ -479,11 +512,12 @@ void requant(uint tid, Tensor dst, Tensor src, uint ext0, uint ext1) {
     for (uint i = tid; i < dst.rows * words; i += THREADS) {
         const uint r = i / words, px = i % words, index = row_word(dst, r) + px;
         uint word = pixels[index];
-        for (uint j = 0u; j < per_word && px * per_word + j < dst.cols; ++j) {
-            const int v = load_element(src, r, px * per_word + j);
-            word = insert_element(word, dst.dtype, j,
-                                  requant_value(v, multiplier, shift, zero_point, dst.dtype));
-        }
+        for (uint j = 0u; j < 4u; ++j)
+            if (j < per_word && px * per_word + j < dst.cols) {
+                const int v = load_element(src, r, px * per_word + j);
+                word = insert_element(word, dst.dtype, j,
+                                      requant_value(v, multiplier, shift, zero_point, dst.dtype));
+            }
         pixels[index] = word;
     }
 }
@@ -493,8 +527,10 @@ void relu(uint tid, Tensor dst, Tensor src) {
     for (uint i = tid; i < dst.rows * words; i += THREADS) {
         const uint r = i / words, px = i % words, index = row_word(dst, r) + px;
         uint word = pixels[index];
-        for (uint j = 0u; j < per_word && px * per_word + j < dst.cols; ++j)
-            word = insert_element(word, dst.dtype, j, max(load_element(src, r, px * per_word + j), 0));
+        for (uint j = 0u; j < 4u; ++j)
+            if (j < per_word && px * per_word + j < dst.cols)
+                word = insert_element(word, dst.dtype, j,
+                                      max(load_element(src, r, px * per_word + j), 0));
         pixels[index] = word;
     }
 }
@@ -508,13 +544,17 @@ void argmax(uint tid, Tensor dst, Tensor src) {
         uint best = NONE;
         int best_value = 0;
         if (busy)
-            for (uint c = lane; c < src.cols; c += lanes) {
-                const int v = load_element(src, r, c);
-                if (best == NONE || v > best_value) {
-                    best = c;
-                    best_value = v;
+            for (uint c0 = lane; c0 < src.cols; c0 += 4u * lanes)
+                for (uint j = 0u; j < 4u; ++j) {
+                    const uint c = c0 + j * lanes; // ascending within the lane
+                    if (c < src.cols) {
+                        const int v = load_element(src, r, c);
+                        if (best == NONE || v > best_value) {
+                            best = c;
+                            best_value = v;
+                        }
+                    }
                 }
-            }
         s_best_index[tid] = best;
         s_best_value[tid] = best_value;
         reduce_argmax(tid, lanes, per_pass * lanes);
@@ -544,10 +584,14 @@ uint gather_mean(uint tid, Tensor dst, Tensor table, Tensor tokens) {
         const bool busy = tid < per_pass * lanes && d < table.cols;
         uint sum = 0u;
         if (busy)
-            for (uint t = lane; t < count; t += lanes) {
-                const uint id = uint(load_element(tokens, t / tokens.cols, t % tokens.cols));
-                sum += uint(load_element(table, id, d));
-            }
+            for (uint t0 = lane; t0 < count; t0 += 4u * lanes)
+                for (uint j = 0u; j < 4u; ++j) {
+                    const uint t = t0 + j * lanes;
+                    if (t < count) {
+                        const uint id = uint(load_element(tokens, t / tokens.cols, t % tokens.cols));
+                        sum += uint(load_element(table, id, d));
+                    }
+                }
         s_sum[tid] = sum;
         reduce_sum(tid, lanes, per_pass * lanes);
         if (busy && lane == 0u) {
@@ -594,6 +638,15 @@ uint execute(uint tid) {
     return FAULT_NONE;
 }
 
+// Whether this invocation ran out of llvmpipe's loop budget: once it is spent, every loop stops
+// after one iteration, so a loop whose trip count (2) the compiler cannot know stops short.
+bool loop_budget_exhausted() {
+    uint iterations = 0u;
+    for (uint i = 0u; i < 2u + (push.height >> 16); ++i) // height <= MAX_HEIGHT < 2^16
+        ++iterations;
+    return iterations != 2u + (push.height >> 16);
+}
+
 void main() {
     const uint tid = gl_LocalInvocationID.x;
     for (uint id = tid; id < MAX_TENSORS; id += THREADS)
@@ -603,6 +656,7 @@ void main() {
         s_executed = 0u;
         s_fault_code = FAULT_NONE;
         s_fault_pc = 0u;
+        s_incomplete = 0u;
     }
     sync_all();
 
@@ -635,8 +689,17 @@ void main() {
             s_executed += 1u;
         }
     }
+    if (loop_budget_exhausted()) atomicOr(s_incomplete, 1u);
+    sync_all();
 
     if (tid == 0u) {
+        if (s_incomplete != 0u) { // the image is unreliable: the host must not use it
+            status.fault_code = STATUS_INCOMPLETE;
+            status.fault_pc = s_pc;
+            status.executed = s_executed;
+            status.halted = 0u;
+            return;
+        }
         status.fault_code = s_fault_code;
         status.fault_pc = s_fault_pc;
         status.executed = s_executed;

@@ -1,0 +1,116 @@
+// Shared by the GPU tests: a Runtime with the validation layer on (the test exits with the skip
+// code when the layer is not installed), a private pipeline-cache directory, and the check that
+// the layer reported nothing.
+#pragma once
+
+#include "pxvm/vulkan/runtime.hpp"
+
+#include <catch2/catch.hpp>
+#include <vulkan/vulkan.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace pxgpu {
+
+/// The exit code that CTest reports as "skipped" (SKIP_RETURN_CODE in tests/CMakeLists.txt).
+inline constexpr int SKIP_EXIT_CODE = 4;
+
+/// Exits with SKIP_EXIT_CODE and the reason when VK_LAYER_KHRONOS_validation is not installed:
+/// every GPU test runs with validation on and fails on any message, so without the layer none of
+/// them can be trusted.
+inline void require_validation_layer() {
+    std::uint32_t count = 0;
+    vkEnumerateInstanceLayerProperties(&count, nullptr);
+    std::vector<VkLayerProperties> layers(count);
+    vkEnumerateInstanceLayerProperties(&count, layers.data());
+    for (std::uint32_t i = 0; i < count; ++i)
+        if (std::strcmp(layers[i].layerName, "VK_LAYER_KHRONOS_validation") == 0) return;
+    std::fprintf(stderr,
+                 "SKIPPED: VK_LAYER_KHRONOS_validation is not installed (Debian: apt install "
+                 "vulkan-validationlayers); the GPU tests need it\n");
+    std::exit(SKIP_EXIT_CODE);
+}
+
+/// A fresh directory under the system temp directory, removed again when the process exits.
+inline std::string temp_dir(const std::string& name) {
+    struct Cleanup {
+        std::vector<std::filesystem::path> dirs;
+        ~Cleanup() {
+            std::error_code ignored;
+            for (const auto& dir : dirs) std::filesystem::remove_all(dir, ignored);
+        }
+    };
+    static Cleanup cleanup;
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("pxvm-gpu-tests-" + std::to_string(::getpid()) + "-" + name);
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    cleanup.dirs.push_back(dir);
+    return dir.string();
+}
+
+/// Validation on, pipeline caches in a private directory.
+inline px::vk::RuntimeOptions test_options(const std::string& name = "cache") {
+    px::vk::RuntimeOptions options;
+    options.validate = true;
+    options.cache_dir = temp_dir(name);
+    return options;
+}
+
+inline px::vk::Runtime make_runtime(const px::vk::RuntimeOptions& options = test_options()) {
+    require_validation_layer();
+    auto runtime = px::vk::Runtime::create(options);
+    if (!runtime) FAIL(runtime.error().message);
+    REQUIRE(runtime->validation_enabled());
+    return std::move(runtime.value());
+}
+
+inline px::vk::Device
+open_device(px::vk::Runtime& runtime,
+            const px::vk::DeviceSelector& selector = px::vk::DeviceSelector::preferred()) {
+    auto device = runtime.open(selector);
+    if (!device) FAIL(device.error().message);
+    return std::move(device.value());
+}
+
+/// Sets (or with nullptr unsets) an environment variable for one scope, then restores it.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) previous_ = old;
+        had_ = std::getenv(name) != nullptr;
+        if (value)
+            ::setenv(name, value, 1);
+        else
+            ::unsetenv(name);
+    }
+    ~ScopedEnv() {
+        if (had_)
+            ::setenv(name_.c_str(), previous_.c_str(), 1);
+        else
+            ::unsetenv(name_.c_str());
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    std::string name_, previous_;
+    bool had_ = false;
+};
+
+/// Fails the test when the validation layer reported any warning or error.
+inline void check_no_validation_messages(const px::vk::Runtime& runtime) {
+    const px::vk::ValidationMessages messages = runtime.validation_messages();
+    for (const std::string& text : messages.texts)
+        UNSCOPED_INFO(text);
+    CHECK(messages.errors == 0);
+    CHECK(messages.warnings == 0);
+}
+
+} // namespace pxgpu

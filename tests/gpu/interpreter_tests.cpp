@@ -1,0 +1,175 @@
+// The GPU interpreter against the reference interpreter on programs built in code (no assets):
+// every pixel of the result image and the run status must agree.
+#include "gpu_support.hpp"
+
+#include "../unit/program_builder.hpp"
+#include "program_generator.hpp"
+
+#include "pxvm/embedded_kernels.hpp"
+#include "pxvm/reference_interpreter.hpp"
+
+#include <random>
+
+using px::Image;
+using pxtest::ProgramBuilder;
+
+namespace {
+
+constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, U16 = px::DTYPE_U16,
+                        I32 = px::DTYPE_I32;
+
+/// Runs `program` on the reference and on the GPU interpreter and checks that both agree.
+void check_against_reference(px::vk::Device& device, const Image& program,
+                             const std::string& what) {
+    INFO(what << " (" << program.width() << "x" << program.height() << ")");
+    Image expected = program;
+    const px::RunOutcome outcome = px::run_reference(expected);
+    Image actual = program;
+    auto run = device.run_interpreter(actual);
+    if (!run) FAIL(run.error().message);
+    const px::ImageDifference difference = px::compare_images(expected, actual);
+    INFO(px::describe(difference));
+    CHECK(difference.count == 0);
+    CHECK(run->status.fault_code == outcome.fault.code);
+    if (outcome.fault) CHECK(run->status.fault_pc == outcome.fault.pc);
+    CHECK(run->status.executed == outcome.executed);
+    CHECK(run->status.halted == (outcome.halted ? 1u : 0u));
+}
+
+px::vk::Device open_interpreter_device(px::vk::Runtime& runtime) {
+    px::vk::Device device = pxgpu::open_device(runtime);
+    if (!px::find_kernel("interpreter")) FAIL("the interpreter kernel is not built");
+    return device;
+}
+
+} // namespace
+
+TEST_CASE("interpreter: the seed program writes 300 = (44, 1, 0, 0) at (0, 3)",
+          "[gpu][interpreter]") {
+    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Device device = open_interpreter_device(runtime);
+    ProgramBuilder b(16, 16);
+    b.dot_rgb(1, 2, 3).halt();
+    for (std::uint8_t x = 0; x < 4; ++x) {
+        b.image.set_pixel(x, 1, {std::uint8_t(x + 1), 0, 0, 255});
+        b.image.set_pixel(x, 2, {std::uint8_t(10 * (x + 1)), 0, 0, 255});
+    }
+    Image image = b.image;
+    auto run = device.run_interpreter(image);
+    if (!run) FAIL(run.error().message);
+    CHECK(image.pixel(0, 3) == px::Pixel{44, 1, 0, 0});
+    CHECK(run->status.halted == 1);
+    CHECK(run->status.executed == 1);
+    REQUIRE(run->pipelines.size() == 1);
+    CHECK(run->pipelines[0].kernel == "interpreter");
+    check_against_reference(device, b.image, "seed dot_rgb");
+    pxgpu::check_no_validation_messages(runtime);
+}
+
+TEST_CASE("interpreter: a small integer network", "[gpu][interpreter]") {
+    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Device device = open_interpreter_device(runtime);
+    ProgramBuilder b(64, 8);
+    b.tensor(1, I8, 0, 1, 4, 2)
+        .tensor(2, U8, 0, 5, 1, 4)
+        .tensor(3, I32, 0, 6, 1, 2)
+        .tensor(4, I8, 4, 5, 1, 2)
+        .tensor(5, I8, 8, 5, 3, 2)
+        .tensor(6, I32, 4, 6, 1, 3)
+        .tensor(7, I32, 8, 1, 1, 3)
+        .tensor(8, U16, 12, 1, 1, 1)
+        .gather_mean(3, 1, 2)
+        .requant(4, 3, 3, 1, 0)
+        .matmul(6, 4, 5)
+        .add_bias(6, 7)
+        .relu(6, 6)
+        .argmax(8, 6)
+        .halt();
+    b.fill(1, {0, 0, 10, -4, 20, 8, -6, 30});
+    b.fill(2, {1, 2, 3, 0});
+    b.fill(5, {1, 1, 2, -1, -1, 3});
+    b.fill(7, {-30, 0, 100});
+    Image image = b.image;
+    auto run = device.run_interpreter(image);
+    if (!run) FAIL(run.error().message);
+    CHECK(b.read(6, image) == std::vector<std::int64_t>{0, 7, 139});
+    CHECK(b.read(8, image) == std::vector<std::int64_t>{2});
+    check_against_reference(device, b.image, "small network");
+    pxgpu::check_no_validation_messages(runtime);
+}
+
+TEST_CASE("interpreter: random matmul, requant and argmax", "[gpu][interpreter]") {
+    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Device device = open_interpreter_device(runtime);
+    std::mt19937 rng(7);
+    for (const std::uint32_t dtype : {U8, I8}) {
+        const std::uint32_t m = 5, n = 9, k = 37;
+        ProgramBuilder b(64, 40);
+        b.tensor(1, dtype, 0, 1, m, k)    // a: rows 1-5
+            .tensor(2, dtype, 0, 6, n, k) // b: rows 6-14
+            .tensor(3, I32, 0, 15, m, n)  // c: rows 15-19
+            .tensor(4, I8, 0, 20, m, n)   // requantized: rows 20-24
+            .tensor(5, I32, 16, 20, m, 1) // argmax
+            .matmul(3, 1, 2)
+            .requant(4, 3, 1 << 20, 28, -3)
+            .argmax(5, 4)
+            .halt();
+        std::uniform_int_distribution<int> value(dtype == U8 ? 0 : -128, dtype == U8 ? 255 : 127);
+        std::vector<std::int64_t> a(m * k), bt(n * k);
+        for (auto& v : a)
+            v = value(rng);
+        for (auto& v : bt)
+            v = value(rng);
+        b.fill(1, a).fill(2, bt);
+        check_against_reference(device, b.image, dtype == U8 ? "u8 matmul" : "i8 matmul");
+    }
+    pxgpu::check_no_validation_messages(runtime);
+}
+
+TEST_CASE("interpreter: faults stop the run and write the fault pixel", "[gpu][interpreter]") {
+    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Device device = open_interpreter_device(runtime);
+    {
+        ProgramBuilder b(16, 4);
+        b.dot_rgb(1, 2, 3).op(200).halt(); // 200 is no opcode
+        check_against_reference(device, b.image, "bad opcode");
+    }
+    {
+        ProgramBuilder b(16, 4);
+        b.tensor(1, I32, 0, 1, 1, 1).relu(1, 9).halt(); // tensor 9 was never declared
+        check_against_reference(device, b.image, "undefined tensor");
+    }
+    {
+        ProgramBuilder b(16, 4);
+        b.tensor(1, I32, 14, 1, 1, 4).halt(); // runs past the right edge
+        check_against_reference(device, b.image, "out of bounds");
+    }
+    {
+        ProgramBuilder b(300, 4); // a fault at pc >= 256
+        for (int i = 0; i < 260; ++i)
+            b.dot_rgb(1, 1, 2);
+        b.op(px::OP_TENSOR, 1, 9, 0).pixel({}).pixel({}); // dtype 9 is no dtype
+        check_against_reference(device, b.image, "fault at pc 260");
+    }
+    {
+        ProgramBuilder b(32, 8);
+        b.tensor(1, U8, 0, 1, 4, 4)
+            .tensor(2, U8, 0, 5, 1, 3)
+            .tensor(3, I32, 0, 6, 1, 4)
+            .gather_mean(3, 1, 2)
+            .halt();
+        b.fill(2, {1, 7, 2}); // 7 >= 4 rows: TOKEN_RANGE, the only check that reads data
+        check_against_reference(device, b.image, "token range");
+    }
+    pxgpu::check_no_validation_messages(runtime);
+}
+
+TEST_CASE("interpreter: generated programs agree with the reference", "[gpu][interpreter]") {
+    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Device device = open_interpreter_device(runtime);
+    for (std::uint64_t seed = 1; seed <= 24; ++seed) {
+        const px::testing::GeneratedProgram program = px::testing::generate_program(seed);
+        check_against_reference(device, program.image, program.summary);
+    }
+    pxgpu::check_no_validation_messages(runtime);
+}
