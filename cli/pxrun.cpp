@@ -1,55 +1,119 @@
-// pxrun: runs a pixel program on the CPU reference interpreter or a Vulkan device, checks the
-// device's image against the reference, prints what the program wrote, optionally saves the image.
+// pxrun: runs a pixel program on a Vulkan device (verified against the CPU reference interpreter)
+// or on the reference itself, prints what the program wrote, optionally saves the image.
 #include "pxvm/image.hpp"
 #include "pxvm/program.hpp"
-#include "pxvm/reference_interpreter.hpp"
 #include "pxvm/report.hpp"
+#include "pxvm/run_program.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <iomanip>
 #include <iostream>
+#include <sstream>
+
+namespace {
+
+std::string milliseconds(const std::optional<double>& ms) {
+    if (!ms) return "n/a";
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(3) << *ms << " ms";
+    return s.str();
+}
+
+void print_gpu_details(const px::ProgramRun& run) {
+    const px::vk::StageTimings& t = run.gpu->timings;
+    std::cout << "  GPU time: upload " << milliseconds(t.gpu_upload_ms) << ", execute "
+              << milliseconds(t.gpu_execute_ms) << ", readback " << milliseconds(t.gpu_readback_ms)
+              << (t.direct_upload ? " (image written directly into device memory)" : "") << "\n";
+    for (const px::vk::PipelineInfo& p : run.gpu->pipelines) {
+        std::cout << "  pipeline " << p.kernel << ": "
+                  << (p.created_in_this_call ? "created in " + milliseconds(p.create_ms)
+                                             : std::string("reused"));
+        if (p.cache_hit) std::cout << ", driver reports cache " << (*p.cache_hit ? "hit" : "miss");
+        std::cout << "\n";
+    }
+    std::cout << "  pipeline cache: " << run.pipeline_cache << "\n";
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"pxrun: run a pixel program (.pxi) and print what it wrote.\n"
+                 "On a Vulkan device the result is checked against the CPU reference "
+                 "interpreter, pixel for pixel.\n"
                  "Exit status: 0 ran to HALT or the end of row 0; 1 bad input or device error; "
-                 "2 the program faulted (the fault pixel is written); 3 the device's image "
-                 "differs from the reference."};
-    std::string program, device = "cpu", out;
+                 "2 the program faulted (the fault pixel is written); 3 the device's result "
+                 "differs from the reference, or the validation layer reported a problem."};
+    std::string program, out;
+    px::RunOptions options;
+    bool no_verify = false;
+    unsigned timeout_ms = 0;
     app.add_option("program", program, "the .pxi program image (8-bit RGBA PNG)")->required();
-    app.add_option("--device,-d", device, "where to run: 'cpu' (the reference interpreter)")
+    app.add_option("--device,-d", options.device,
+                   "where to run: 'auto' (the first GPU, else lavapipe), a device index from "
+                   "pxinfo, a part of a device name, or 'cpu' (the reference interpreter)")
         ->capture_default_str();
     app.add_option("--out,-o", out, "write the executed image here (atomically)");
+    app.add_flag("--no-verify", no_verify, "do not check a device's result against the reference");
+    app.add_flag("--validate", options.validate,
+                 "enable the Khronos validation layer (PXVM_VALIDATE=1 does too)");
+    app.add_option("--timeout-ms", timeout_ms,
+                   "give up on a device run after this long (default 10000; PXVM_TIMEOUT_MS)");
     CLI11_PARSE(app, argc, argv);
+    options.verify = !no_verify;
+    if (timeout_ms) options.timeout = std::chrono::milliseconds(timeout_ms);
 
     auto image = px::load_png(program);
     if (!image) {
         std::cerr << "pxrun: " << image.error().message << "\n";
         return 1;
     }
-    if (device != "cpu") {
-        std::cerr << "pxrun: unknown device '" << device << "'\n";
+    auto run = px::run_program(*image, options);
+    if (!run) {
+        std::cerr << "pxrun: " << program << ": " << run.error().message << "\n";
         return 1;
     }
-    const px::Plan plan = px::plan_program(*image);
-    const px::Image before = *image;
-    const px::RunOutcome outcome = px::run_reference(*image);
 
-    std::cout << program << ": " << image->width() << "x" << image->height()
-              << ", device cpu (reference interpreter)\n";
-    for (const std::string& line : px::describe_outputs(plan, outcome.executed, *image))
+    std::cout << program << ": " << image->width() << "x" << image->height() << ", device "
+              << run->device << "\n";
+    const px::Plan plan = px::plan_program(*image);
+    for (const std::string& line : px::describe_outputs(plan, run->outcome.executed, run->result))
         std::cout << "  " << line << "\n";
+    const px::RunOutcome& outcome = run->outcome;
     if (outcome.fault)
-        std::cout << "stopped: " << px::describe(outcome.fault, before) << "\n";
+        std::cout << "stopped: " << px::describe(outcome.fault, *image) << "\n";
     else
         std::cout << (outcome.halted ? "halted" : "ran to the end of row 0") << " after "
                   << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")
                   << "\n";
+    if (run->gpu) print_gpu_details(*run);
+
+    int status = outcome.fault ? 2 : 0;
+    if (run->verified) {
+        if (run->matches_reference()) {
+            std::cout << "verified: identical to the reference interpreter ("
+                      << std::uint64_t(image->width()) * image->height() << " pixels)\n";
+        } else {
+            if (run->difference.count)
+                std::cerr << "pxrun: MISMATCH: " << px::describe(run->difference) << "\n";
+            if (!run->status_mismatch.empty())
+                std::cerr << "pxrun: MISMATCH: " << run->status_mismatch << "\n";
+            status = 3;
+        }
+    } else if (run->gpu) {
+        std::cout << "not verified (--no-verify)\n";
+    }
+    if (run->validation.total()) {
+        std::cerr << "pxrun: the validation layer reported " << run->validation.errors
+                  << " errors and " << run->validation.warnings << " warnings\n";
+        status = 3;
+    }
     if (!out.empty()) {
-        if (auto saved = px::save_png(*image, out); !saved) {
+        if (auto saved = px::save_png(run->result, out); !saved) {
             std::cerr << "pxrun: " << saved.error().message << "\n";
             return 1;
         }
         std::cout << "wrote " << out << "\n";
     }
-    return outcome.fault ? 2 : 0;
+    return status;
 }

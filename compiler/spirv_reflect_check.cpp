@@ -500,6 +500,7 @@ void check_against_table(Module& m) {
         if (b.set != 0) fail(m, text(b) + " is not in descriptor set 0, the only set pxVM binds");
         if (b.kind != "storage buffer")
             fail(m, text(b) + " is not a storage buffer; pxVM binds only storage buffers");
+        if (b.set != 0) continue;
         if (!seen.insert(b.binding).second)
             fail(m, "binding " + std::to_string(b.binding) + " is declared twice");
         const bool expected =

@@ -163,13 +163,3 @@ TEST_CASE("interpreter: faults stop the run and write the fault pixel", "[gpu][i
     }
     pxgpu::check_no_validation_messages(runtime);
 }
-
-TEST_CASE("interpreter: generated programs agree with the reference", "[gpu][interpreter]") {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
-    px::vk::Device device = open_interpreter_device(runtime);
-    for (std::uint64_t seed = 1; seed <= 24; ++seed) {
-        const px::testing::GeneratedProgram program = px::testing::generate_program(seed);
-        check_against_reference(device, program.image, program.summary);
-    }
-    pxgpu::check_no_validation_messages(runtime);
-}
