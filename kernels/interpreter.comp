@@ -5,10 +5,10 @@
 // instruction; every thread then shares its work. Only core Vulkan 1.2 features are used (no
 // 64-bit or 8-bit types), so it runs on any device.
 //
-// Loops with a trip count known at compile time are unrolled by every driver. The others are
-// kept few: Mesa's llvmpipe (lavapipe) silently ends every loop of an invocation once it has run
-// 65535 loop iterations in all, so a run that needs more reports STATUS_INCOMPLETE instead of a
-// wrong image (see loop_budget_exhausted).
+// Loops whose trip count the compiler cannot know are kept few (the others are unrolled): Mesa's
+// llvmpipe (lavapipe) silently ends every loop of an invocation once it has run 65535 loop
+// iterations in all, so a run that needs more reports STATUS_INCOMPLETE instead of a wrong image
+// (see loop_budget_exhausted).
 #extension GL_GOOGLE_include_directive : require
 
 #include "pxvm_layout.h"
@@ -42,8 +42,6 @@ const uint LEVELS = uint(THREADS > 1u) + uint(THREADS > 2u) + uint(THREADS > 4u)
                     uint(THREADS > 8u) + uint(THREADS > 16u) + uint(THREADS > 32u) +
                     uint(THREADS > 64u) + uint(THREADS > 128u) + uint(THREADS > 256u) +
                     uint(THREADS > 512u);
-// Not a protocol fault: the status of a run the device stopped before the program ended.
-const uint STATUS_INCOMPLETE = FAULT_COUNT;
 const uint NONE = 0xFFFFFFFFu;
 const int INT_MIN = int(0x80000000u);
 const int INT_MAX = 0x7FFFFFFF;
@@ -73,7 +71,7 @@ shared uint s_sum[THREADS];
 shared int s_best_value[THREADS];
 shared uint s_best_index[THREADS];
 
-// ---- Helpers ----------------------------------------------------------------------------------
+// ---- Helpers --------------------------------------------------------------------------------
 
 // Makes every thread's image and shared-memory writes visible to the whole workgroup.
 void sync_all() {
@@ -172,7 +170,8 @@ uint insert_element(uint word, uint dtype, uint j, int value) {
 void store_element(Tensor t, uint r, uint c, int value) {
     const uint byte = row_word(t, r) * 4u + dtype_size(t.dtype) * c;
     const uint index = byte >> 2;
-    pixels[index] = insert_element(pixels[index], t.dtype, (byte & 3u) / dtype_size(t.dtype), value);
+    const uint j = (byte & 3u) / dtype_size(t.dtype);
+    pixels[index] = insert_element(pixels[index], t.dtype, j, value);
 }
 
 // Sum of the byte products of two words of u8 or i8 elements, of which the first n (1-4) count.
@@ -213,7 +212,7 @@ int floor_div(int a, int b) {
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-// ---- Reductions: `lanes` consecutive threads (a power of two) per segment ------------------------
+// ---- Reductions: `lanes` consecutive threads (a power of two) per segment ---------------------
 
 // Threads per segment when `segments` independent reductions share the workgroup: a power of two.
 uint lanes_for(uint segments) {
@@ -252,7 +251,7 @@ void reduce_argmax(uint tid, uint lanes, uint used) {
     barrier();
 }
 
-// ---- Decoding and static checks (thread 0), mirroring program.cpp --------------------------------
+// ---- Decoding and static checks (thread 0), mirroring program.cpp -----------------------------
 
 // The first failing check of a chain keeps its code (Checker in program.cpp).
 uint check(uint fault, bool ok, uint code) {
@@ -415,7 +414,7 @@ uint decode_and_check() {
     return check_operands(opcode, channel(ext1, 0u), t[0], t[1], t[2]);
 }
 
-// ---- Execution: every thread, one function per opcode (reference_interpreter.cpp) ---------------
+// ---- Execution: every thread, one function per opcode (reference_interpreter.cpp) ------------
 
 void dot_rgb(uint tid, uint row_a, uint row_b, uint row_out) {
     const uint w = push.width;
@@ -454,8 +453,7 @@ void matmul(uint tid, Tensor c, Tensor a, Tensor b) {
     const bool is_signed = a.dtype == DTYPE_I8;
     for (uint e = tid; e < c.rows * c.cols; e += THREADS) {
         const uint m = e / c.cols, n = e % c.cols;
-        pixels[row_word(c, m) + n] =
-            dot_row(row_word(a, m), row_word(b, n), a.cols, is_signed);
+        pixels[row_word(c, m) + n] = dot_row(row_word(a, m), row_word(b, n), a.cols, is_signed);
     }
 }
 
@@ -588,8 +586,8 @@ uint gather_mean(uint tid, Tensor dst, Tensor table, Tensor tokens) {
                 for (uint j = 0u; j < 4u; ++j) {
                     const uint t = t0 + j * lanes;
                     if (t < count) {
-                        const uint id = uint(load_element(tokens, t / tokens.cols, t % tokens.cols));
-                        sum += uint(load_element(table, id, d));
+                        const int id = load_element(tokens, t / tokens.cols, t % tokens.cols);
+                        sum += uint(load_element(table, uint(id), d));
                     }
                 }
         s_sum[tid] = sum;

@@ -21,6 +21,11 @@ PX_CONST(BINDING_STATUS, 1u);
 // The GPU interpreter (kernels/interpreter.comp): one workgroup of this many threads.
 PX_CONST(INTERPRETER_LOCAL_SIZE, 256u);
 
+// RunStatus.fault_code of a run the device stopped before the program ended (lavapipe ends every
+// loop of a shader invocation after 65535 iterations in all). Not a protocol fault: the image is
+// unreliable and the host must not use it.
+PX_CONST(STATUS_INCOMPLETE, 0xFFFFFFFFu);
+
 #ifdef __cplusplus
 } // namespace px
 #endif

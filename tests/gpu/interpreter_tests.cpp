@@ -163,3 +163,35 @@ TEST_CASE("interpreter: faults stop the run and write the fault pixel", "[gpu][i
     }
     pxgpu::check_no_validation_messages(runtime);
 }
+
+TEST_CASE("interpreter: a program too long for one shader invocation is an error on lavapipe, "
+          "the reference's pixels elsewhere",
+          "[gpu][interpreter]") {
+    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Device device = open_interpreter_device(runtime);
+    // C (512x512 i32) = A (512x1024 u8) . B (512x1024 u8)^T: 2^18 outputs of 1024 products each.
+    constexpr std::uint32_t M = 512, K = 1024;
+    ProgramBuilder b(M, 1 + 3 * M);
+    b.tensor(1, U8, 0, 1, M, K)
+        .tensor(2, U8, 0, 1 + M, M, K)
+        .tensor(3, I32, 0, 1 + 2 * M, M, M)
+        .matmul(3, 1, 2)
+        .halt();
+    std::mt19937 rng(7);
+    for (std::uint32_t y = 1; y < 1 + 2 * M; ++y)
+        for (std::uint32_t x = 0; x < K / 4; ++x)
+            b.image.set_pixel(x, y,
+                              {std::uint8_t(rng()), std::uint8_t(rng()), std::uint8_t(rng()),
+                               std::uint8_t(rng())});
+    const Image before = b.image;
+    Image image = b.image;
+    auto run = device.run_interpreter(image);
+    if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        REQUIRE_FALSE(run);
+        CHECK_THAT(run.error().message, Catch::Contains("limits how long one shader invocation"));
+        CHECK(image == before); // nothing of the incomplete run reaches the caller
+    } else {
+        check_against_reference(device, b.image, "512x512x1024 matmul");
+    }
+    pxgpu::check_no_validation_messages(runtime);
+}

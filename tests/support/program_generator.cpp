@@ -255,8 +255,8 @@ GeneratedProgram generate_program(std::uint64_t seed) {
             height = gen.uniform(first_tensor_row, height - 1);
         } else {
             what = "shrunken width";
-            width =
-                std::max<std::uint32_t>(1, std::uint32_t(gen.program_.size()) - gen.uniform(1, 2));
+            const std::uint32_t cut = gen.uniform(1, 2), size = std::uint32_t(gen.program_.size());
+            width = size > cut ? size - cut : 1; // unsigned: never wrap below 1
         }
     }
 

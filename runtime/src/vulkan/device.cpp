@@ -706,7 +706,18 @@ Result<PipelineInfo> Device::prepare_kernel(std::string_view name) {
 Result<GpuRun> Device::run_interpreter(Image& image) {
     const Dispatch dispatch =
         Dispatch::with_push("interpreter", InterpreterPush{image.width(), image.height()});
-    return run(std::span(&dispatch, 1), image);
+    Image work = image; // an incomplete run must leave the caller's image unchanged
+    auto result = run(std::span(&dispatch, 1), work);
+    if (!result) return result;
+    if (result->status.fault_code == STATUS_INCOMPLETE)
+        return Error{"the GPU interpreter stopped at pc " +
+                     std::to_string(result->status.fault_pc) + " after " +
+                     std::to_string(result->status.executed) +
+                     " instructions, before the program ended: " + info().name +
+                     " limits how long one shader invocation may loop (lavapipe: 65535 loop "
+                     "iterations in all); run the program on a GPU, or with --device cpu"};
+    image = std::move(work);
+    return result;
 }
 
 Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
