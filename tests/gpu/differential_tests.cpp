@@ -5,12 +5,14 @@
 // PXVM_DIFF_SEED replays one seed instead of a fresh one.
 #include "gpu_support.hpp"
 
+#include "command_runner.hpp"
 #include "program_generator.hpp"
 
 #include "pxvm/program.hpp"
 #include "pxvm/reference_interpreter.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <random>
@@ -83,4 +85,24 @@ TEST_CASE("differential: generated programs give the reference's pixels and stat
         }
     }
     pxgpu::check_no_validation_messages(runtime);
+}
+
+TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][cli]") {
+    pxgpu::require_validation_layer();
+    const px::testing::CommandRunner pxrun(std::filesystem::path(PXVM_BINARY_DIR) / "cli" / "pxrun",
+                                           "pxrun_gpu_test");
+    REQUIRE(pxrun.tool_exists());
+    const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
+    for (const char* asset : {"dot_test.pxi", "tensor_demo.pxi"}) {
+        const auto result =
+            pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/" + std::string(asset), env);
+        INFO(result.out << result.err);
+        CHECK(result.exit_code == 0);
+        CHECK_THAT(result.out, Catch::Contains("(Vulkan, GPU interpreter)"));
+        CHECK_THAT(result.out, Catch::Contains("verified: identical to the reference interpreter"));
+        CHECK(result.err.empty()); // no validation message, no mismatch
+    }
+    const auto missing = pxrun.run("--device 99 " PXVM_SOURCE_DIR "/assets/dot_test.pxi", env);
+    CHECK(missing.exit_code == 1);
+    CHECK_THAT(missing.err, Catch::Contains("99"));
 }

@@ -6,6 +6,8 @@
 #include "pxvm/program.hpp"
 #include "pxvm/reference_interpreter.hpp"
 
+#include "command_runner.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -324,43 +326,29 @@ TEST_CASE("assets/dot_test.pxs assembles to assets/dot_test.pxi and computes 300
 
 TEST_CASE("pxc asm, disasm and render: exit codes and output files", "[assembler][cli]") {
     namespace fs = std::filesystem;
-    const fs::path pxc = fs::path(PXVM_BINARY_DIR) / "cli" / "pxc";
-    if (!fs::exists(pxc)) {
-        WARN("pxc is not built; skipping the command-line checks");
-        return;
-    }
-    const fs::path dir = fs::temp_directory_path() / ("pxc_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    const auto run = [&](const std::string& arguments) {
-        const std::string command = pxc.string() + " " + arguments + " >" +
-                                    (dir / "stdout").string() + " 2>" + (dir / "stderr").string();
-        const int status = std::system(command.c_str());
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    };
-    const auto read = [](const fs::path& path) {
-        std::ifstream in(path, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    const auto write = [](const fs::path& path, const std::string& text) {
-        std::ofstream(path, std::ios::binary) << text;
-    };
+    using px::testing::read_text;
+    using px::testing::write_text;
+    const px::testing::CommandRunner pxc(fs::path(PXVM_BINARY_DIR) / "cli" / "pxc", "pxc_test");
+    REQUIRE(pxc.tool_exists());
+    const fs::path dir = pxc.dir();
+    const auto run = [&](const std::string& arguments) { return pxc.run(arguments).exit_code; };
 
-    write(dir / "bad.pxs", ".image 8 8\nhalt\nmatmull t1, t2, t3\n");
+    write_text(dir / "bad.pxs", ".image 8 8\nhalt\nmatmull t1, t2, t3\n");
     CHECK(run("asm " + (dir / "bad.pxs").string() + " -o " + (dir / "bad.pxi").string()) == 1);
     CHECK_FALSE(fs::exists(dir / "bad.pxi"));
-    CHECK_THAT(read(dir / "stderr"), Catch::Contains("bad.pxs:3: unknown mnemonic 'matmull'"));
+    CHECK_THAT(read_text(dir / "stderr"), Catch::Contains("bad.pxs:3: unknown mnemonic 'matmull'"));
 
-    write(dir / "warn.pxs", ".image 8 8\nrelu t1, t2\n");
+    write_text(dir / "warn.pxs", ".image 8 8\nrelu t1, t2\n");
     CHECK(run("asm " + (dir / "warn.pxs").string() + " -o " + (dir / "warn.pxi").string()) == 0);
     CHECK(fs::exists(dir / "warn.pxi"));
-    CHECK_THAT(read(dir / "stderr"), Catch::Contains("warn.pxs:2: warning: fault"));
+    CHECK_THAT(read_text(dir / "stderr"), Catch::Contains("warn.pxs:2: warning: fault"));
 
     const std::string asset = PXVM_SOURCE_DIR "/assets/dot_test.pxi";
     CHECK(run("disasm " + asset) == 0);
-    const std::string text = read(dir / "stdout");
+    const std::string text = read_text(dir / "stdout");
     CHECK_THAT(text, Catch::Contains("dot_rgb 1, 2, 3"));
     CHECK(run("disasm " + asset + " -o " + (dir / "copy.pxs").string()) == 0);
-    CHECK(read(dir / "copy.pxs") == text);
+    CHECK(read_text(dir / "copy.pxs") == text);
     CHECK(run("asm " + (dir / "copy.pxs").string() + " -o " + (dir / "copy.pxi").string()) == 0);
     auto copy = px::load_png((dir / "copy.pxi").string());
     auto original = px::load_png(asset);
@@ -377,5 +365,4 @@ TEST_CASE("pxc asm, disasm and render: exit codes and output files", "[assembler
     CHECK(run("disasm " + (dir / "missing.pxi").string()) == 1);
     CHECK(run("") == 1);
     CHECK(run("--help") == 0);
-    fs::remove_all(dir);
 }

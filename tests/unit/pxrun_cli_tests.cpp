@@ -1,0 +1,77 @@
+// pxrun on the reference interpreter (--device cpu): what it prints, its exit codes, and that an
+// existing --out file survives every failure.
+#include "command_runner.hpp"
+
+#include "pxvm/image.hpp"
+#include "pxvm/protocol.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using px::testing::read_text;
+using px::testing::write_text;
+
+namespace {
+
+px::testing::CommandRunner pxrun() {
+    return px::testing::CommandRunner(fs::path(PXVM_BINARY_DIR) / "cli" / "pxrun", "pxrun_test");
+}
+
+const std::string dot_test = PXVM_SOURCE_DIR "/assets/dot_test.pxi";
+
+} // namespace
+
+TEST_CASE("pxrun --device cpu prints the seed's result and writes the image", "[cli][pxrun]") {
+    const auto runner = pxrun();
+    REQUIRE(runner.tool_exists());
+    const fs::path out = runner.dir() / "result.pxi";
+    const auto result = runner.run("--device cpu " + dot_test + " --out " + out.string());
+    CHECK(result.exit_code == 0);
+    CHECK_THAT(result.out, Catch::Contains("pixel (0, 3) = 300 (R=44 G=1)"));
+    CHECK_THAT(result.out, Catch::Contains("halted after 1 instruction"));
+    auto written = px::load_png(out.string());
+    REQUIRE(written.ok());
+    CHECK(written->pixel(0, 3) == px::Pixel{44, 1, 0, 0});
+    CHECK(runner.run("--help").exit_code == 0);
+}
+
+TEST_CASE("pxrun exits 2 on a program fault and still writes the faulted image", "[cli][pxrun]") {
+    const auto runner = pxrun();
+    REQUIRE(runner.tool_exists());
+    px::Image program(8, 4);
+    program.set_pixel(0, 0, {px::OP_DOT_RGB, 1, 2, 9}); // row 9 of a 4-row image
+    const fs::path in = runner.dir() / "fault.pxi", out = runner.dir() / "fault.out.pxi";
+    REQUIRE(px::save_png(program, in.string()).ok());
+    const auto result = runner.run("--device cpu " + in.string() + " -o " + out.string());
+    CHECK(result.exit_code == 2);
+    CHECK_THAT(result.out, Catch::Contains("fault OUT_OF_BOUNDS (6) at pc 0 (dot_rgb)"));
+    auto written = px::load_png(out.string());
+    REQUIRE(written.ok());
+    CHECK(written->pixel(7, 0) == px::Pixel{px::FAULT_OUT_OF_BOUNDS, 0, 0, 255});
+}
+
+TEST_CASE("pxrun refuses bad input with exit 1 and leaves an existing --out file alone",
+          "[cli][pxrun]") {
+    const auto runner = pxrun();
+    REQUIRE(runner.tool_exists());
+    const fs::path out = runner.dir() / "keep.pxi";
+    write_text(out, "precious");
+    for (const std::string bad : {PXVM_SOURCE_DIR "/tests/malformed/rgb8.png",
+                                  PXVM_SOURCE_DIR "/tests/malformed/truncated_data.png",
+                                  PXVM_SOURCE_DIR "/tests/malformed/does_not_exist.png"}) {
+        INFO(bad);
+        const auto result = runner.run("--device cpu " + bad + " --out " + out.string());
+        CHECK(result.exit_code == 1);
+        CHECK_THAT(result.err, Catch::Contains(bad));
+        CHECK(read_text(out) == "precious");
+    }
+    CHECK(runner.run("").exit_code != 0);          // no program
+    CHECK(runner.run("--bogus x").exit_code != 0); // unknown flag
+    // An output path that cannot be written: the run is reported, the exit is 1.
+    const auto unwritable = runner.run("--device cpu " + dot_test + " --out " +
+                                       runner.dir().string() + "/no/such/dir/x");
+    CHECK(unwritable.exit_code == 1);
+    CHECK_THAT(unwritable.err, Catch::Contains("cannot write"));
+}
