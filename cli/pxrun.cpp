@@ -89,15 +89,15 @@ int main(int argc, char** argv) {
     if (run->gpu) print_gpu_details(*run);
 
     int status = outcome.fault ? 2 : 0;
-    if (run->verified) {
-        if (run->matches_reference()) {
+    if (const auto& v = run->verification) {
+        if (v->matches()) {
             std::cout << "verified: identical to the reference interpreter ("
                       << std::uint64_t(image->width()) * image->height() << " pixels)\n";
         } else {
-            if (run->difference.count)
-                std::cerr << "pxrun: MISMATCH: " << px::describe(run->difference) << "\n";
-            if (!run->status_mismatch.empty())
-                std::cerr << "pxrun: MISMATCH: " << run->status_mismatch << "\n";
+            if (v->difference.count)
+                std::cerr << "pxrun: MISMATCH: " << px::describe(v->difference) << "\n";
+            if (!v->status_mismatch.empty())
+                std::cerr << "pxrun: MISMATCH: " << v->status_mismatch << "\n";
             status = 3;
         }
     } else if (run->gpu) {

@@ -9,17 +9,46 @@ namespace {
 
 // The reason a fault happened, taken from the reference's checks where they agree on the code.
 Fault fault_from_status(const RunStatus& status, const Image& program,
-                        const std::optional<RunOutcome>& reference) {
+                        const std::optional<Verification>& verification) {
     Fault fault{status.fault_code, status.fault_pc, "reported by the GPU interpreter"};
-    if (reference && reference->fault.code == fault.code && reference->fault.pc == fault.pc)
-        fault.reason = reference->fault.reason;
-    else if (const Plan plan = plan_program(program);
-             plan.fault.code == fault.code && plan.fault.pc == fault.pc)
-        fault.reason = plan.fault.reason;
+    const Fault reference = verification ? verification->reference.fault
+                                         : plan_program(program).fault; // static faults only
+    if (reference.code == fault.code && reference.pc == fault.pc) fault.reason = reference.reason;
     return fault;
 }
 
+std::string describe_end(std::uint32_t code, std::uint32_t pc, std::uint32_t executed,
+                         bool halted) {
+    return "fault " + std::string(fault_name(code)) + (code ? " at pc " + std::to_string(pc) : "") +
+           ", " + std::to_string(executed) + " instructions executed, " +
+           (halted ? "halted" : "not halted");
+}
+
 } // namespace
+
+Verification verify_against_reference(const Image& program, const Image& result,
+                                      const RunStatus& status) {
+    Verification v;
+    Image expected = program;
+    v.reference = run_reference(expected);
+    if (expected.width() != result.width() || expected.height() != result.height()) {
+        v.difference.count = std::uint64_t(expected.width()) * expected.height();
+        v.status_mismatch = "the device returned a " + std::to_string(result.width()) + "x" +
+                            std::to_string(result.height()) + " image for a " +
+                            std::to_string(expected.width()) + "x" +
+                            std::to_string(expected.height()) + " program";
+        return v;
+    }
+    v.difference = compare_images(expected, result);
+    const RunOutcome& r = v.reference;
+    if (r.fault.code != status.fault_code || (r.fault && r.fault.pc != status.fault_pc) ||
+        r.halted != (status.halted != 0) || r.executed != status.executed)
+        v.status_mismatch =
+            "the reference ended with " +
+            describe_end(r.fault.code, r.fault.pc, r.executed, r.halted) + "; the device with " +
+            describe_end(status.fault_code, status.fault_pc, status.executed, status.halted != 0);
+    return v;
+}
 
 Result<ProgramRun> run_program(const Image& program, const RunOptions& options) {
     ProgramRun run;
@@ -49,30 +78,11 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
         : cache.loaded ? cache.path + " (loaded " + std::to_string(cache.loaded_bytes) + " bytes)"
                        : cache.path + " (not loaded: " + cache.note + ")";
 
-    std::optional<RunOutcome> reference;
-    if (options.verify) {
-        Image expected = program;
-        reference = run_reference(expected);
-        run.verified = true;
-        run.difference = compare_images(expected, run.result);
-    }
     const RunStatus& status = gpu->status;
-    run.outcome.fault = fault_from_status(status, program, reference);
+    if (options.verify) run.verification = verify_against_reference(program, run.result, status);
+    run.outcome.fault = fault_from_status(status, program, run.verification);
     run.outcome.halted = status.halted != 0;
     run.outcome.executed = status.executed;
-    if (reference) {
-        const RunOutcome& r = *reference;
-        if (r.fault.code != status.fault_code || (r.fault && r.fault.pc != status.fault_pc) ||
-            r.halted != (status.halted != 0) || r.executed != status.executed)
-            run.status_mismatch =
-                "the reference ended with fault " + std::string(fault_name(r.fault.code)) +
-                " at pc " + std::to_string(r.fault.pc) + ", " + std::to_string(r.executed) +
-                " instructions executed, halted " + (r.halted ? "yes" : "no") +
-                "; the device reported fault " + std::string(fault_name(status.fault_code)) +
-                " at pc " + std::to_string(status.fault_pc) + ", " +
-                std::to_string(status.executed) + " executed, halted " +
-                (status.halted ? "yes" : "no");
-    }
     run.gpu = std::move(gpu.value());
     return run;
 }

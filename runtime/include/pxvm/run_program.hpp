@@ -24,6 +24,20 @@ struct RunOptions {
     std::optional<std::chrono::milliseconds> timeout; ///< fence wait limit of a device run
 };
 
+/// A device's result compared with the reference interpreter's.
+struct Verification {
+    RunOutcome reference;        ///< how the reference run ended
+    ImageDifference difference;  ///< count 0: identical pixels
+    std::string status_mismatch; ///< non-empty when fault code, pc, executed count or HALT differ
+
+    bool matches() const { return difference.count == 0 && status_mismatch.empty(); }
+};
+
+/// Runs the reference interpreter on `program` and compares its image and outcome with a
+/// device's `result` image and `status`.
+Verification verify_against_reference(const Image& program, const Image& result,
+                                      const RunStatus& status);
+
 /// What a run produced.
 struct ProgramRun {
     Image result;       ///< the executor's image after the run
@@ -32,12 +46,8 @@ struct ProgramRun {
     std::optional<vk::GpuRun> gpu; ///< timings and pipeline information of a device run
     std::string pipeline_cache;    ///< a device's pipeline-cache file and whether it was loaded
 
-    bool verified = false;       ///< the reference ran and was compared
-    ImageDifference difference;  ///< count 0: identical pixels
-    std::string status_mismatch; ///< non-empty when fault code, pc or HALT differ
+    std::optional<Verification> verification; ///< set when a device run was verified
     vk::ValidationMessages validation;
-
-    bool matches_reference() const { return difference.count == 0 && status_mismatch.empty(); }
 };
 
 /// Runs `program` as `options` say. Errors: no such device, no Vulkan, the image does not fit the
