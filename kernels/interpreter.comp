@@ -202,8 +202,8 @@ uint dot_row(uint ra, uint rb, uint k, bool is_signed) {
                dot4(pixels[ra + w + 3u], pixels[rb + w + 3u], 4u, is_signed);
     for (uint j = 0u; j < 4u; ++j) // the last 0-3 whole words and the partial one
         if (w + j < words)
-            sum += dot4(pixels[ra + w + j], pixels[rb + w + j], min(4u, k - 4u * (w + j)),
-                        is_signed);
+            sum +=
+                dot4(pixels[ra + w + j], pixels[rb + w + j], min(4u, k - 4u * (w + j)), is_signed);
     return sum;
 }
 

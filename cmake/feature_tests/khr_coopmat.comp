@@ -5,7 +5,9 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int8 : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int32 : require
 layout(local_size_x = 32) in;
-layout(set = 0, binding = 0) buffer Words { uint words[]; };
+layout(set = 0, binding = 0) buffer Words {
+    uint words[];
+};
 void main() {
     coopmat<int8_t, gl_ScopeSubgroup, 16, 32, gl_MatrixUseA> a;
     coopmat<int8_t, gl_ScopeSubgroup, 32, 16, gl_MatrixUseB> b;

@@ -6,7 +6,9 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int8 : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int32 : require
 layout(local_size_x = 32) in;
-layout(set = 0, binding = 0) buffer Words { uint words[]; };
+layout(set = 0, binding = 0) buffer Words {
+    uint words[];
+};
 void main() {
     icoopmatNV<8, gl_ScopeSubgroup, 16, 32> a;
     icoopmatNV<8, gl_ScopeSubgroup, 32, 8> b;

@@ -43,7 +43,8 @@ inline std::string temp_dir(const std::string& name) {
         std::vector<std::filesystem::path> dirs;
         ~Cleanup() {
             std::error_code ignored;
-            for (const auto& dir : dirs) std::filesystem::remove_all(dir, ignored);
+            for (const auto& dir : dirs)
+                std::filesystem::remove_all(dir, ignored);
         }
     };
     static Cleanup cleanup;

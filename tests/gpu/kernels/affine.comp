@@ -6,18 +6,22 @@
 #include "pxvm_layout.h"
 
 layout(local_size_x = 64) in;
-layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer { uint pixels[]; };
+layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer {
+    uint pixels[];
+};
 layout(set = 0, binding = BINDING_STATUS) buffer Status {
     uint fault_code;
     uint fault_pc;
     uint executed;
     uint halted;
-} status;
+}
+status;
 layout(push_constant) uniform Push {
     uint count;
     uint mul;
     uint add;
-} push;
+}
+push;
 
 void main() {
     const uint i = gl_GlobalInvocationID.x;

@@ -5,7 +5,14 @@
 #include "pxvm_layout.h"
 
 layout(local_size_x = 1) in;
-layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer { uint pixels[]; };
-layout(push_constant) uniform Push { uint words[33]; } push;
+layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer {
+    uint pixels[];
+};
+layout(push_constant) uniform Push {
+    uint words[33];
+}
+push;
 
-void main() { pixels[0] = push.words[32]; }
+void main() {
+    pixels[0] = push.words[32];
+}

@@ -5,8 +5,13 @@
 #include "pxvm_layout.h"
 
 layout(local_size_x = 1) in;
-layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer { uint pixels[]; };
-layout(push_constant) uniform Push { uint shift; } push;
+layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer {
+    uint pixels[];
+};
+layout(push_constant) uniform Push {
+    uint shift;
+}
+push;
 
 void main() {
     const uint64_t wide = uint64_t(pixels[0]) << push.shift;

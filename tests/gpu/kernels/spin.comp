@@ -6,17 +6,24 @@
 #include "pxvm_layout.h"
 
 layout(local_size_x = 1) in;
-layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer { uint pixels[]; };
+layout(set = 0, binding = BINDING_IMAGE) buffer ImageBuffer {
+    uint pixels[];
+};
 layout(set = 0, binding = BINDING_STATUS) buffer Status {
     uint fault_code;
     uint fault_pc;
     uint executed;
     uint halted;
-} status;
-layout(push_constant) uniform Push { uint iterations; } push;
+}
+status;
+layout(push_constant) uniform Push {
+    uint iterations;
+}
+push;
 
 void main() {
     uint h = pixels[0] ^ gl_WorkGroupID.x ^ 2166136261u;
-    for (uint i = 0u; i < push.iterations; ++i) h = (h ^ i) * 16777619u;
+    for (uint i = 0u; i < push.iterations; ++i)
+        h = (h ^ i) * 16777619u;
     atomicAdd(status.fault_pc, h);
 }
