@@ -4,13 +4,9 @@
 #ifndef PXVM_LAYOUT_H
 #define PXVM_LAYOUT_H
 
-#ifdef __cplusplus
-#include <cstdint>
-#define PX_CONST(name, value) inline constexpr std::uint32_t name = value
-namespace px {
-#else
-#define PX_CONST(name, value) const uint name = value
-#endif
+#include "pxvm_const.h"
+
+PX_NAMESPACE_BEGIN
 
 // Every kernel sees the image as one storage buffer of 32-bit words, one word per RGBA pixel
 // (R in the low byte), exactly the PNG's bytes.
@@ -26,10 +22,7 @@ PX_CONST(INTERPRETER_LOCAL_SIZE, 256u);
 // unreliable and the host must not use it.
 PX_CONST(STATUS_INCOMPLETE, 0xFFFFFFFFu);
 
-#ifdef __cplusplus
-} // namespace px
-#endif
-#undef PX_CONST
+PX_NAMESPACE_END
 
 // Push constants of the interpreter: the image size in pixels.
 // GLSL declares the same members in a push_constant block.

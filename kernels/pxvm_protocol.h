@@ -4,13 +4,9 @@
 #ifndef PXVM_PROTOCOL_H
 #define PXVM_PROTOCOL_H
 
-#ifdef __cplusplus
-#include <cstdint>
-#define PX_CONST(name, value) inline constexpr std::uint32_t name = value
-namespace px {
-#else
-#define PX_CONST(name, value) const uint name = value
-#endif
+#include "pxvm_const.h"
+
+PX_NAMESPACE_BEGIN
 
 PX_CONST(PROTOCOL_VERSION, 1u);
 
@@ -58,8 +54,5 @@ PX_CONST(FAULT_COUNT, 11u);
 
 PX_CONST(FAULT_PIXEL_ALPHA, 255u);
 
-#ifdef __cplusplus
-} // namespace px
-#endif
-#undef PX_CONST
+PX_NAMESPACE_END
 #endif

@@ -63,7 +63,9 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
     runtime_options.validate = options.validate;
     if (options.timeout) runtime_options.timeout = *options.timeout;
     auto runtime = vk::Runtime::create(runtime_options);
-    if (!runtime) return runtime.error();
+    if (!runtime)
+        return Error{runtime.error().message +
+                     "; or run the reference interpreter alone with --device cpu"};
     auto device = runtime->open(vk::DeviceSelector::parse(options.device));
     if (!device) return device.error();
     const vk::DeviceInfo& info = device->info();
