@@ -343,3 +343,18 @@ TEST_CASE("render_picture refuses scales and sizes it cannot draw", "[render]") 
     REQUIRE_FALSE(huge.ok());
     CHECK_THAT(huge.error().message, Catch::Contains("smaller scale"));
 }
+
+TEST_CASE("the README's picture is what pxc render makes of the seed program", "[render]") {
+    // docs/dot_test.png: pxc render assets/dot_test.pxi -o docs/dot_test.png --scale 24 --values
+    auto program = px::load_png(PXVM_SOURCE_DIR "/assets/dot_test.pxi");
+    auto committed = px::load_png(PXVM_SOURCE_DIR "/docs/dot_test.png");
+    REQUIRE(program.ok());
+    REQUIRE(committed.ok());
+    px::RenderOptions options;
+    options.scale = 24;
+    options.values = true;
+    auto rendered = px::render_picture(*program, options);
+    REQUIRE(rendered.ok());
+    INFO(px::describe(px::compare_images(*committed, *rendered)));
+    CHECK(*rendered == *committed);
+}
