@@ -4,9 +4,11 @@
 // mismatch fails the build.
 //   pxvm_spirv_check --kernel <name> <file.spv>        one kernel against its table entry
 //   pxvm_spirv_check --families <name>=<file.spv>...   all built variants of a family agree
-// Modules are reflected with SPIRV-Cross. Debian 12's SPIRV-Cross (2021) cannot parse modules with
-// cooperative matrices: those are read by a small interface reader here instead, and every
-// module SPIRV-Cross does read is read by both, which must agree, so the reader is tested too.
+// Modules are read with pxVM's SPIR-V reader (pxvm/spirv_module.hpp, the runtime's too) and
+// reflected with SPIRV-Cross, which must agree, so the reader is tested on every kernel. Debian
+// 12's SPIRV-Cross (2021) cannot parse modules with cooperative matrices: those are checked on
+// what pxVM's reader sees.
+#include "pxvm/spirv_module.hpp"
 #include "pxvm_layout.h"
 
 #include <spirv_cross.hpp>
@@ -63,294 +65,24 @@ const std::vector<KernelEntry> kernels = {
          {{px::INTERPRETER_LOCAL_SIZE, "INTERPRETER_LOCAL_SIZE"}, {1, "1"}, {1, "1"}}}},
 };
 
-// ---- What a module declares -----------------------------------------------------------------
+// ---- What a module declares: px::SpirvModule, from pxVM's reader or from SPIRV-Cross ------
 
-struct Binding {
-    std::uint32_t set = 0, binding = 0;
-    std::string kind; // "storage buffer", "uniform buffer", "storage image", ...
-    std::string name;
-    bool operator==(const Binding& o) const {
-        return set == o.set && binding == o.binding && kind == o.kind;
-    }
-};
+using px::DescriptorKind;
+using px::SpirvBinding;
+using Interface = px::SpirvModule;
+using Size = std::optional<std::array<std::uint32_t, 3>>;
 
-struct Interface {
-    std::vector<Binding> bindings; // sorted by set, binding
-    std::uint32_t push_constant_size = 0;
-    std::array<std::uint32_t, 3> local_size{}; // default values when specializable
-    bool local_size_specializable = false;
-    std::vector<std::string> problems; // what the reader could not make sense of
-};
-
-std::string text(const Binding& b) {
-    std::string s =
-        "set " + std::to_string(b.set) + " binding " + std::to_string(b.binding) + " (" + b.kind;
+std::string text(const SpirvBinding& b) {
+    std::string s = "set " + std::to_string(b.set) + " binding " + std::to_string(b.binding) +
+                    " (" + (b.arrayed ? "array of " : "") + std::string(px::kind_name(b.kind));
     if (!b.name.empty()) s += " " + b.name;
     return s + ")";
 }
 
-std::string text(const std::array<std::uint32_t, 3>& size) {
-    return std::to_string(size[0]) + " x " + std::to_string(size[1]) + " x " +
-           std::to_string(size[2]);
+std::string text(const Size& size) {
+    const auto s = size.value_or(std::array<std::uint32_t, 3>{});
+    return std::to_string(s[0]) + " x " + std::to_string(s[1]) + " x " + std::to_string(s[2]);
 }
-
-void sort_bindings(Interface& in) {
-    std::sort(in.bindings.begin(), in.bindings.end(), [](const Binding& a, const Binding& b) {
-        return std::pair(a.set, a.binding) < std::pair(b.set, b.binding);
-    });
-}
-
-// ---- The interface reader: decorations, variables and types, straight from the words -----------
-
-class SpirvReader {
-public:
-    explicit SpirvReader(const std::vector<std::uint32_t>& words) : words_(words) {}
-
-    Interface read() {
-        Interface in;
-        for (std::size_t i = 5; i < words_.size();) {
-            const std::uint32_t count = words_[i] >> 16, op = words_[i] & 0xFFFF;
-            if (count == 0 || i + count > words_.size()) {
-                in.problems.push_back("malformed instruction at word " + std::to_string(i));
-                return in;
-            }
-            visit(op, std::vector<std::uint32_t>(words_.begin() + std::ptrdiff_t(i) + 1,
-                                                 words_.begin() + std::ptrdiff_t(i + count)));
-            i += count;
-        }
-        for (const auto& [id, v] : variables_)
-            resource(in, id, v.first, v.second);
-        sort_bindings(in);
-        local_size(in);
-        return in;
-    }
-
-private:
-    struct Decorations {
-        std::optional<std::uint32_t> set, binding, builtin, array_stride;
-        bool block = false, buffer_block = false;
-    };
-
-    void visit(std::uint32_t op, const std::vector<std::uint32_t>& a) {
-        switch (op) {
-        case spv::OpName:
-            if (!a.empty()) names_[a[0]] = string_at(a, 1);
-            break;
-        case spv::OpEntryPoint:
-            if (a.size() >= 2 && a[0] == spv::ExecutionModelGLCompute)
-                entry_points_.push_back(a[1]);
-            break;
-        case spv::OpExecutionMode:
-        case spv::OpExecutionModeId:
-            if (a.size() >= 5 &&
-                (a[1] == spv::ExecutionModeLocalSize || a[1] == spv::ExecutionModeLocalSizeId))
-                local_size_mode_ = {a[1], a[2], a[3], a[4]};
-            break;
-        case spv::OpDecorate:
-            if (a.size() >= 2) decorate(decorations_[a[0]], a[1], a.size() >= 3 ? a[2] : 0);
-            break;
-        case spv::OpMemberDecorate:
-            if (a.size() >= 4 && a[2] == spv::DecorationOffset) offsets_[{a[0], a[1]}] = a[3];
-            break;
-        case spv::OpTypeInt:
-        case spv::OpTypeFloat:
-        case spv::OpTypeVector:
-        case spv::OpTypeMatrix:
-        case spv::OpTypeImage:
-        case spv::OpTypeSampler:
-        case spv::OpTypeSampledImage:
-        case spv::OpTypeArray:
-        case spv::OpTypeRuntimeArray:
-        case spv::OpTypeStruct:
-        case spv::OpTypePointer:
-            if (!a.empty()) types_[a[0]] = {op, std::vector<std::uint32_t>(a.begin() + 1, a.end())};
-            break;
-        case spv::OpConstant:
-        case spv::OpSpecConstant:
-            if (a.size() >= 3) constants_[a[1]] = {a[2], op == spv::OpSpecConstant};
-            break;
-        case spv::OpConstantComposite:
-        case spv::OpSpecConstantComposite:
-            if (a.size() >= 2)
-                composites_[a[1]] = std::vector<std::uint32_t>(a.begin() + 2, a.end());
-            break;
-        case spv::OpVariable:
-            if (a.size() >= 3) variables_[a[1]] = {a[0], a[2]};
-            break;
-        default:
-            break;
-        }
-    }
-
-    static void decorate(Decorations& d, std::uint32_t decoration, std::uint32_t value) {
-        switch (decoration) {
-        case spv::DecorationDescriptorSet:
-            d.set = value;
-            break;
-        case spv::DecorationBinding:
-            d.binding = value;
-            break;
-        case spv::DecorationBuiltIn:
-            d.builtin = value;
-            break;
-        case spv::DecorationArrayStride:
-            d.array_stride = value;
-            break;
-        case spv::DecorationBlock:
-            d.block = true;
-            break;
-        case spv::DecorationBufferBlock:
-            d.buffer_block = true;
-            break;
-        default:
-            break;
-        }
-    }
-
-    std::string string_at(const std::vector<std::uint32_t>& a, std::size_t first) const {
-        std::string s;
-        for (std::size_t i = first; i < a.size(); ++i)
-            for (int b = 0; b < 4; ++b) {
-                const char c = char((a[i] >> (8 * b)) & 0xFF);
-                if (c == 0) return s;
-                s += c;
-            }
-        return s;
-    }
-
-    std::string name(std::uint32_t id) const {
-        const auto it = names_.find(id);
-        return it == names_.end() ? std::string() : it->second;
-    }
-
-    // The variable's descriptor or push-constant block, from its storage class and type.
-    void resource(Interface& in, std::uint32_t id, std::uint32_t pointer_type,
-                  std::uint32_t storage) {
-        const auto pointer = types_.find(pointer_type);
-        if (pointer == types_.end() || pointer->second.first != spv::OpTypePointer ||
-            pointer->second.second.size() < 2) {
-            in.problems.push_back("variable " + std::to_string(id) + " has no pointer type");
-            return;
-        }
-        std::uint32_t type = pointer->second.second[1];
-        if (storage == spv::StorageClassPushConstant) {
-            in.push_constant_size = size_of(type, in);
-            return;
-        }
-        if (storage != spv::StorageClassStorageBuffer && storage != spv::StorageClassUniform &&
-            storage != spv::StorageClassUniformConstant)
-            return;
-        bool arrayed = false;
-        while (types_.count(type) && (types_[type].first == spv::OpTypeArray ||
-                                      types_[type].first == spv::OpTypeRuntimeArray)) {
-            arrayed = true;
-            type = types_[type].second.at(0);
-        }
-        const Decorations& td = decorations_[type];
-        std::string kind;
-        if (storage == spv::StorageClassStorageBuffer ||
-            (storage == spv::StorageClassUniform && td.buffer_block))
-            kind = "storage buffer";
-        else if (storage == spv::StorageClassUniform)
-            kind = "uniform buffer";
-        else {
-            const std::uint32_t op = types_.count(type) ? types_[type].first : 0;
-            kind = op == spv::OpTypeImage          ? "image"
-                   : op == spv::OpTypeSampler      ? "sampler"
-                   : op == spv::OpTypeSampledImage ? "sampled image"
-                                                   : "opaque resource";
-        }
-        if (arrayed) kind = "array of " + kind;
-        const Decorations& vd = decorations_[id];
-        in.bindings.push_back({vd.set.value_or(0), vd.binding.value_or(0), kind, name(id)});
-    }
-
-    // Byte size of a type in a push-constant block (offset + size of the furthest member).
-    std::uint32_t size_of(std::uint32_t type, Interface& in) {
-        const auto it = types_.find(type);
-        if (it == types_.end()) {
-            in.problems.push_back("unknown type " + std::to_string(type));
-            return 0;
-        }
-        const auto& [op, a] = it->second;
-        switch (op) {
-        case spv::OpTypeInt:
-        case spv::OpTypeFloat:
-            return a.at(0) / 8;
-        case spv::OpTypeVector:
-            return a.at(1) * size_of(a.at(0), in);
-        case spv::OpTypeArray: {
-            const auto length = constants_.find(a.at(1));
-            const auto stride = decorations_[type].array_stride;
-            if (length == constants_.end() || !stride) break;
-            return length->second.first * *stride;
-        }
-        case spv::OpTypeStruct: {
-            std::uint32_t end = 0;
-            for (std::uint32_t m = 0; m < a.size(); ++m) {
-                const auto offset = offsets_.find({type, m});
-                if (offset == offsets_.end()) {
-                    in.problems.push_back("member " + std::to_string(m) + " of struct " +
-                                          std::to_string(type) + " has no offset");
-                    continue;
-                }
-                end = std::max(end, offset->second + size_of(a[m], in));
-            }
-            return end;
-        }
-        default:
-            break;
-        }
-        in.problems.push_back("cannot size type " + std::to_string(type) + " (opcode " +
-                              std::to_string(op) + ") in the push-constant block");
-        return 0;
-    }
-
-    // The WorkgroupSize built-in wins over the LocalSize/LocalSizeId execution mode.
-    void local_size(Interface& in) {
-        if (entry_points_.size() != 1) {
-            in.problems.push_back("the module has " + std::to_string(entry_points_.size()) +
-                                  " GLCompute entry points, not 1");
-            return;
-        }
-        auto value = [&](std::uint32_t id) -> std::uint32_t {
-            const auto c = constants_.find(id);
-            if (c == constants_.end()) {
-                in.problems.push_back("workgroup size component " + std::to_string(id) +
-                                      " is not a constant");
-                return 0;
-            }
-            in.local_size_specializable |= c->second.second;
-            return c->second.first;
-        };
-        for (const auto& [id, d] : decorations_)
-            if (d.builtin == spv::BuiltInWorkgroupSize && composites_.count(id) &&
-                composites_[id].size() == 3) {
-                for (int i = 0; i < 3; ++i)
-                    in.local_size[i] = value(composites_[id][i]);
-                return;
-            }
-        if (!local_size_mode_) {
-            in.problems.push_back("the entry point has no LocalSize or LocalSizeId");
-            return;
-        }
-        const auto& mode = *local_size_mode_;
-        for (int i = 0; i < 3; ++i)
-            in.local_size[i] =
-                mode[0] == spv::ExecutionModeLocalSizeId ? value(mode[1 + i]) : mode[1 + i];
-    }
-
-    const std::vector<std::uint32_t>& words_;
-    std::map<std::uint32_t, std::string> names_;
-    std::vector<std::uint32_t> entry_points_;
-    std::optional<std::array<std::uint32_t, 4>> local_size_mode_;
-    std::map<std::uint32_t, Decorations> decorations_;
-    std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint32_t> offsets_;
-    std::map<std::uint32_t, std::pair<std::uint32_t, std::vector<std::uint32_t>>> types_;
-    std::map<std::uint32_t, std::pair<std::uint32_t, bool>> constants_; // value, specializable
-    std::map<std::uint32_t, std::vector<std::uint32_t>> composites_;
-    std::map<std::uint32_t, std::pair<std::uint32_t, std::uint32_t>> variables_; // type, storage
-};
 
 // ---- SPIRV-Cross ----------------------------------------------------------------------------
 
@@ -358,35 +90,36 @@ Interface reflect_with_spirv_cross(const std::vector<std::uint32_t>& words) {
     const spirv_cross::Compiler compiler(words);
     const spirv_cross::ShaderResources res = compiler.get_shader_resources();
     Interface in;
-    auto add = [&](const auto& resources, const std::string& kind) {
-        for (const spirv_cross::Resource& r : resources) {
-            const auto& type = compiler.get_type(r.type_id);
+    auto add = [&](const auto& resources, DescriptorKind kind) {
+        for (const spirv_cross::Resource& r : resources)
             in.bindings.push_back({compiler.get_decoration(r.id, spv::DecorationDescriptorSet),
-                                   compiler.get_decoration(r.id, spv::DecorationBinding),
-                                   (type.array.empty() ? "" : "array of ") + kind,
+                                   compiler.get_decoration(r.id, spv::DecorationBinding), kind,
+                                   !compiler.get_type(r.type_id).array.empty(),
                                    compiler.get_name(r.id)});
-        }
     };
-    add(res.storage_buffers, "storage buffer");
-    add(res.uniform_buffers, "uniform buffer");
-    add(res.storage_images, "image");
-    add(res.separate_images, "image");
-    add(res.separate_samplers, "sampler");
-    add(res.sampled_images, "sampled image");
-    add(res.acceleration_structures, "opaque resource");
-    sort_bindings(in);
+    add(res.storage_buffers, DescriptorKind::storage_buffer);
+    add(res.uniform_buffers, DescriptorKind::uniform_buffer);
+    add(res.storage_images, DescriptorKind::image);
+    add(res.separate_images, DescriptorKind::image);
+    add(res.separate_samplers, DescriptorKind::sampler);
+    add(res.sampled_images, DescriptorKind::sampled_image);
+    add(res.acceleration_structures, DescriptorKind::other);
+    std::sort(in.bindings.begin(), in.bindings.end(), [](const auto& a, const auto& b) {
+        return std::pair(a.set, a.binding) < std::pair(b.set, b.binding);
+    });
     for (const spirv_cross::Resource& r : res.push_constant_buffers)
         in.push_constant_size =
             std::uint32_t(compiler.get_declared_struct_size(compiler.get_type(r.base_type_id)));
 
+    auto& size = in.local_size.emplace();
     for (std::uint32_t i = 0; i < 3; ++i)
-        in.local_size[i] = compiler.get_execution_mode_argument(spv::ExecutionModeLocalSize, i);
+        size[i] = compiler.get_execution_mode_argument(spv::ExecutionModeLocalSize, i);
     // Components set by specialization constants report their default values.
     std::array<spirv_cross::SpecializationConstant, 3> spec;
     if (compiler.get_work_group_size_specialization_constants(spec[0], spec[1], spec[2]) != 0)
         for (std::uint32_t i = 0; i < 3; ++i)
             if (spec[i].id != 0) {
-                in.local_size[i] = compiler.get_constant(spec[i].id).scalar();
+                size[i] = compiler.get_constant(spec[i].id).scalar();
                 in.local_size_specializable = true;
             }
     return in;
@@ -431,7 +164,7 @@ std::optional<std::vector<std::uint32_t>> load(const std::string& path, std::str
 }
 
 // Reads a module's interface with both readers. SPIRV-Cross failing is not an error: the module
-// is then checked on what the interface reader sees.
+// is then checked on what pxVM's reader sees.
 Module read_module(const std::string& kernel, const std::string& path) {
     Module m{kernel, path, {}, false, {}, {}};
     std::string error;
@@ -440,9 +173,17 @@ Module read_module(const std::string& kernel, const std::string& path) {
         fail(m, error);
         return m;
     }
-    m.interface = SpirvReader(*words).read();
+    auto module = px::read_spirv_module(*words);
+    if (!module) {
+        fail(m, module.error().message);
+        return m;
+    }
+    m.interface = std::move(*module);
     for (const std::string& p : m.interface.problems)
         fail(m, p);
+    if (m.interface.compute_entry_points != 1)
+        fail(m, "the module has " + std::to_string(m.interface.compute_entry_points) +
+                    " GLCompute entry points, not 1");
     try {
         Interface cross = reflect_with_spirv_cross(*words);
         m.by_spirv_cross = true;
@@ -453,13 +194,13 @@ Module read_module(const std::string& kernel, const std::string& path) {
         const Interface& own = m.interface;
         if (cross.bindings != own.bindings || cross.push_constant_size != own.push_constant_size ||
             cross.local_size != own.local_size)
-            fail(m, "SPIRV-Cross and the interface reader of pxvm_spirv_check disagree (" +
+            fail(m, "SPIRV-Cross and pxVM's SPIR-V reader disagree (" +
                         std::to_string(cross.bindings.size()) + " vs " +
                         std::to_string(own.bindings.size()) + " bindings, push constants " +
                         std::to_string(cross.push_constant_size) + " vs " +
                         std::to_string(own.push_constant_size) + " bytes, local size " +
                         text(cross.local_size) + " vs " + text(own.local_size) +
-                        "): fix the reader in compiler/spirv_reflect_check.cpp");
+                        "): fix the reader in runtime/src/spirv_module.cpp");
         m.interface.bindings = cross.bindings; // SPIRV-Cross names are the friendlier ones
     } catch (const std::exception& e) {
         // Expected for modules using SPIR-V that this SPIRV-Cross predates (cooperative
@@ -496,9 +237,9 @@ void check_against_table(Module& m) {
     }
     const Interface& in = m.interface;
     std::set<std::uint32_t> seen;
-    for (const Binding& b : in.bindings) {
+    for (const SpirvBinding& b : in.bindings) {
         if (b.set != 0) fail(m, text(b) + " is not in descriptor set 0, the only set pxVM binds");
-        if (b.kind != "storage buffer")
+        if (b.kind != DescriptorKind::storage_buffer || b.arrayed)
             fail(m, text(b) + " is not a storage buffer; pxVM binds only storage buffers");
         if (b.set != 0) continue;
         if (!seen.insert(b.binding).second)
@@ -570,8 +311,8 @@ int check_families(const std::vector<std::pair<std::string, std::string>>& args)
         if (!any_cross)
             std::fprintf(stderr,
                          "pxvm_spirv_check: note: SPIRV-Cross cannot read any variant of the %s "
-                         "family (%s: %s); its interface was checked by pxvm_spirv_check's own "
-                         "reader only\n",
+                         "family (%s: %s); its interface was checked by pxVM's own SPIR-V reader "
+                         "only\n",
                          family.c_str(), first.kernel.c_str(), first.spirv_cross_error.c_str());
         modules.insert(modules.end(), variants.begin(), variants.end());
     }

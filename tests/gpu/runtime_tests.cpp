@@ -4,6 +4,7 @@
 #include "gpu_support.hpp"
 
 #include "pxvm/protocol.hpp"
+#include "pxvm/spirv_module.hpp"
 #include "pxvm/vulkan/device_report.hpp"
 #include "pxvm/vulkan/pipeline_cache.hpp"
 #include "pxvm/vulkan/spirv_requirements.hpp"
@@ -321,11 +322,11 @@ TEST_CASE("bad dispatches and kernels are errors that leave the image alone", "[
 TEST_CASE("kernels needing a feature or workgroup the device lacks are refused", "[gpu][spirv]") {
     Runtime runtime = pxgpu::make_runtime();
     px::vk::DeviceInfo device = runtime.devices()[0];
-    auto affine = px::vk::inspect_spirv(words(affine_spv));
+    auto affine = px::read_spirv_module(words(affine_spv));
     REQUIRE(affine);
     REQUIRE(affine->local_size);
     CHECK(*affine->local_size == std::array<std::uint32_t, 3>{64, 1, 1});
-    auto int64 = px::vk::inspect_spirv(words(int64_spv));
+    auto int64 = px::read_spirv_module(words(int64_spv));
     REQUIRE(int64);
     CHECK(std::count(int64->capabilities.begin(), int64->capabilities.end(), 11u) == 1);
 

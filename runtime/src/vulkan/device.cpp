@@ -2,6 +2,7 @@
 // pipeline registry with its on-disk cache, and one run = upload, dispatches, readback in one
 // command buffer and one submit, timed with timestamps.
 #include "pxvm/embedded_kernels.hpp"
+#include "pxvm/spirv_module.hpp"
 #include "pxvm/vulkan/pipeline_cache.hpp"
 #include "pxvm/vulkan/spirv_requirements.hpp"
 #include "runtime_state.hpp"
@@ -687,7 +688,7 @@ Result<void> Device::add_kernel(std::string name, std::vector<std::uint32_t> spi
     DeviceObjects& o = *state_->objects;
     if (o.kernels.count(name))
         return Error{"kernel '" + name + "' is already registered on this device"};
-    if (auto module = inspect_spirv(spirv); !module)
+    if (auto module = read_spirv_module(spirv); !module)
         return Error{"kernel '" + name + "': " + module.error().message};
     o.kernels[name].owned_spirv = std::move(spirv);
     return {};

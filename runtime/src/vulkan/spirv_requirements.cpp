@@ -1,23 +1,14 @@
-// Scans a SPIR-V module's preamble for capabilities and the workgroup size, and checks them
+// Checks the capabilities and workgroup size of a SPIR-V module (read by pxvm/spirv_module.hpp)
 // against a device's features and limits.
 #include "pxvm/vulkan/spirv_requirements.hpp"
 
-#include <algorithm>
-#include <map>
+#include "pxvm/spirv_module.hpp"
+
 #include <string>
 
 namespace px::vk {
 
 namespace {
-
-constexpr std::uint32_t SPIRV_MAGIC = 0x07230203;
-constexpr std::uint32_t OP_ENTRY_POINT = 15, OP_EXECUTION_MODE = 16, OP_CAPABILITY = 17,
-                        OP_CONSTANT = 43, OP_CONSTANT_COMPOSITE = 44, OP_SPEC_CONSTANT = 50,
-                        OP_SPEC_CONSTANT_COMPOSITE = 51, OP_DECORATE = 71,
-                        OP_EXECUTION_MODE_ID = 331;
-constexpr std::uint32_t EXECUTION_MODEL_GL_COMPUTE = 5, MODE_LOCAL_SIZE = 17,
-                        MODE_LOCAL_SIZE_ID = 38, DECORATION_BUILT_IN = 11,
-                        BUILT_IN_WORKGROUP_SIZE = 25;
 
 /// A device feature a capability needs: its Vulkan name and whether the device has it.
 struct Need {
@@ -99,80 +90,10 @@ std::optional<Need> need_for(std::uint32_t capability, const DeviceInfo& d) {
 
 } // namespace
 
-Result<SpirvModuleInfo> inspect_spirv(std::span<const std::uint32_t> words) {
-    if (words.size() < 5 || words[0] != SPIRV_MAGIC)
-        return Error{"not a SPIR-V module (missing magic number 0x07230203)"};
-    SpirvModuleInfo info;
-    std::map<std::uint32_t, std::uint32_t> constants;               // id -> value
-    std::map<std::uint32_t, std::vector<std::uint32_t>> composites; // id -> constituent ids
-    std::optional<std::uint32_t> compute_entry, workgroup_size_id;
-    std::optional<std::array<std::uint32_t, 3>> local_size_ids;
-
-    for (std::size_t at = 5; at < words.size();) {
-        const std::uint32_t count = words[at] >> 16, opcode = words[at] & 0xffffu;
-        if (count == 0 || at + count > words.size())
-            return Error{"SPIR-V module is truncated at word " + std::to_string(at)};
-        const auto operand = [&](std::uint32_t i) { return words[at + 1 + i]; };
-        switch (opcode) {
-        case OP_CAPABILITY:
-            if (count >= 2) info.capabilities.push_back(operand(0));
-            break;
-        case OP_ENTRY_POINT:
-            if (count >= 3 && operand(0) == EXECUTION_MODEL_GL_COMPUTE && !compute_entry)
-                compute_entry = operand(1);
-            break;
-        case OP_EXECUTION_MODE:
-            if (count >= 6 && operand(1) == MODE_LOCAL_SIZE && operand(0) == compute_entry)
-                info.local_size = std::array{operand(2), operand(3), operand(4)};
-            break;
-        case OP_EXECUTION_MODE_ID:
-            if (count >= 6 && operand(1) == MODE_LOCAL_SIZE_ID && operand(0) == compute_entry)
-                local_size_ids = std::array{operand(2), operand(3), operand(4)};
-            break;
-        case OP_DECORATE:
-            if (count >= 4 && operand(1) == DECORATION_BUILT_IN &&
-                operand(2) == BUILT_IN_WORKGROUP_SIZE)
-                workgroup_size_id = operand(0);
-            break;
-        case OP_CONSTANT:
-        case OP_SPEC_CONSTANT:
-            if (count >= 4) constants[operand(1)] = operand(2);
-            break;
-        case OP_CONSTANT_COMPOSITE:
-        case OP_SPEC_CONSTANT_COMPOSITE:
-            if (count >= 6) composites[operand(1)] = {operand(2), operand(3), operand(4)};
-            break;
-        default:
-            break;
-        }
-        at += count;
-    }
-    const auto resolve = [&](const std::array<std::uint32_t, 3>& ids)
-        -> std::optional<std::array<std::uint32_t, 3>> {
-        std::array<std::uint32_t, 3> size{};
-        for (int i = 0; i < 3; ++i) {
-            auto it = constants.find(ids[i]);
-            if (it == constants.end()) return std::nullopt;
-            size[i] = it->second;
-        }
-        return size;
-    };
-    if (local_size_ids)
-        if (auto size = resolve(*local_size_ids)) info.local_size = size;
-    // A WorkgroupSize built-in overrides the execution mode (SPIR-V 2.2 "WorkgroupSize").
-    if (workgroup_size_id) {
-        auto it = composites.find(*workgroup_size_id);
-        if (it != composites.end())
-            if (auto size = resolve({it->second[0], it->second[1], it->second[2]}))
-                info.local_size = size;
-    }
-    return info;
-}
-
 Result<void> check_kernel_support(std::string_view kernel, std::span<const std::uint32_t> spirv,
                                   const DeviceInfo& device) {
     const std::string name = "kernel '" + std::string(kernel) + "'";
-    auto module = inspect_spirv(spirv);
+    auto module = read_spirv_module(spirv);
     if (!module) return Error{name + ": " + module.error().message};
 
     std::string missing;
