@@ -89,8 +89,7 @@ TEST_CASE("differential: generated programs give the reference's pixels and stat
 
 TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][cli]") {
     pxgpu::require_validation_layer();
-    const px::testing::CommandRunner pxrun(std::filesystem::path(PXVM_BINARY_DIR) / "cli" / "pxrun",
-                                           "pxrun_gpu_test");
+    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_gpu_test");
     REQUIRE(pxrun.tool_exists());
     const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
     for (const char* asset : {"dot_test.pxi", "tensor_demo.pxi"}) {

@@ -28,6 +28,13 @@ inline void write_text(const std::filesystem::path& path, const std::string& tex
     std::ofstream(path, std::ios::binary) << text;
 }
 
+/// Where the command-line tools are: $PXVM_TOOL_DIR when set (runs of copied binaries on another
+/// machine), else the build tree's cli/ directory.
+inline std::filesystem::path tool_path(const std::string& tool) {
+    const char* dir = std::getenv("PXVM_TOOL_DIR");
+    return std::filesystem::path(dir && *dir ? dir : PXVM_BINARY_DIR "/cli") / tool;
+}
+
 /// Runs PXVM_BINARY_DIR/cli/<tool> with shell-quoted-free arguments inside a fresh temp
 /// directory `dir()`, removed again by the destructor.
 class CommandRunner {

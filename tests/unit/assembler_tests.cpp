@@ -328,7 +328,7 @@ TEST_CASE("pxc asm, disasm and render: exit codes and output files", "[assembler
     namespace fs = std::filesystem;
     using px::testing::read_text;
     using px::testing::write_text;
-    const px::testing::CommandRunner pxc(fs::path(PXVM_BINARY_DIR) / "cli" / "pxc", "pxc_test");
+    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "pxc_test");
     REQUIRE(pxc.tool_exists());
     const fs::path dir = pxc.dir();
     const auto run = [&](const std::string& arguments) { return pxc.run(arguments).exit_code; };

@@ -16,7 +16,7 @@ using px::testing::write_text;
 namespace {
 
 px::testing::CommandRunner pxrun() {
-    return px::testing::CommandRunner(fs::path(PXVM_BINARY_DIR) / "cli" / "pxrun", "pxrun_test");
+    return px::testing::CommandRunner(px::testing::tool_path("pxrun"), "pxrun_test");
 }
 
 const std::string dot_test = PXVM_SOURCE_DIR "/assets/dot_test.pxi";
