@@ -18,7 +18,11 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "build.sh: installing ${missing[*]}"
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo > /dev/null || { echo "build.sh: installing packages needs root: run as root or install sudo" >&2; exit 1; }
+    sudo=sudo
+  fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
