@@ -69,26 +69,7 @@ TEST_CASE("interpreter: the seed program writes 300 = (44, 1, 0, 0) at (0, 3)",
 TEST_CASE("interpreter: a small integer network", "[gpu][interpreter]") {
     px::vk::Runtime runtime = pxgpu::make_runtime();
     px::vk::Device device = open_interpreter_device(runtime);
-    ProgramBuilder b(64, 8);
-    b.tensor(1, I8, 0, 1, 4, 2)
-        .tensor(2, U8, 0, 5, 1, 4)
-        .tensor(3, I32, 0, 6, 1, 2)
-        .tensor(4, I8, 4, 5, 1, 2)
-        .tensor(5, I8, 8, 5, 3, 2)
-        .tensor(6, I32, 4, 6, 1, 3)
-        .tensor(7, I32, 8, 1, 1, 3)
-        .tensor(8, U16, 12, 1, 1, 1)
-        .gather_mean(3, 1, 2)
-        .requant(4, 3, 3, 1, 0)
-        .matmul(6, 4, 5)
-        .add_bias(6, 7)
-        .relu(6, 6)
-        .argmax(8, 6)
-        .halt();
-    b.fill(1, {0, 0, 10, -4, 20, 8, -6, 30});
-    b.fill(2, {1, 2, 3, 0});
-    b.fill(5, {1, 1, 2, -1, -1, 3});
-    b.fill(7, {-30, 0, 100});
+    ProgramBuilder b = pxtest::tiny_network();
     Image image = b.image;
     auto run = device.run_interpreter(image);
     if (!run) FAIL(run.error().message);
