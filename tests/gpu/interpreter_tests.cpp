@@ -2,7 +2,7 @@
 // every pixel of the result image and the run status must agree.
 #include "gpu_support.hpp"
 
-#include "../unit/program_builder.hpp"
+#include "program_builder.hpp"
 #include "program_generator.hpp"
 
 #include "pxvm/embedded_kernels.hpp"
