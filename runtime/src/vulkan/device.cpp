@@ -707,18 +707,7 @@ Result<PipelineInfo> Device::prepare_kernel(std::string_view name) {
 Result<GpuRun> Device::run_interpreter(Image& image) {
     const Dispatch dispatch =
         Dispatch::with_push("interpreter", InterpreterPush{image.width(), image.height()});
-    Image work = image; // an incomplete run must leave the caller's image unchanged
-    auto result = run(std::span(&dispatch, 1), work);
-    if (!result) return result;
-    if (result->status.fault_code == STATUS_INCOMPLETE)
-        return Error{"the GPU interpreter stopped at pc " +
-                     std::to_string(result->status.fault_pc) + " after " +
-                     std::to_string(result->status.executed) +
-                     " instructions, before the program ended: " + info().name +
-                     " limits how long one shader invocation may loop (lavapipe: 65535 loop "
-                     "iterations in all); run the program on a GPU, or with --device cpu"};
-    image = std::move(work);
-    return result;
+    return run(std::span(&dispatch, 1), image);
 }
 
 Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
@@ -899,6 +888,12 @@ Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
     invalidate(s, o.readback);
     const auto* mapped = static_cast<const std::uint8_t*>(o.readback.mapped);
     std::memcpy(&result.status, mapped + status_offset(bytes), STATUS_BYTES);
+    if (result.status.fault_code == STATUS_INCOMPLETE) // the image is unreliable: keep the caller's
+        return Error{"the GPU stopped at pc " + std::to_string(result.status.fault_pc) + " after " +
+                     std::to_string(result.status.executed) +
+                     " instructions, before the program ended: " + d.name +
+                     " limits how long one shader invocation may loop (lavapipe: 65535 loop "
+                     "iterations in all); run the program on a GPU, or with --device cpu"};
     std::memcpy(image.data(), mapped, bytes);
     result.timings.host_readback_ms = ms_since(readback_start);
     result.timings.host_total_ms = ms_since(start);

@@ -162,7 +162,8 @@ public:
 
     /// Uploads `image`, runs the dispatches in order in one command buffer (a full compute
     /// barrier between consecutive dispatches), reads the image back into `image`. The status
-    /// buffer is zeroed first. On any error the image is left unchanged.
+    /// buffer is zeroed first. On any error the image is left unchanged; a kernel reporting
+    /// STATUS_INCOMPLETE (kernels/pxvm_layout.h) is such an error.
     Result<GpuRun> run(std::span<const Dispatch> dispatches, Image& image);
 
     /// Registers SPIR-V under `name` (tests, experiments). Embedded kernels (px::find_kernel)
