@@ -10,6 +10,7 @@
 
 #include "pxvm/program.hpp"
 #include "pxvm/reference_interpreter.hpp"
+#include "pxvm/run_program.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -44,26 +45,15 @@ TEST_CASE("differential: generated programs give the reference's pixels and stat
     std::uint64_t mismatches = 0;
     for (const std::uint64_t seed : seeds) {
         const px::testing::GeneratedProgram program = px::testing::generate_program(seed);
-        px::Image expected = program.image;
-        const px::RunOutcome outcome = px::run_reference(expected);
         px::Image actual = program.image;
         auto run = device.run_interpreter(actual);
         if (!run) FAIL(program.summary << ": " << run.error().message);
-
-        const px::ImageDifference difference = px::compare_images(expected, actual);
-        const px::RunStatus& status = run->status;
-        const bool same_status = status.fault_code == outcome.fault.code &&
-                                 (!outcome.fault || status.fault_pc == outcome.fault.pc) &&
-                                 status.executed == outcome.executed &&
-                                 status.halted == (outcome.halted ? 1u : 0u);
-        if (difference.count || !same_status) {
+        const px::Verification v = px::verify_against_reference(program.image, actual, run->status);
+        const px::RunOutcome& outcome = v.reference;
+        if (!v.matches()) {
             ++mismatches;
-            UNSCOPED_INFO(program.summary
-                          << ": " << px::describe(difference) << "; reference fault "
-                          << px::fault_name(outcome.fault.code) << " pc " << outcome.fault.pc
-                          << " executed " << outcome.executed << ", GPU fault "
-                          << px::fault_name(status.fault_code) << " pc " << status.fault_pc
-                          << " executed " << status.executed);
+            UNSCOPED_INFO(program.summary << ": " << px::describe(v.difference) << "; "
+                                          << v.status_mismatch);
         }
         ++faults[outcome.fault.code];
         const px::Plan plan = px::plan_program(program.image);

@@ -7,6 +7,7 @@
 
 #include "pxvm/embedded_kernels.hpp"
 #include "pxvm/reference_interpreter.hpp"
+#include "pxvm/run_program.hpp"
 
 #include <random>
 
@@ -22,18 +23,14 @@ constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, U16 = px::DTYPE_U1
 void check_against_reference(px::vk::Device& device, const Image& program,
                              const std::string& what) {
     INFO(what << " (" << program.width() << "x" << program.height() << ")");
-    Image expected = program;
-    const px::RunOutcome outcome = px::run_reference(expected);
     Image actual = program;
     auto run = device.run_interpreter(actual);
     if (!run) FAIL(run.error().message);
-    const px::ImageDifference difference = px::compare_images(expected, actual);
-    INFO(px::describe(difference));
-    CHECK(difference.count == 0);
-    CHECK(run->status.fault_code == outcome.fault.code);
-    if (outcome.fault) CHECK(run->status.fault_pc == outcome.fault.pc);
-    CHECK(run->status.executed == outcome.executed);
-    CHECK(run->status.halted == (outcome.halted ? 1u : 0u));
+    const px::Verification v = px::verify_against_reference(program, actual, run->status);
+    INFO(px::describe(v.difference));
+    CHECK(v.difference.count == 0);
+    INFO(v.status_mismatch);
+    CHECK(v.status_mismatch.empty()); // fault code and pc, executed count, HALT
 }
 
 px::vk::Device open_interpreter_device(px::vk::Runtime& runtime) {
