@@ -11,8 +11,22 @@ PX_NAMESPACE_BEGIN
 // Every kernel sees the image as one storage buffer of 32-bit words, one word per RGBA pixel
 // (R in the low byte), exactly the PNG's bytes.
 PX_CONST(BINDING_IMAGE, 0u);
-// The run status: struct RunStatus below.
+// The run status: struct RunStatus below (the scheduled kernels use the whole KernelStatus).
 PX_CONST(BINDING_STATUS, 1u);
+// The scheduled kernels read their inputs through a second, readonly restrict view of the same
+// image buffer (the protocol keeps inputs and outputs apart, or in place element for element), so
+// drivers may cache the loads; the interpreter's coherent view would bypass L1 on NVIDIA.
+PX_CONST(BINDING_IMAGE_IN, 2u);
+// Bytes of the status buffer: RunStatus, then scratch words the scheduled kernels share between
+// dispatches (KernelStatus).
+PX_CONST(STATUS_BUFFER_BYTES, 64u);
+// Scratch words of KernelStatus: the token count of the last gather check, and the partial sum
+// of a multi-workgroup dot.
+PX_CONST(SCRATCH_TOKEN_COUNT, 0u);
+PX_CONST(SCRATCH_DOT_SUM, 1u);
+PX_CONST(SCRATCH_WORDS, 12u);
+// Workgroup size of the scheduled kernels unless a specialisation constant sets another.
+PX_CONST(KERNEL_LOCAL_SIZE, 256u);
 
 // The GPU interpreter (kernels/interpreter.comp): one workgroup of this many threads.
 PX_CONST(INTERPRETER_LOCAL_SIZE, 256u);
@@ -40,6 +54,29 @@ struct RunStatus {
     std::uint32_t executed;
     std::uint32_t halted;
 };
+
+/// A tensor operand of a scheduled kernel (docs/PROTOCOL.md section 3): origin pixel, shape,
+/// dtype code. GLSL declares the same struct (kernels/pxvm_tensor.glsl).
+struct KernelTensor {
+    std::uint32_t x, y, rows, cols, dtype;
+};
+/// Push constants of every scheduled kernel: the image size, the instruction's pc and its index
+/// in the plan (for fault reporting), its tensor operands by channel (G, B, A) and four
+/// instruction-specific words (requant: multiplier, shift, zero point; dot_rgb: rows A, B, out;
+/// finish: the plan's static fault code, its pc, the number of steps, halted).
+struct KernelPush {
+    std::uint32_t width, height;
+    std::uint32_t pc, step;
+    KernelTensor t[3];
+    std::uint32_t arg[4];
+};
+/// The whole status buffer as the scheduled kernels see it.
+struct KernelStatus {
+    RunStatus run;
+    std::uint32_t scratch[12];
+};
+static_assert(sizeof(KernelPush) == 92);
+static_assert(sizeof(KernelStatus) == 64);
 } // namespace px
 #endif
 

@@ -167,6 +167,7 @@ TEST_CASE("interpreter: a program too long for one shader invocation is an error
     if (device.info().type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
         REQUIRE_FALSE(run);
         CHECK_THAT(run.error().message, Catch::Contains("limits how long one shader invocation"));
+        CHECK(run.error().code == px::ErrorCode::incomplete);
         CHECK(image == before); // nothing of the incomplete run reaches the caller
     } else {
         check_against_reference(device, b.image, "512x512x1024 matmul");

@@ -8,9 +8,44 @@
 
 namespace px {
 
+/// What kind of failure an Error is, so callers (test runners, pxconform) can tell a skip
+/// from a failure without parsing messages.
+enum class ErrorCode {
+    invalid_input, ///< a malformed file, a bad argument, a program or image a device cannot take
+    unsupported,   ///< the device or this build lacks a feature or kernel variant
+    incomplete,    ///< the device stopped a shader before it finished (lavapipe's loop budget)
+    timeout,       ///< a submit outlasted the timeout; the device is unusable afterwards
+    device_lost,   ///< VK_ERROR_DEVICE_LOST; the device is unusable afterwards
+    out_of_memory, ///< host or device memory ran out
+    device_error,  ///< any other failed Vulkan call, or no Vulkan at all
+};
+
+/// "invalid input", "unsupported", ...
+constexpr const char* error_code_name(ErrorCode code) {
+    switch (code) {
+    case ErrorCode::invalid_input:
+        return "invalid input";
+    case ErrorCode::unsupported:
+        return "unsupported";
+    case ErrorCode::incomplete:
+        return "incomplete";
+    case ErrorCode::timeout:
+        return "timeout";
+    case ErrorCode::device_lost:
+        return "device lost";
+    case ErrorCode::out_of_memory:
+        return "out of memory";
+    case ErrorCode::device_error:
+        return "device error";
+    }
+    return "unknown";
+}
+
 /// A failure a user can act on. `message` names the file or object and the problem.
 struct Error {
     std::string message;
+    ErrorCode code = ErrorCode::invalid_input;
+    int vk_result = 0; ///< the VkResult of a failed Vulkan call (VK_SUCCESS = 0 otherwise)
 };
 
 /// A value or an Error. Access the value only after checking ok().

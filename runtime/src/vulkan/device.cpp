@@ -1,6 +1,7 @@
-// A Device: the logical device and queue, the image/status/staging/readback buffers, the kernel
-// pipeline registry with its on-disk cache, and one run = upload, dispatches, readback in one
-// command buffer and one submit, timed with timestamps.
+// A Device: the logical device and queue, the pipeline registry (keyed by kernel, specialisation
+// and subgroup size) with its on-disk cache, resident images (image, status, staging and readback
+// buffers with region transfers) and recordings (dispatches recorded once, resubmitted per run,
+// timed per labelled dispatch).
 #include "pxvm/embedded_kernels.hpp"
 #include "pxvm/spirv_module.hpp"
 #include "pxvm/vulkan/pipeline_cache.hpp"
@@ -27,7 +28,10 @@ double ms_since(Clock::time_point start) {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-constexpr VkDeviceSize STATUS_BYTES = sizeof(RunStatus);
+constexpr VkDeviceSize STATUS_BYTES = STATUS_BUFFER_BYTES;
+// How long a fence wait spins on vkGetFenceStatus before blocking: a spin answers a short run
+// about 20 us sooner than a blocking wait (docs/RUNTIME.md).
+constexpr auto FENCE_SPIN = std::chrono::microseconds(200);
 constexpr std::uint32_t PUSH_CONSTANT_BYTES = 128; // the minimum maxPushConstantsSize
 
 /// Scores a memory type for one use; types lacking `required` are never chosen.
@@ -40,10 +44,8 @@ std::string size_text(std::uint64_t bytes) {
     return format_bytes(bytes) + " (" + std::to_string(bytes) + " bytes)";
 }
 
-/// One kernel in the registry: its SPIR-V (owned when added by a caller) and, once created, its
-/// shader module and pipeline.
-struct KernelEntry {
-    std::vector<std::uint32_t> owned_spirv;
+/// One pipeline of the registry: a kernel's module with its specialisation and subgroup size.
+struct PipelineEntry {
     ShaderModule module;
     Pipeline pipeline;
     PipelineInfo info;
@@ -59,18 +61,12 @@ struct DeviceObjects {
     PipelineCache cache;
     DescriptorSetLayout set_layout;
     PipelineLayout pipeline_layout;
-    DescriptorPool descriptor_pool;
-    VkDescriptorSet descriptor_set = VK_NULL_HANDLE; // freed with the pool
     CommandPool command_pool;
-    VkCommandBuffer command_buffer = VK_NULL_HANDLE; // freed with the pool
-    Fence fence;
-    QueryPool queries;
-    std::uint32_t query_capacity = 0;
-    std::map<std::string, KernelEntry, std::less<>> kernels;
-    Buffer status;   // device-local RunStatus
-    Buffer image;    // device-local image (host-visible too with direct upload)
-    Buffer staging;  // host-visible upload buffer (staging upload only)
-    Buffer readback; // host-visible: image bytes, then RunStatus at status_offset
+    VkCommandBuffer transfer_commands = VK_NULL_HANDLE; // freed with the pool
+    Fence fence; // every submit waits on it: one run at a time per device
+    QueryPool transfer_queries;
+    std::map<std::string, std::vector<std::uint32_t>, std::less<>> added_kernels;
+    std::map<std::string, PipelineEntry, std::less<>> pipelines; // by pipeline key
 };
 
 struct DeviceState {
@@ -81,29 +77,34 @@ struct DeviceState {
     std::unique_ptr<DeviceObjects> objects = std::make_unique<DeviceObjects>();
     VkQueue queue = VK_NULL_HANDLE;
     std::uint32_t timestamp_bits = 0;
-    bool direct_upload = false; // how the current image buffer is filled
+    std::string memory_strategy; // of the last resident image
     PipelineCacheStatus cache_status;
-    std::string failure;  // non-empty after a timeout or device loss
+    std::string failure; // non-empty after a timeout or device loss
+    ErrorCode failure_code = ErrorCode::device_error;
     bool pending = false; // a submit that never signalled its fence
 
     explicit DeviceState(RuntimeState* owner) : runtime(owner) { ++runtime->open_devices; }
+
+    /// After a timeout, gives the abandoned submit one more timeout period (at least 5 s) to
+    /// end. True when no submit is pending any more, so objects it used may be destroyed.
+    bool settle() {
+        if (!pending) return true;
+        const auto ns = std::uint64_t(std::max<std::int64_t>(
+            std::chrono::nanoseconds(runtime->options.timeout).count(), 5'000'000'000));
+        VkFence fence = objects->fence.get();
+        if (vkWaitForFences(device.get(), 1, &fence, VK_TRUE, ns) == VK_SUCCESS) pending = false;
+        return !pending;
+    }
     DeviceState(const DeviceState&) = delete;
     DeviceState& operator=(const DeviceState&) = delete;
     ~DeviceState() {
-        if (device && pending) {
-            // A timed-out submit may still be running: give it one more timeout period, then
-            // leak the device rather than destroy memory the GPU may still write.
-            const auto ns = std::uint64_t(std::max<std::int64_t>(
-                std::chrono::nanoseconds(runtime->options.timeout).count(), 5'000'000'000));
-            VkFence fence = objects->fence.get();
-            if (vkWaitForFences(device.get(), 1, &fence, VK_TRUE, ns) != VK_SUCCESS) {
-                std::fprintf(stderr,
-                             "pxvm: %s never finished its last run; its Vulkan objects "
-                             "are leaked instead of destroyed\n",
-                             info.name.c_str());
-                (void)objects.release();
-                (void)device.release();
-            }
+        if (device && !settle()) {
+            std::fprintf(stderr,
+                         "pxvm: %s never finished its last run; its Vulkan objects "
+                         "are leaked instead of destroyed\n",
+                         info.name.c_str());
+            (void)objects.release();
+            (void)device.release();
         }
         if (device) {
             vkDeviceWaitIdle(device.get()); // may report VK_ERROR_DEVICE_LOST: destroying is fine
@@ -229,71 +230,94 @@ void invalidate(const DeviceState& s, const Buffer& b) {
     PX_VK_CHECK(vkInvalidateMappedMemoryRanges(s.device.get(), 1, &range));
 }
 
-VkDeviceSize status_offset(VkDeviceSize image_bytes) {
-    return (image_bytes + 15) & ~VkDeviceSize(15);
-}
-
-/// Makes sure the image, staging and readback buffers hold `bytes`, reusing them when they do.
-Result<void> ensure_buffers(DeviceState& s, VkDeviceSize bytes) {
-    DeviceObjects& o = *s.objects;
-    const UploadMode mode = s.runtime->options.upload;
-    const bool image_ok = o.image.buffer && o.image.size >= bytes;
-    if (!image_ok) {
-        o.image = Buffer{};
-        o.staging = Buffer{};
-        const VkBufferUsageFlags usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-                                         VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                         VK_BUFFER_USAGE_TRANSFER_DST_BIT;
-        s.direct_upload = false;
-        if (mode != UploadMode::staging) {
-            auto direct =
-                create_buffer(s, bytes, usage, device_local_host_visible(), "image buffer");
-            if (direct) {
-                o.image = std::move(direct.value());
-                s.direct_upload = true;
-            } else if (mode == UploadMode::direct) {
-                return Error{"direct upload needs a DEVICE_LOCAL|HOST_VISIBLE memory type that "
-                             "holds the image: " +
-                             direct.error().message};
-            }
-        }
-        if (!s.direct_upload) {
-            auto image = create_buffer(s, bytes, usage, device_local(), "image buffer");
-            if (!image) return image.error();
-            o.image = std::move(image.value());
-        }
-    }
-    if (!s.direct_upload && !(o.staging.buffer && o.staging.size >= bytes)) {
-        o.staging = Buffer{};
-        auto staging = create_buffer(s, bytes, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, upload_staging(),
-                                     "upload staging buffer");
-        if (!staging) return staging.error();
-        o.staging = std::move(staging.value());
-    }
-    const VkDeviceSize readback_bytes = status_offset(bytes) + STATUS_BYTES;
-    if (!(o.readback.buffer && o.readback.size >= readback_bytes)) {
-        o.readback = Buffer{};
-        auto readback = create_buffer(s, readback_bytes, VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-                                      readback_memory(), "readback buffer");
-        if (!readback) return readback.error();
-        o.readback = std::move(readback.value());
-    }
-    return {};
-}
-
-Result<void> ensure_queries(DeviceState& s, std::uint32_t count) {
-    DeviceObjects& o = *s.objects;
-    if (o.queries && o.query_capacity >= count) return {};
-    o.queries = QueryPool{};
+Result<QueryPool> create_query_pool(DeviceState& s, std::uint32_t count) {
     auto info = make_struct<VkQueryPoolCreateInfo>(VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO);
     info.queryType = VK_QUERY_TYPE_TIMESTAMP;
-    info.queryCount = std::max(count, 16u);
+    info.queryCount = count;
     VkQueryPool pool = VK_NULL_HANDLE;
     if (VkResult r = vkCreateQueryPool(s.device.get(), &info, nullptr, &pool); r != VK_SUCCESS)
         return vulkan_error("cannot create a timestamp query pool on " + s.info.name, r);
-    o.queries = QueryPool(s.device.get(), pool);
-    o.query_capacity = info.queryCount;
-    return {};
+    return QueryPool(s.device.get(), pool);
+}
+
+/// Milliseconds between timestamps a and b of the first `count` queries of `pool`, or nothing
+/// when the queue has no timestamps. A lost device marks the device failed.
+Result<std::vector<double>> read_timestamps(DeviceState& s, VkQueryPool pool, std::uint32_t count) {
+    std::vector<double> ms;
+    if (s.timestamp_bits == 0 || count == 0) return ms;
+    std::vector<std::uint64_t> ticks(count);
+    const VkResult r = vkGetQueryPoolResults(
+        s.device.get(), pool, 0, count, ticks.size() * sizeof(std::uint64_t), ticks.data(),
+        sizeof(std::uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    if (r == VK_ERROR_DEVICE_LOST) {
+        Error e = vulkan_error(s.info.name + ": reading timestamps", r);
+        s.failure = e.message;
+        s.failure_code = e.code;
+        return e;
+    }
+    if (r != VK_SUCCESS) return ms;
+    const std::uint64_t mask =
+        s.timestamp_bits >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << s.timestamp_bits) - 1;
+    for (std::uint32_t i = 0; i + 1 < count; ++i)
+        ms.push_back(double((ticks[i + 1] - ticks[i]) & mask) * s.info.limits.timestamp_period_ns /
+                     1e6);
+    return ms;
+}
+
+/// The error of a device that failed earlier (timeout, device lost).
+Error failed_device_error(const DeviceState& s) {
+    return Error{s.failure, s.failure_code};
+}
+
+/// Submits `cmd` and waits for it: spins on the fence briefly, then blocks until the timeout.
+/// A timeout or a lost device marks the device failed. Returns the host milliseconds.
+Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
+    const auto start = Clock::now();
+    VkFence fence = s.objects->fence.get();
+    PX_VK_CHECK(vkResetFences(s.device.get(), 1, &fence));
+    auto submit = make_struct<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
+    submit.commandBufferCount = 1;
+    submit.pCommandBuffers = &cmd;
+    if (VkResult r = vkQueueSubmit(s.queue, 1, &submit, fence); r != VK_SUCCESS) {
+        Error e = vulkan_error("cannot submit work to " + s.info.name, r);
+        if (r == VK_ERROR_DEVICE_LOST) {
+            s.failure = e.message;
+            s.failure_code = e.code;
+        }
+        return e;
+    }
+    VkResult waited = VK_NOT_READY;
+    while (Clock::now() - start < FENCE_SPIN &&
+           (waited = vkGetFenceStatus(s.device.get(), fence)) == VK_NOT_READY) {
+    }
+    if (waited == VK_NOT_READY) {
+        const auto timeout = s.runtime->options.timeout;
+        waited = vkWaitForFences(s.device.get(), 1, &fence, VK_TRUE,
+                                 std::uint64_t(std::chrono::nanoseconds(timeout).count()));
+        if (waited == VK_TIMEOUT) {
+            s.pending = true;
+            s.failure = s.info.name + " did not finish a run within " +
+                        std::to_string(timeout.count()) +
+                        " ms; the run was abandoned and this device cannot run again (raise the "
+                        "limit with --timeout-ms, PXVM_TIMEOUT_MS or RuntimeOptions::timeout)";
+            s.failure_code = ErrorCode::timeout;
+            return failed_device_error(s);
+        }
+    }
+    if (waited != VK_SUCCESS) {
+        Error e =
+            vulkan_error("the run on " + s.info.name + " failed while waiting for it", waited);
+        s.failure = e.message;
+        s.failure_code = e.code;
+        return e;
+    }
+    return ms_since(start);
+}
+
+/// Gives up a buffer's handles without destroying them (work that may still use it never ended).
+void leak(Buffer& b) {
+    (void)b.buffer.release();
+    (void)b.memory.release();
 }
 
 void save_pipeline_cache(DeviceState& s) {
@@ -367,26 +391,53 @@ Result<void> create_pipeline_cache(DeviceState& s) {
     return {};
 }
 
-/// The registry entry of `name` with its pipeline created; `created` says whether it was created
-/// by this call.
-Result<KernelEntry*> kernel_pipeline(DeviceState& s, std::string_view name, bool& created) {
+/// "matmul_portable", "matmul_portable [4, 4, 16]", "... subgroup 32".
+std::string pipeline_key(const Dispatch& d) {
+    std::string key = d.kernel;
+    if (!d.specialization.empty()) {
+        key += " [";
+        for (std::size_t i = 0; i < d.specialization.size(); ++i)
+            key += (i ? ", " : "") + std::to_string(d.specialization[i]);
+        key += "]";
+    }
+    if (d.required_subgroup_size) key += " subgroup " + std::to_string(d.required_subgroup_size);
+    return key;
+}
+
+/// The registry entry of a dispatch's pipeline, created when missing; `created` says whether it
+/// was created by this call.
+Result<PipelineEntry*> kernel_pipeline(DeviceState& s, const Dispatch& d, bool& created) {
     created = false;
     DeviceObjects& o = *s.objects;
-    auto it = o.kernels.find(name);
-    if (it != o.kernels.end() && it->second.pipeline) return &it->second;
+    const std::string key = pipeline_key(d);
+    if (auto it = o.pipelines.find(key); it != o.pipelines.end()) return &it->second;
 
+    const std::string& name = d.kernel;
     std::span<const std::uint32_t> spirv;
-    if (it != o.kernels.end()) {
-        spirv = it->second.owned_spirv;
+    if (auto added = o.added_kernels.find(name); added != o.added_kernels.end()) {
+        spirv = added->second;
     } else if (const EmbeddedKernel* embedded = find_kernel(name)) {
         spirv = embedded->spirv;
     } else {
-        return Error{"kernel '" + std::string(name) +
-                     "' is not built into this pxVM library (px::find_kernel has no such kernel; "
-                     "the build leaves out kernels its toolchain cannot compile)"};
+        return Error{"kernel '" + name +
+                         "' is not built into this pxVM library (px::find_kernel has no such "
+                         "kernel; the build leaves out kernels its toolchain cannot compile)",
+                     ErrorCode::unsupported};
     }
     if (auto supported = check_kernel_support(name, spirv, s.info); !supported)
         return supported.error();
+    const Subgroups& sg = s.info.features.subgroups;
+    if (d.required_subgroup_size &&
+        !(sg.size_control && sg.compute_required_size && d.required_subgroup_size >= sg.min_size &&
+          d.required_subgroup_size <= sg.max_size))
+        return Error{"kernel '" + name + "' needs subgroup size " +
+                         std::to_string(d.required_subgroup_size) + ", which " + s.info.name +
+                         " cannot be asked for (subgroup size control " +
+                         (sg.size_control ? "sizes " + std::to_string(sg.min_size) + " to " +
+                                                std::to_string(sg.max_size)
+                                          : std::string("absent")) +
+                         ")",
+                     ErrorCode::unsupported};
 
     const VkDevice device = s.device.get();
     auto module_info =
@@ -395,10 +446,14 @@ Result<KernelEntry*> kernel_pipeline(DeviceState& s, std::string_view name, bool
     module_info.pCode = spirv.data();
     VkShaderModule module = VK_NULL_HANDLE;
     if (VkResult r = vkCreateShaderModule(device, &module_info, nullptr, &module); r != VK_SUCCESS)
-        return vulkan_error("cannot create the shader module of kernel '" + std::string(name) + "'",
-                            r);
+        return vulkan_error("cannot create the shader module of kernel '" + name + "'", r);
     ShaderModule owned_module(device, module);
 
+    std::vector<VkSpecializationMapEntry> entries;
+    for (std::uint32_t i = 0; i < d.specialization.size(); ++i)
+        entries.push_back({i, i * 4, 4});
+    VkSpecializationInfo specialization{std::uint32_t(entries.size()), entries.data(),
+                                        d.specialization.size() * 4, d.specialization.data()};
     auto info =
         make_struct<VkComputePipelineCreateInfo>(VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO);
     info.stage = make_struct<VkPipelineShaderStageCreateInfo>(
@@ -406,6 +461,15 @@ Result<KernelEntry*> kernel_pipeline(DeviceState& s, std::string_view name, bool
     info.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
     info.stage.module = module;
     info.stage.pName = "main";
+    if (!entries.empty()) info.stage.pSpecializationInfo = &specialization;
+    auto subgroup_size = make_struct<VkPipelineShaderStageRequiredSubgroupSizeCreateInfo>(
+        VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO);
+    subgroup_size.requiredSubgroupSize = d.required_subgroup_size;
+    if (d.required_subgroup_size) {
+        info.stage.pNext = &subgroup_size;
+        if (sg.compute_full_subgroups)
+            info.stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
+    }
     info.layout = o.pipeline_layout.get();
     VkPipelineCreationFeedback feedback{};
     auto feedback_info = make_struct<VkPipelineCreationFeedbackCreateInfo>(
@@ -418,14 +482,13 @@ Result<KernelEntry*> kernel_pipeline(DeviceState& s, std::string_view name, bool
     VkResult r = vkCreateComputePipelines(device, o.cache.get(), 1, &info, nullptr, &pipeline);
     const double create_ms = ms_since(start);
     if (r != VK_SUCCESS)
-        return vulkan_error("cannot create the pipeline of kernel '" + std::string(name) + "' on " +
-                                s.info.name,
-                            r);
+        return vulkan_error("cannot create the pipeline " + key + " on " + s.info.name, r);
 
-    KernelEntry& entry = o.kernels[std::string(name)];
+    PipelineEntry& entry = o.pipelines[key];
     entry.module = std::move(owned_module);
     entry.pipeline = Pipeline(device, pipeline);
-    entry.info.kernel = std::string(name);
+    entry.info.kernel = name;
+    entry.info.key = key;
     entry.info.create_ms = create_ms;
     if (s.info.features.pipeline_creation_feedback &&
         (feedback.flags & VK_PIPELINE_CREATION_FEEDBACK_VALID_BIT))
@@ -530,10 +593,12 @@ Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
         {BINDING_IMAGE, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr},
         {BINDING_STATUS, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
          nullptr},
+        {BINDING_IMAGE_IN, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
+         nullptr},
     };
     auto set_layout_info = make_struct<VkDescriptorSetLayoutCreateInfo>(
         VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO);
-    set_layout_info.bindingCount = 2;
+    set_layout_info.bindingCount = 3;
     set_layout_info.pBindings = bindings;
     VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
     if (VkResult r = vkCreateDescriptorSetLayout(device, &set_layout_info, nullptr, &set_layout);
@@ -541,8 +606,9 @@ Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
         return vulkan_error("cannot create the descriptor set layout on " + info.name, r);
     o.set_layout = DescriptorSetLayout(device, set_layout);
 
-    // Every kernel shares one interface (kernels/pxvm_layout.h): set 0 holds the image and the
-    // status buffer, and push constants fit the 128 bytes every device offers.
+    // Every kernel shares one interface (kernels/pxvm_layout.h): set 0 holds the image, the
+    // status buffer and the image's read-only view, and push constants fit the 128 bytes every
+    // device offers.
     const VkPushConstantRange push{VK_SHADER_STAGE_COMPUTE_BIT, 0, PUSH_CONSTANT_BYTES};
     auto layout_info =
         make_struct<VkPipelineLayoutCreateInfo>(VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO);
@@ -555,25 +621,6 @@ Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
         r != VK_SUCCESS)
         return vulkan_error("cannot create the pipeline layout on " + info.name, r);
     o.pipeline_layout = PipelineLayout(device, pipeline_layout);
-
-    const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 2};
-    auto pool_info =
-        make_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
-    pool_info.maxSets = 1;
-    pool_info.poolSizeCount = 1;
-    pool_info.pPoolSizes = &pool_size;
-    VkDescriptorPool pool = VK_NULL_HANDLE;
-    if (VkResult r = vkCreateDescriptorPool(device, &pool_info, nullptr, &pool); r != VK_SUCCESS)
-        return vulkan_error("cannot create the descriptor pool on " + info.name, r);
-    o.descriptor_pool = DescriptorPool(device, pool);
-    auto set_info =
-        make_struct<VkDescriptorSetAllocateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO);
-    set_info.descriptorPool = pool;
-    set_info.descriptorSetCount = 1;
-    set_info.pSetLayouts = &set_layout;
-    if (VkResult r = vkAllocateDescriptorSets(device, &set_info, &o.descriptor_set);
-        r != VK_SUCCESS)
-        return vulkan_error("cannot allocate the descriptor set on " + info.name, r);
 
     auto command_pool_info =
         make_struct<VkCommandPoolCreateInfo>(VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO);
@@ -589,7 +636,7 @@ Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
     command_info.commandPool = command_pool;
     command_info.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
     command_info.commandBufferCount = 1;
-    if (VkResult r = vkAllocateCommandBuffers(device, &command_info, &o.command_buffer);
+    if (VkResult r = vkAllocateCommandBuffers(device, &command_info, &o.transfer_commands);
         r != VK_SUCCESS)
         return vulkan_error("cannot allocate a command buffer on " + info.name, r);
 
@@ -599,13 +646,11 @@ Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
         return vulkan_error("cannot create a fence on " + info.name, r);
     o.fence = Fence(device, fence);
 
-    auto status =
-        create_buffer(s, STATUS_BYTES,
-                      VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                          VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-                      device_local(), "status buffer");
-    if (!status) return status.error();
-    o.status = std::move(status.value());
+    if (s.timestamp_bits) {
+        auto queries = create_query_pool(s, 2);
+        if (!queries) return queries.error();
+        o.transfer_queries = std::move(queries.value());
+    }
 
     if (auto cache = create_pipeline_cache(s); !cache) return cache.error();
     return state;
@@ -625,6 +670,286 @@ std::string image_name(const Image& image) {
 
 } // namespace
 
+namespace detail {
+
+/// A resident image's buffers and descriptor set. The staging and readback buffers are made on
+/// first use.
+struct ResidentState {
+    DeviceState* device = nullptr;
+    std::uint32_t width = 0, height = 0;
+    VkDeviceSize bytes = 0;
+    bool direct = false; // the image buffer is host-visible and written through its mapping
+    Buffer image, status, staging, readback;
+    DescriptorPool pool;
+    VkDescriptorSet set = VK_NULL_HANDLE; // freed with the pool
+    StageTimings transfers;
+
+    ResidentState() = default;
+    ResidentState(const ResidentState&) = delete;
+    ResidentState& operator=(const ResidentState&) = delete;
+    ~ResidentState() {
+        if (device && !device->settle()) { // the GPU may still use them: never free them
+            for (Buffer* b : {&image, &status, &staging, &readback})
+                leak(*b);
+            (void)pool.release();
+        }
+    }
+};
+
+/// A recorded command buffer over one resident image, with its timestamp queries and the
+/// host-visible copy of the status buffer it fills at the end.
+struct RecordingState {
+    DeviceState* device = nullptr;
+    ResidentState* image = nullptr;
+    VkCommandBuffer commands = VK_NULL_HANDLE;
+    QueryPool queries;
+    std::uint32_t query_count = 0;
+    Buffer status_copy;
+    std::vector<std::string> labels;
+    std::vector<PipelineInfo> pipelines;
+
+    RecordingState() = default;
+    RecordingState(const RecordingState&) = delete;
+    RecordingState& operator=(const RecordingState&) = delete;
+    ~RecordingState() {
+        if (!device) return;
+        if (!device->settle()) {
+            leak(status_copy);
+            (void)queries.release();
+            return;
+        }
+        if (commands != VK_NULL_HANDLE)
+            vkFreeCommandBuffers(device->device.get(), device->objects->command_pool.get(), 1,
+                                 &commands);
+    }
+};
+
+} // namespace detail
+
+namespace {
+
+using detail::RecordingState;
+using detail::ResidentState;
+
+/// Byte ranges of a region's rows, at the same offsets in both buffers.
+std::vector<VkBufferCopy> region_copies(const ResidentState& r, const Region& region) {
+    std::vector<VkBufferCopy> copies;
+    for (std::uint32_t y = region.y; y < region.y + region.height; ++y) {
+        const VkDeviceSize offset = (VkDeviceSize(y) * r.width + region.x) * 4;
+        copies.push_back({offset, offset, VkDeviceSize(region.width) * 4});
+    }
+    // Whole rows side by side are one range.
+    if (region.x == 0 && region.width == r.width && !copies.empty())
+        copies = {{copies.front().srcOffset, copies.front().srcOffset,
+                   VkDeviceSize(region.height) * r.width * 4}};
+    return copies;
+}
+
+Result<void> check_region(const ResidentState& r, const Image& image, const Region& region,
+                          std::string_view what) {
+    if (image.width() != r.width || image.height() != r.height)
+        return Error{std::string(what) + ": the image is " + std::to_string(image.width()) + "x" +
+                     std::to_string(image.height()) + ", the resident image " +
+                     std::to_string(r.width) + "x" + std::to_string(r.height)};
+    if (region.width == 0 || region.height == 0 || region.x >= r.width ||
+        region.width > r.width - region.x || region.y >= r.height ||
+        region.height > r.height - region.y)
+        return Error{std::string(what) + ": region " + std::to_string(region.width) + "x" +
+                     std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
+                     std::to_string(region.y) + ") is empty or outside the " +
+                     std::to_string(r.width) + "x" + std::to_string(r.height) + " image"};
+    return {};
+}
+
+/// Records a one-off transfer (copies between buffers, timed) on the device's transfer command
+/// buffer, submits it and waits. Returns the GPU milliseconds, if timed.
+Result<std::optional<double>> run_copy(DeviceState& s, VkBuffer from, VkBuffer to,
+                                       std::span<const VkBufferCopy> copies,
+                                       VkPipelineStageFlags dst_stage, VkAccessFlags dst_access) {
+    DeviceObjects& o = *s.objects;
+    VkCommandBuffer cmd = o.transfer_commands;
+    PX_VK_CHECK(vkResetCommandBuffer(cmd, 0));
+    auto begin = make_struct<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
+    begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    if (VkResult r = vkBeginCommandBuffer(cmd, &begin); r != VK_SUCCESS)
+        return vulkan_error("cannot record a command buffer on " + s.info.name, r);
+    const bool timed = bool(o.transfer_queries);
+    if (timed) {
+        vkCmdResetQueryPool(cmd, o.transfer_queries.get(), 0, 2);
+        vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, o.transfer_queries.get(), 0);
+    }
+    // Earlier runs' shader writes and reads come before the copy.
+    record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                   VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                   VK_PIPELINE_STAGE_TRANSFER_BIT,
+                   VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
+    vkCmdCopyBuffer(cmd, from, to, std::uint32_t(copies.size()), copies.data());
+    record_barrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, dst_stage,
+                   dst_access);
+    if (timed)
+        vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, o.transfer_queries.get(), 1);
+    if (VkResult r = vkEndCommandBuffer(cmd); r != VK_SUCCESS)
+        return vulkan_error("cannot record a command buffer on " + s.info.name, r);
+    if (auto waited = submit_and_wait(s, cmd); !waited) return waited.error();
+    std::optional<double> gpu_ms;
+    if (timed) {
+        auto ms = read_timestamps(s, o.transfer_queries.get(), 2);
+        if (!ms) return ms.error();
+        if (!ms->empty()) gpu_ms = ms->front();
+    }
+    return gpu_ms;
+}
+
+std::string memory_type_text(const Buffer& b) {
+    return "memory type " + std::to_string(b.memory_type) + " (" +
+           memory_property_names(b.memory_flags) + ")";
+}
+
+} // namespace
+
+// ---- ResidentImage ---------------------------------------------------------------------------
+
+ResidentImage::ResidentImage(std::unique_ptr<detail::ResidentState> state)
+    : state_(std::move(state)) {}
+ResidentImage::~ResidentImage() = default;
+ResidentImage::ResidentImage(ResidentImage&&) noexcept = default;
+ResidentImage& ResidentImage::operator=(ResidentImage&&) noexcept = default;
+
+std::uint32_t ResidentImage::width() const {
+    return state_->width;
+}
+std::uint32_t ResidentImage::height() const {
+    return state_->height;
+}
+std::uint64_t ResidentImage::size_bytes() const {
+    return state_->bytes;
+}
+bool ResidentImage::direct_upload() const {
+    return state_->direct;
+}
+const StageTimings& ResidentImage::transfer_timings() const {
+    return state_->transfers;
+}
+
+Result<void> ResidentImage::write(const Image& source) {
+    return write(source, Region{0, 0, source.width(), source.height()});
+}
+
+Result<void> ResidentImage::write(const Image& source, const Region& region) {
+    ResidentState& r = *state_;
+    DeviceState& s = *r.device;
+    if (!s.failure.empty()) return failed_device_error(s);
+    if (auto ok = check_region(r, source, region, "writing a resident image"); !ok)
+        return ok.error();
+    const auto start = Clock::now();
+    const std::vector<VkBufferCopy> copies = region_copies(r, region);
+    if (!r.direct && !r.staging.buffer) {
+        auto staging = create_buffer(s, r.bytes, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, upload_staging(),
+                                     "upload staging buffer");
+        if (!staging) return staging.error();
+        r.staging = std::move(staging.value());
+    }
+    Buffer& target = r.direct ? r.image : r.staging;
+    for (const VkBufferCopy& c : copies)
+        std::memcpy(static_cast<std::uint8_t*>(target.mapped) + c.srcOffset,
+                    source.data() + c.srcOffset, c.size);
+    flush(s, target);
+    r.transfers.host_upload_ms = ms_since(start);
+    r.transfers.direct_upload = r.direct;
+    r.transfers.gpu_upload_ms.reset();
+    if (r.direct) return {};
+    auto copied = run_copy(s, r.staging.buffer.get(), r.image.buffer.get(), copies,
+                           VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                           VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+    if (!copied) return copied.error();
+    r.transfers.gpu_upload_ms = *copied;
+    r.transfers.host_upload_ms = ms_since(start);
+    return {};
+}
+
+Result<void> ResidentImage::read(Image& target) {
+    return read(target, Region{0, 0, target.width(), target.height()});
+}
+
+Result<void> ResidentImage::read(Image& target, const Region& region) {
+    ResidentState& r = *state_;
+    DeviceState& s = *r.device;
+    if (!s.failure.empty()) return failed_device_error(s);
+    if (auto ok = check_region(r, target, region, "reading a resident image"); !ok)
+        return ok.error();
+    const auto start = Clock::now();
+    if (!r.readback.buffer) {
+        auto readback = create_buffer(s, r.bytes, VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                      readback_memory(), "readback buffer");
+        if (!readback) return readback.error();
+        r.readback = std::move(readback.value());
+    }
+    const std::vector<VkBufferCopy> copies = region_copies(r, region);
+    auto copied = run_copy(s, r.image.buffer.get(), r.readback.buffer.get(), copies,
+                           VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+    if (!copied) return copied.error();
+    r.transfers.gpu_readback_ms = *copied;
+    invalidate(s, r.readback);
+    for (const VkBufferCopy& c : copies)
+        std::memcpy(target.data() + c.dstOffset,
+                    static_cast<const std::uint8_t*>(r.readback.mapped) + c.dstOffset, c.size);
+    r.transfers.host_readback_ms = ms_since(start);
+    return {};
+}
+
+// ---- Recording -------------------------------------------------------------------------------
+
+Recording::Recording(std::unique_ptr<detail::RecordingState> state) : state_(std::move(state)) {}
+Recording::~Recording() = default;
+Recording::Recording(Recording&&) noexcept = default;
+Recording& Recording::operator=(Recording&&) noexcept = default;
+
+const std::vector<std::string>& Recording::labels() const {
+    return state_->labels;
+}
+const std::vector<PipelineInfo>& Recording::pipelines() const {
+    return state_->pipelines;
+}
+
+Result<GpuRun> Recording::run() {
+    const auto start = Clock::now();
+    RecordingState& rec = *state_;
+    DeviceState& s = *rec.device;
+    if (!s.failure.empty()) return failed_device_error(s);
+    GpuRun result;
+    result.pipelines = rec.pipelines;
+    auto waited = submit_and_wait(s, rec.commands);
+    if (!waited) return waited.error();
+    result.timings.host_submit_wait_ms = *waited;
+    if (rec.queries) {
+        auto ms = read_timestamps(s, rec.queries.get(), rec.query_count);
+        if (!ms) return ms.error();
+        if (!ms->empty()) {
+            // Stamps: start, after the status reset, after each dispatch; execution counts the
+            // dispatches.
+            double execute = 0;
+            for (std::size_t i = 1; i < ms->size(); ++i)
+                execute += (*ms)[i];
+            result.timings.gpu_execute_ms = execute;
+            for (std::size_t i = 0; i < rec.labels.size(); ++i)
+                result.timings.gpu_dispatch.push_back({rec.labels[i], (*ms)[i + 1]});
+        }
+    }
+    invalidate(s, rec.status_copy);
+    std::memcpy(&result.status, rec.status_copy.mapped, sizeof(RunStatus));
+    result.timings.host_total_ms = ms_since(start);
+    if (result.status.fault_code == STATUS_INCOMPLETE) // the image is unreliable
+        return Error{"the GPU stopped at pc " + std::to_string(result.status.fault_pc) + " after " +
+                         std::to_string(result.status.executed) +
+                         " instructions, before the program ended: " + s.info.name +
+                         " limits how long one shader invocation may loop (lavapipe: 65535 loop "
+                         "iterations in all); run the program on a GPU, or with --device cpu",
+                     ErrorCode::incomplete};
+    return result;
+}
+
+// ---- Device ----------------------------------------------------------------------------------
+
 Device::Device(std::unique_ptr<detail::DeviceState> state) : state_(std::move(state)) {}
 Device::~Device() = default;
 Device::Device(Device&&) noexcept = default;
@@ -640,27 +965,9 @@ bool Device::failed() const {
     return !state_->failure.empty();
 }
 
-void Device::release_buffers() {
-    DeviceObjects& o = *state_->objects;
-    o.image = Buffer{};
-    o.staging = Buffer{};
-    o.readback = Buffer{};
-}
-
 std::string Device::memory_strategy() const {
-    const DeviceState& s = *state_;
-    const DeviceObjects& o = *s.objects;
-    const auto type = [&](const Buffer& b) {
-        return "memory type " + std::to_string(b.memory_type) + " (" +
-               memory_property_names(b.memory_flags) + ")";
-    };
-    if (!o.image.buffer) return "no buffers yet (they are made by the first run)";
-    std::string text = s.direct_upload
-                           ? "upload: host writes the image buffer directly, " + type(o.image)
-                           : "upload: host writes a staging buffer in " + type(o.staging) +
-                                 ", the GPU copies it into the image buffer in " + type(o.image);
-    text += "; readback: the GPU copies into " + type(o.readback) + ", the host reads that";
-    return text;
+    if (state_->memory_strategy.empty()) return "no image uploaded yet";
+    return state_->memory_strategy;
 }
 
 Result<void> Device::check_image_fits(std::uint64_t bytes, std::string_view what) const {
@@ -686,42 +993,133 @@ Result<void> Device::check_image_fits(std::uint64_t bytes, std::string_view what
 
 Result<void> Device::add_kernel(std::string name, std::vector<std::uint32_t> spirv) {
     DeviceObjects& o = *state_->objects;
-    if (o.kernels.count(name))
+    if (o.added_kernels.count(name) || find_kernel(name))
         return Error{"kernel '" + name + "' is already registered on this device"};
     if (auto module = read_spirv_module(spirv); !module)
         return Error{"kernel '" + name + "': " + module.error().message};
-    o.kernels[name].owned_spirv = std::move(spirv);
+    o.added_kernels[name] = std::move(spirv);
     return {};
 }
 
-Result<PipelineInfo> Device::prepare_kernel(std::string_view name) {
-    if (failed()) return Error{state_->failure};
+Result<PipelineInfo> Device::prepare(const Dispatch& dispatch) {
+    if (failed()) return failed_device_error(*state_);
     bool created = false;
-    auto entry = kernel_pipeline(*state_, name, created);
+    auto entry = kernel_pipeline(*state_, dispatch, created);
     if (!entry) return entry.error();
     PipelineInfo info = (*entry)->info;
     info.created_in_this_call = created;
     return info;
 }
 
-Result<GpuRun> Device::run_interpreter(Image& image) {
-    const Dispatch dispatch =
-        Dispatch::with_push("interpreter", InterpreterPush{image.width(), image.height()});
-    return run(std::span(&dispatch, 1), image);
+Result<PipelineInfo> Device::prepare_kernel(std::string_view name) {
+    Dispatch dispatch;
+    dispatch.kernel = std::string(name);
+    return prepare(dispatch);
 }
 
-Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
-    const auto start = Clock::now();
+Result<ResidentImage> Device::upload(const Image& image) {
     DeviceState& s = *state_;
-    DeviceObjects& o = *s.objects;
-    const DeviceInfo& d = s.info;
-    if (failed()) return Error{s.failure};
-    if (dispatches.empty()) return Error{"nothing to run: the dispatch list is empty"};
+    if (failed()) return failed_device_error(s);
     const VkDeviceSize bytes = image.size_bytes();
     if (bytes == 0) return Error{"the image is empty"};
     if (auto fits = check_image_fits(bytes, image_name(image)); !fits) return fits.error();
 
-    GpuRun result;
+    auto r = std::make_unique<ResidentState>();
+    r->device = &s;
+    r->width = image.width();
+    r->height = image.height();
+    r->bytes = bytes;
+    const VkBufferUsageFlags usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                     VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    const UploadMode mode = s.runtime->options.upload;
+    if (mode != UploadMode::staging) {
+        auto direct = create_buffer(s, bytes, usage, device_local_host_visible(), "image buffer");
+        if (direct) {
+            r->image = std::move(direct.value());
+            r->direct = true;
+        } else if (mode == UploadMode::direct) {
+            return Error{"direct upload needs a DEVICE_LOCAL|HOST_VISIBLE memory type that "
+                         "holds the image: " +
+                             direct.error().message,
+                         ErrorCode::unsupported};
+        }
+    }
+    if (!r->direct) {
+        auto buffer = create_buffer(s, bytes, usage, device_local(), "image buffer");
+        if (!buffer) return buffer.error();
+        r->image = std::move(buffer.value());
+    }
+    auto status =
+        create_buffer(s, STATUS_BYTES,
+                      VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                          VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                      device_local(), "status buffer");
+    if (!status) return status.error();
+    r->status = std::move(status.value());
+
+    const VkDevice device = s.device.get();
+    const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 3};
+    auto pool_info =
+        make_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
+    pool_info.maxSets = 1;
+    pool_info.poolSizeCount = 1;
+    pool_info.pPoolSizes = &pool_size;
+    VkDescriptorPool pool = VK_NULL_HANDLE;
+    if (VkResult res = vkCreateDescriptorPool(device, &pool_info, nullptr, &pool);
+        res != VK_SUCCESS)
+        return vulkan_error("cannot create a descriptor pool on " + s.info.name, res);
+    r->pool = DescriptorPool(device, pool);
+    VkDescriptorSetLayout set_layout = s.objects->set_layout.get();
+    auto set_info =
+        make_struct<VkDescriptorSetAllocateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO);
+    set_info.descriptorPool = pool;
+    set_info.descriptorSetCount = 1;
+    set_info.pSetLayouts = &set_layout;
+    if (VkResult res = vkAllocateDescriptorSets(device, &set_info, &r->set); res != VK_SUCCESS)
+        return vulkan_error("cannot allocate a descriptor set on " + s.info.name, res);
+    const VkDescriptorBufferInfo image_info{r->image.buffer.get(), 0, bytes};
+    const VkDescriptorBufferInfo status_info{r->status.buffer.get(), 0, STATUS_BYTES};
+    VkWriteDescriptorSet writes[3]{};
+    const std::uint32_t binding_of[3] = {BINDING_IMAGE, BINDING_STATUS, BINDING_IMAGE_IN};
+    for (int i = 0; i < 3; ++i) {
+        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+        writes[i].dstSet = r->set;
+        writes[i].dstBinding = binding_of[i];
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = i == 1 ? &status_info : &image_info;
+    }
+    vkUpdateDescriptorSets(device, 3, writes, 0, nullptr);
+
+    ResidentImage resident(std::move(r));
+    if (auto written = resident.write(image); !written) return written.error();
+    const ResidentState& state = *resident.state_;
+    s.memory_strategy =
+        state.direct
+            ? "upload: host writes the image buffer directly, " + memory_type_text(state.image)
+            : "upload: host writes a staging buffer in " + memory_type_text(state.staging) +
+                  ", the GPU copies it into the image buffer in " + memory_type_text(state.image);
+    s.memory_strategy +=
+        "; readback: the GPU copies into " +
+        memory_property_names(
+            s.info.memory_types[*choose_memory_type(s.info, ~0u, readback_memory(), 0)].flags) +
+        " memory, the host reads that";
+    return resident;
+}
+
+Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch> dispatches) {
+    DeviceState& s = *state_;
+    DeviceObjects& o = *s.objects;
+    const DeviceInfo& d = s.info;
+    if (failed()) return failed_device_error(s);
+    if (dispatches.empty()) return Error{"nothing to run: the dispatch list is empty"};
+    ResidentState& r = *image.state_;
+    if (r.device != &s) return Error{"the resident image belongs to another device"};
+
+    auto rec = std::make_unique<RecordingState>();
+    rec->device = &s;
+    rec->image = &r;
     std::vector<VkPipeline> pipelines;
     for (const Dispatch& dispatch : dispatches) {
         const std::string what = "dispatch of kernel '" + dispatch.kernel + "'";
@@ -738,71 +1136,64 @@ Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
                              " allows 1 to " +
                              std::to_string(d.limits.max_compute_work_group_count[i])};
         bool created = false;
-        auto entry = kernel_pipeline(s, dispatch.kernel, created);
+        auto entry = kernel_pipeline(s, dispatch, created);
         if (!entry) return entry.error();
         pipelines.push_back((*entry)->pipeline.get());
+        rec->labels.push_back(dispatch.label.empty() ? (*entry)->info.key : dispatch.label);
         auto seen =
-            std::find_if(result.pipelines.begin(), result.pipelines.end(),
-                         [&](const PipelineInfo& p) { return p.kernel == dispatch.kernel; });
-        if (seen == result.pipelines.end()) {
-            result.pipelines.push_back((*entry)->info);
-            result.pipelines.back().created_in_this_call = created;
+            std::find_if(rec->pipelines.begin(), rec->pipelines.end(),
+                         [&](const PipelineInfo& p) { return p.key == (*entry)->info.key; });
+        if (seen == rec->pipelines.end()) {
+            rec->pipelines.push_back((*entry)->info);
+            rec->pipelines.back().created_in_this_call = created;
         }
     }
 
-    if (auto buffers = ensure_buffers(s, bytes); !buffers) return buffers.error();
+    auto status_copy = create_buffer(s, STATUS_BYTES, VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                     readback_memory(), "status readback buffer");
+    if (!status_copy) return status_copy.error();
+    rec->status_copy = std::move(status_copy.value());
     const bool timestamps = s.timestamp_bits > 0;
-    const std::uint32_t query_count = 3 + std::uint32_t(dispatches.size());
-    if (timestamps)
-        if (auto queries = ensure_queries(s, query_count); !queries) return queries.error();
-
-    const VkDescriptorBufferInfo image_info{o.image.buffer.get(), 0, bytes};
-    const VkDescriptorBufferInfo status_info{o.status.buffer.get(), 0, STATUS_BYTES};
-    VkWriteDescriptorSet writes[2]{};
-    for (int i = 0; i < 2; ++i) {
-        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-        writes[i].dstSet = o.descriptor_set;
-        writes[i].dstBinding = i == 0 ? BINDING_IMAGE : BINDING_STATUS;
-        writes[i].descriptorCount = 1;
-        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-        writes[i].pBufferInfo = i == 0 ? &image_info : &status_info;
+    if (timestamps) {
+        rec->query_count = 2 + std::uint32_t(dispatches.size());
+        auto queries = create_query_pool(s, rec->query_count);
+        if (!queries) return queries.error();
+        rec->queries = std::move(queries.value());
     }
-    vkUpdateDescriptorSets(s.device.get(), 2, writes, 0, nullptr);
-    result.timings.host_prepare_ms = ms_since(start);
+    auto command_info =
+        make_struct<VkCommandBufferAllocateInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO);
+    command_info.commandPool = o.command_pool.get();
+    command_info.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    command_info.commandBufferCount = 1;
+    if (VkResult res = vkAllocateCommandBuffers(s.device.get(), &command_info, &rec->commands);
+        res != VK_SUCCESS)
+        return vulkan_error("cannot allocate a command buffer on " + d.name, res);
 
-    // Upload: straight into the device-local buffer, or into the staging buffer.
-    const auto upload_start = Clock::now();
-    const Buffer& upload = s.direct_upload ? o.image : o.staging;
-    std::memcpy(upload.mapped, image.data(), bytes);
-    flush(s, upload);
-    result.timings.host_upload_ms = ms_since(upload_start);
-    result.timings.direct_upload = s.direct_upload;
-
-    // Record: [timestamp] upload copy, zero status [timestamp] dispatches with barriers between
-    // them [timestamp after each] readback copies [timestamp].
-    VkCommandBuffer cmd = o.command_buffer;
-    PX_VK_CHECK(vkResetCommandBuffer(cmd, 0));
+    // Record: [stamp] zero status [stamp] dispatches with barriers between them [stamp after
+    // each], then the status copy for the host. Reusable: no ONE_TIME_SUBMIT.
+    VkCommandBuffer cmd = rec->commands;
     auto begin = make_struct<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
-    begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-    if (VkResult r = vkBeginCommandBuffer(cmd, &begin); r != VK_SUCCESS)
-        return vulkan_error("cannot record a command buffer on " + d.name, r);
+    if (VkResult res = vkBeginCommandBuffer(cmd, &begin); res != VK_SUCCESS)
+        return vulkan_error("cannot record a command buffer on " + d.name, res);
     std::uint32_t query = 0;
     const auto stamp = [&](VkPipelineStageFlagBits stage) {
-        if (timestamps) vkCmdWriteTimestamp(cmd, stage, o.queries.get(), query++);
+        if (timestamps) vkCmdWriteTimestamp(cmd, stage, rec->queries.get(), query++);
     };
-    if (timestamps) vkCmdResetQueryPool(cmd, o.queries.get(), 0, query_count);
+    if (timestamps) vkCmdResetQueryPool(cmd, rec->queries.get(), 0, rec->query_count);
     stamp(VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT);
-    if (!s.direct_upload) {
-        const VkBufferCopy region{0, 0, bytes};
-        vkCmdCopyBuffer(cmd, o.staging.buffer.get(), o.image.buffer.get(), 1, &region);
-    }
-    vkCmdFillBuffer(cmd, o.status.buffer.get(), 0, STATUS_BYTES, 0);
-    stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
+    // Earlier submits' copies and shaders come first (uploads, region writes, the last run).
+    record_barrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                   VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                       VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_SHADER_READ_BIT,
+                   VK_PIPELINE_STAGE_TRANSFER_BIT,
+                   VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT);
+    vkCmdFillBuffer(cmd, r.status.buffer.get(), 0, STATUS_BYTES, 0);
     record_barrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                    VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+    stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
     vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, o.pipeline_layout.get(), 0, 1,
-                            &o.descriptor_set, 0, nullptr);
+                            &r.set, 0, nullptr);
     for (std::size_t i = 0; i < dispatches.size(); ++i) {
         const Dispatch& dispatch = dispatches[i];
         if (i > 0)
@@ -819,84 +1210,55 @@ Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
     }
     record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                    VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_READ_BIT);
-    const VkBufferCopy image_back{0, 0, bytes};
-    vkCmdCopyBuffer(cmd, o.image.buffer.get(), o.readback.buffer.get(), 1, &image_back);
-    const VkBufferCopy status_back{0, status_offset(bytes), STATUS_BYTES};
-    vkCmdCopyBuffer(cmd, o.status.buffer.get(), o.readback.buffer.get(), 1, &status_back);
+    const VkBufferCopy status_back{0, 0, STATUS_BYTES};
+    vkCmdCopyBuffer(cmd, r.status.buffer.get(), rec->status_copy.buffer.get(), 1, &status_back);
     record_barrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
                    VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
-    stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
-    if (VkResult r = vkEndCommandBuffer(cmd); r != VK_SUCCESS)
-        return vulkan_error("cannot record a command buffer on " + d.name, r);
+    if (VkResult res = vkEndCommandBuffer(cmd); res != VK_SUCCESS)
+        return vulkan_error("cannot record a command buffer on " + d.name, res);
+    return Recording(std::move(rec));
+}
 
-    // Submit and wait.
-    const auto submit_start = Clock::now();
-    VkFence fence = o.fence.get();
-    PX_VK_CHECK(vkResetFences(s.device.get(), 1, &fence));
-    auto submit = make_struct<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
-    submit.commandBufferCount = 1;
-    submit.pCommandBuffers = &cmd;
-    if (VkResult r = vkQueueSubmit(s.queue, 1, &submit, fence); r != VK_SUCCESS) {
-        if (r == VK_ERROR_DEVICE_LOST) s.failure = vulkan_error(d.name + ": submit", r).message;
-        return vulkan_error("cannot submit the run to " + d.name, r);
-    }
-    const auto timeout = s.runtime->options.timeout;
-    const VkResult waited =
-        vkWaitForFences(s.device.get(), 1, &fence, VK_TRUE,
-                        std::uint64_t(std::chrono::nanoseconds(timeout).count()));
-    if (waited == VK_TIMEOUT) {
-        s.pending = true;
-        s.failure = d.name + " did not finish a run within " + std::to_string(timeout.count()) +
-                    " ms; the run was abandoned and this device cannot run again (raise the limit "
-                    "with PXVM_TIMEOUT_MS or RuntimeOptions::timeout)";
-        return Error{s.failure};
-    }
-    if (waited != VK_SUCCESS) {
-        s.failure =
-            vulkan_error("the run on " + d.name + " failed while waiting for it", waited).message;
-        return Error{s.failure};
-    }
-    result.timings.host_submit_wait_ms = ms_since(submit_start);
+Result<GpuRun> Device::run_interpreter(Image& image) {
+    Dispatch dispatch =
+        Dispatch::with_push("interpreter", InterpreterPush{image.width(), image.height()});
+    dispatch.label = "interpreter";
+    return run(std::span(&dispatch, 1), image);
+}
 
-    if (timestamps) {
-        std::vector<std::uint64_t> ticks(query_count);
-        const VkResult r = vkGetQueryPoolResults(
-            s.device.get(), o.queries.get(), 0, query_count, ticks.size() * sizeof(std::uint64_t),
-            ticks.data(), sizeof(std::uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
-        if (r == VK_SUCCESS) {
-            const std::uint64_t mask = s.timestamp_bits >= 64
-                                           ? ~std::uint64_t(0)
-                                           : (std::uint64_t(1) << s.timestamp_bits) - 1;
-            const double period = d.limits.timestamp_period_ns;
-            const auto elapsed = [&](std::uint32_t a, std::uint32_t b) {
-                return double((ticks[b] - ticks[a]) & mask) * period / 1e6;
-            };
-            const std::uint32_t last_dispatch = 1 + std::uint32_t(dispatches.size());
-            result.timings.gpu_upload_ms = elapsed(0, 1);
-            result.timings.gpu_execute_ms = elapsed(1, last_dispatch);
-            result.timings.gpu_readback_ms = elapsed(last_dispatch, last_dispatch + 1);
-            for (std::uint32_t i = 1; i < last_dispatch; ++i)
-                result.timings.gpu_dispatch_ms.push_back(elapsed(i, i + 1));
-        } else if (r == VK_ERROR_DEVICE_LOST) {
-            s.failure = vulkan_error(d.name + ": reading timestamps", r).message;
-            return Error{s.failure};
-        }
+Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
+    const auto start = Clock::now();
+    if (failed()) return failed_device_error(*state_);
+    if (dispatches.empty()) return Error{"nothing to run: the dispatch list is empty"};
+    // Pipelines first, so that a bad dispatch fails before anything is uploaded.
+    std::vector<std::string> created_now;
+    for (const Dispatch& dispatch : dispatches) {
+        bool created = false;
+        auto entry = kernel_pipeline(*state_, dispatch, created);
+        if (!entry) return entry.error();
+        if (created) created_now.push_back((*entry)->info.key);
     }
+    auto resident = upload(image);
+    if (!resident) return resident.error();
+    const double prepare_ms = ms_since(start);
+    auto recording = record(*resident, dispatches);
+    if (!recording) return recording.error();
+    auto result = recording->run();
+    if (!result) return result.error();
+    if (auto read = resident->read(image); !read) return read.error();
+    for (PipelineInfo& p : result->pipelines)
+        p.created_in_this_call =
+            std::find(created_now.begin(), created_now.end(), p.key) != created_now.end();
 
-    // Read back: only now, after everything succeeded, is the caller's image changed.
-    const auto readback_start = Clock::now();
-    invalidate(s, o.readback);
-    const auto* mapped = static_cast<const std::uint8_t*>(o.readback.mapped);
-    std::memcpy(&result.status, mapped + status_offset(bytes), STATUS_BYTES);
-    if (result.status.fault_code == STATUS_INCOMPLETE) // the image is unreliable: keep the caller's
-        return Error{"the GPU stopped at pc " + std::to_string(result.status.fault_pc) + " after " +
-                     std::to_string(result.status.executed) +
-                     " instructions, before the program ended: " + d.name +
-                     " limits how long one shader invocation may loop (lavapipe: 65535 loop "
-                     "iterations in all); run the program on a GPU, or with --device cpu"};
-    std::memcpy(image.data(), mapped, bytes);
-    result.timings.host_readback_ms = ms_since(readback_start);
-    result.timings.host_total_ms = ms_since(start);
+    StageTimings& t = result->timings;
+    const StageTimings& transfers = resident->transfer_timings();
+    t.host_prepare_ms = prepare_ms - transfers.host_upload_ms;
+    t.host_upload_ms = transfers.host_upload_ms;
+    t.gpu_upload_ms = transfers.gpu_upload_ms;
+    t.direct_upload = transfers.direct_upload;
+    t.host_readback_ms = transfers.host_readback_ms;
+    t.gpu_readback_ms = transfers.gpu_readback_ms;
+    t.host_total_ms = ms_since(start);
     return result;
 }
 

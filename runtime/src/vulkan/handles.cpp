@@ -42,6 +42,29 @@ std::string_view result_name(VkResult result) {
     }
 }
 
+ErrorCode error_code(VkResult result) {
+    switch (result) {
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY:
+    case VK_ERROR_OUT_OF_HOST_MEMORY:
+    case VK_ERROR_OUT_OF_POOL_MEMORY:
+    case VK_ERROR_FRAGMENTED_POOL:
+    case VK_ERROR_FRAGMENTATION:
+    case VK_ERROR_TOO_MANY_OBJECTS:
+        return ErrorCode::out_of_memory;
+    case VK_ERROR_DEVICE_LOST:
+        return ErrorCode::device_lost;
+    case VK_TIMEOUT:
+        return ErrorCode::timeout;
+    case VK_ERROR_EXTENSION_NOT_PRESENT:
+    case VK_ERROR_FEATURE_NOT_PRESENT:
+    case VK_ERROR_FORMAT_NOT_SUPPORTED:
+    case VK_ERROR_LAYER_NOT_PRESENT:
+        return ErrorCode::unsupported;
+    default:
+        return ErrorCode::device_error;
+    }
+}
+
 Error vulkan_error(std::string_view what, VkResult result) {
     std::string message = std::string(what) + ": " + std::string(result_name(result));
     if (result_name(result) == "VK_RESULT_UNKNOWN") message += " (" + std::to_string(result) + ")";
@@ -71,7 +94,7 @@ Error vulkan_error(std::string_view what, VkResult result) {
     default:
         break;
     }
-    return Error{std::move(message)};
+    return Error{std::move(message), error_code(result), int(result)};
 }
 
 void fail_check(const char* call, VkResult result, const char* file, int line) {

@@ -104,7 +104,8 @@ Result<void> check_kernel_support(std::string_view kernel, std::span<const std::
         missing += std::string(need->feature) + " (SPIR-V capability " + need->capability + ")";
     }
     if (!missing.empty())
-        return Error{name + " needs " + missing + ", which " + device.name + " lacks"};
+        return Error{name + " needs " + missing + ", which " + device.name + " lacks",
+                     ErrorCode::unsupported};
 
     if (module->local_size) {
         const auto& s = *module->local_size;

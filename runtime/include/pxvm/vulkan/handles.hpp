@@ -16,6 +16,9 @@ namespace px::vk {
 /// "VK_ERROR_DEVICE_LOST".
 std::string_view result_name(VkResult result);
 
+/// The ErrorCode of a failed Vulkan call (out of memory, device lost, unsupported, ...).
+ErrorCode error_code(VkResult result);
+
 /// An Error for a failed Vulkan call: "<what>: VK_ERROR_OUT_OF_DEVICE_MEMORY (the GPU is out of
 /// memory ...)", with a hint at what to do for the codes a user can act on.
 Error vulkan_error(std::string_view what, VkResult result);

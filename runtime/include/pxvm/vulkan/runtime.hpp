@@ -77,6 +77,12 @@ struct ValidationMessages {
     std::uint32_t total() const { return warnings + errors; }
 };
 
+/// The GPU time of one labelled dispatch (its barrier before it included).
+struct LabelledTime {
+    std::string label; ///< Dispatch::label, or the kernel name when it has none
+    double ms = 0;
+};
+
 /// Stage times of one run, in milliseconds.
 struct StageTimings {
     // Host wall-clock times.
@@ -87,10 +93,10 @@ struct StageTimings {
     double host_total_ms = 0;       ///< the whole run call
 
     /// GPU times from timestamp queries; empty when the queue family has no timestamps.
-    std::optional<double> gpu_upload_ms;   ///< staging copy (if any) and zeroing the status buffer
-    std::optional<double> gpu_execute_ms;  ///< all dispatches
-    std::optional<double> gpu_readback_ms; ///< copy into the readback buffer
-    std::vector<double> gpu_dispatch_ms;   ///< each dispatch (with the barrier before it)
+    std::optional<double> gpu_upload_ms;    ///< the staging copy; none with a direct upload
+    std::optional<double> gpu_execute_ms;   ///< zeroing the status, then all dispatches
+    std::optional<double> gpu_readback_ms;  ///< copy into the readback buffer
+    std::vector<LabelledTime> gpu_dispatch; ///< each dispatch, in order
 
     bool direct_upload = false; ///< the image was written straight into device-local memory
 };
@@ -98,6 +104,7 @@ struct StageTimings {
 /// How a kernel's pipeline was obtained.
 struct PipelineInfo {
     std::string kernel;
+    std::string key;                   ///< kernel, specialisation values, subgroup size
     bool created_in_this_call = false; ///< false: reused from this Device's registry
     double create_ms = 0;              ///< host time of vkCreateComputePipelines when created
     /// VK_PIPELINE_CREATION_FEEDBACK_APPLICATION_PIPELINE_CACHE_HIT_BIT, when the device supports
@@ -114,36 +121,115 @@ struct PipelineCacheStatus {
     std::string note; ///< why nothing was loaded, or the last save error
 };
 
-/// One dispatch of a named kernel over the image (binding 0) and status (binding 1) buffers.
+/// One dispatch of a kernel over the image (bindings 0 and 2) and status (binding 1) buffers.
+/// Its pipeline is keyed by kernel, specialisation values and required subgroup size.
 struct Dispatch {
     std::string kernel;
     std::array<std::uint32_t, 3> groups{1, 1, 1};
     std::vector<std::uint8_t> push_constants; ///< at most 128 bytes, a multiple of 4
+    /// Values of the kernel's specialisation constants constant_id 0, 1, 2, ... (32-bit each).
+    std::vector<std::uint32_t> specialization;
+    /// A subgroup size the pipeline must use (VK_EXT_subgroup_size_control); 0: the driver's.
+    std::uint32_t required_subgroup_size = 0;
+    /// Names the dispatch in StageTimings::gpu_dispatch, e.g. "pc 12 matmul portable 64x64".
+    std::string label;
 
     template <class Push>
     static Dispatch with_push(std::string kernel, const Push& push,
                               std::array<std::uint32_t, 3> groups = {1, 1, 1}) {
         static_assert(std::is_trivially_copyable_v<Push>);
-        Dispatch d{std::move(kernel), groups, std::vector<std::uint8_t>(sizeof(Push))};
+        Dispatch d;
+        d.kernel = std::move(kernel);
+        d.groups = groups;
+        d.push_constants.resize(sizeof(Push));
         std::memcpy(d.push_constants.data(), &push, sizeof(Push));
         return d;
     }
 };
 
-/// The result of a run on the GPU. The image itself is updated in place.
+/// The result of a run on the GPU.
 struct GpuRun {
     RunStatus status{}; ///< what the kernels left in the status buffer (kernels/pxvm_layout.h)
     StageTimings timings;
-    std::vector<PipelineInfo> pipelines; ///< one per distinct kernel, in order of first dispatch
+    std::vector<PipelineInfo> pipelines; ///< one per distinct pipeline, in order of first dispatch
+};
+
+/// A pixel rectangle: columns x .. x + width - 1 of rows y .. y + height - 1.
+struct Region {
+    std::uint32_t x = 0, y = 0, width = 0, height = 0;
 };
 
 class Runtime;
+class Device;
 namespace detail {
 struct RuntimeState;
 struct DeviceState;
+struct ResidentState;
+struct RecordingState;
 } // namespace detail
 
-/// A logical device with its queue, buffers, pipeline registry and pipeline cache.
+/// An image kept in device memory between runs: upload once, run many recorded programs on it,
+/// write and read back only the regions that change (a cartridge's input and output tensors).
+/// It must be destroyed before the Device that made it, and after every Recording on it.
+class ResidentImage {
+public:
+    ~ResidentImage();
+    ResidentImage(ResidentImage&&) noexcept;
+    ResidentImage& operator=(ResidentImage&&) noexcept;
+    ResidentImage(const ResidentImage&) = delete;
+    ResidentImage& operator=(const ResidentImage&) = delete;
+
+    std::uint32_t width() const;
+    std::uint32_t height() const;
+    std::uint64_t size_bytes() const;
+    /// The image was written straight into device-local host-visible memory (else by staging).
+    bool direct_upload() const;
+
+    /// Copies `region` of `source` (an image of the same size) into the device's copy.
+    Result<void> write(const Image& source, const Region& region);
+    /// Copies the whole of `source` (an image of the same size).
+    Result<void> write(const Image& source);
+    /// Copies `region` of the device's copy into `target` (an image of the same size); on any
+    /// error `target` is unchanged.
+    Result<void> read(Image& target, const Region& region);
+    Result<void> read(Image& target);
+
+    /// Host and GPU time of the last write and read, in the StageTimings upload/readback fields.
+    const StageTimings& transfer_timings() const;
+
+private:
+    friend class Device;
+    explicit ResidentImage(std::unique_ptr<detail::ResidentState> state);
+    std::unique_ptr<detail::ResidentState> state_;
+};
+
+/// Dispatches recorded once into a command buffer over one ResidentImage, with a barrier between
+/// consecutive dispatches and a timestamp after each. run() resubmits it: one submit per run.
+/// It must be destroyed before its ResidentImage.
+class Recording {
+public:
+    ~Recording();
+    Recording(Recording&&) noexcept;
+    Recording& operator=(Recording&&) noexcept;
+    Recording(const Recording&) = delete;
+    Recording& operator=(const Recording&) = delete;
+
+    /// Zeroes the status buffer, runs every dispatch, waits (spinning briefly, then blocking) and
+    /// reads the status and the timestamps. A kernel reporting STATUS_INCOMPLETE is an error
+    /// (code incomplete): the image is unreliable.
+    Result<GpuRun> run();
+    /// The labels of the dispatches, in order.
+    const std::vector<std::string>& labels() const;
+    /// The pipelines the dispatches use, in order of first use.
+    const std::vector<PipelineInfo>& pipelines() const;
+
+private:
+    friend class Device;
+    explicit Recording(std::unique_ptr<detail::RecordingState> state);
+    std::unique_ptr<detail::RecordingState> state_;
+};
+
+/// A logical device with its queue, pipeline registry and pipeline cache.
 /// A Device must be destroyed before the Runtime that opened it.
 class Device {
 public:
@@ -160,11 +246,18 @@ public:
     /// image is left unchanged.
     Result<GpuRun> run_interpreter(Image& image);
 
-    /// Uploads `image`, runs the dispatches in order in one command buffer (a full compute
-    /// barrier between consecutive dispatches), reads the image back into `image`. The status
-    /// buffer is zeroed first. On any error the image is left unchanged; a kernel reporting
-    /// STATUS_INCOMPLETE (kernels/pxvm_layout.h) is such an error.
+    /// Uploads `image`, records the dispatches, runs them once and reads the image back into
+    /// `image`: upload(), record() and Recording::run() in one call. On any error the image is
+    /// left unchanged; a kernel reporting STATUS_INCOMPLETE (kernels/pxvm_layout.h) is such an
+    /// error.
     Result<GpuRun> run(std::span<const Dispatch> dispatches, Image& image);
+
+    /// Copies `image` into device memory that stays there until the ResidentImage is destroyed.
+    Result<ResidentImage> upload(const Image& image);
+
+    /// Records `dispatches` over `image` once (pipelines created or looked up now), for any
+    /// number of runs.
+    Result<Recording> record(ResidentImage& image, std::span<const Dispatch> dispatches);
 
     /// Registers SPIR-V under `name` (tests, experiments). Embedded kernels (px::find_kernel)
     /// need no registration: they are loaded on first use.
@@ -172,6 +265,8 @@ public:
 
     /// Creates the pipeline of a kernel now (it is otherwise created on first dispatch).
     Result<PipelineInfo> prepare_kernel(std::string_view name);
+    /// Creates the pipeline a dispatch needs now (kernel, specialisation, subgroup size).
+    Result<PipelineInfo> prepare(const Dispatch& dispatch);
 
     /// Whether an image of `bytes` fits one storage buffer, one allocation and the device-local
     /// heap; the error names both sizes. `what` names the image ("image 8192x4097").
@@ -181,9 +276,6 @@ public:
 
     /// "direct: memory type 0 (device-local host-visible ...)" and the readback type.
     std::string memory_strategy() const;
-
-    /// Frees the image, staging and readback buffers kept between runs.
-    void release_buffers();
 
     /// True after a timeout or device loss: every later run fails at once.
     bool failed() const;
