@@ -1,9 +1,11 @@
 // Reference semantics of every opcode, written for clarity. The matmul loop is the only one
-// shaped for speed (row-by-row dot products over contiguous K), because it checks the largest
-// GPU results.
+// shaped for speed (row-by-row dot products over contiguous i16 K, blocked for the cache, its rows
+// split across every core), because it checks the largest GPU results.
 #include "pxvm/reference_interpreter.hpp"
 
 #include <algorithm>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace px {
@@ -34,12 +36,13 @@ void dot(Image& image, const Tensor& out, const Tensor& a, const Tensor& b) {
     store_element(image, out, 0, 0, std::int32_t(sum));
 }
 
-// Copies a u8/i8 tensor into i32 rows so the inner loop is a plain contiguous dot product.
-std::vector<std::int32_t> widen(const Image& image, const Tensor& t) {
-    std::vector<std::int32_t> v(std::size_t(t.rows) * t.cols);
+// Copies a u8/i8 tensor into contiguous i16 rows so the inner loop is a plain dot product that
+// compilers vectorise (pmaddwd and its successors).
+std::vector<std::int16_t> widen(const Image& image, const Tensor& t) {
+    std::vector<std::int16_t> v(std::size_t(t.rows) * t.cols);
     for (std::uint32_t r = 0; r < t.rows; ++r) {
         const std::uint8_t* p = image.data() + t.byte_offset(image.width(), r, 0);
-        std::int32_t* row = &v[std::size_t(r) * t.cols];
+        std::int16_t* row = &v[std::size_t(r) * t.cols];
         if (t.dtype == DTYPE_I8)
             for (std::uint32_t c = 0; c < t.cols; ++c)
                 row[c] = std::int8_t(p[c]);
@@ -50,19 +53,70 @@ std::vector<std::int32_t> widen(const Image& image, const Tensor& t) {
     return v;
 }
 
-void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
-    const std::uint32_t K = a.cols;
-    const std::vector<std::int32_t> wa = widen(image, a), wb = widen(image, b);
-    for (std::uint32_t m = 0; m < c.rows; ++m) {
-        const std::int32_t* ra = &wa[std::size_t(m) * K];
-        for (std::uint32_t n = 0; n < c.cols; ++n) {
-            const std::int32_t* rb = &wb[std::size_t(n) * K];
-            std::uint32_t sum = 0; // unsigned: wraps modulo 2^32 as the protocol says
-            for (std::uint32_t k = 0; k < K; ++k)
-                sum += std::uint32_t(ra[k] * rb[k]);
-            store_element(image, c, m, n, std::int32_t(sum));
+// Σ a[k] × b[k] modulo 2^32. Each product of two 8-bit values fits an i32; the sum is unsigned so
+// it wraps as the protocol says (and in any order: addition modulo 2^32 is associative).
+std::uint32_t dot_row(const std::int16_t* a, const std::int16_t* b, std::uint32_t K) {
+    std::uint32_t sum = 0;
+    for (std::uint32_t k = 0; k < K; ++k)
+        sum += std::uint32_t(std::int32_t(a[k]) * std::int32_t(b[k]));
+    return sum;
+}
+
+// Runs fn(begin, end) on contiguous parts of [0, count), one part per hardware thread.
+template <class Fn> void parallel_for(std::uint32_t count, Fn&& fn) {
+    const std::uint32_t workers =
+        std::min(std::max(1u, std::thread::hardware_concurrency()), std::max(1u, count));
+    const auto bound = [&](std::uint32_t i) {
+        return std::uint32_t(std::uint64_t(count) * i / workers);
+    };
+    std::vector<std::thread> threads;
+    threads.reserve(workers - 1);
+    std::uint32_t rest = count; // the parts no thread could be started for run here
+    for (std::uint32_t i = 1; i < workers; ++i) {
+        try {
+            threads.emplace_back([&fn, begin = bound(i), end = bound(i + 1)] { fn(begin, end); });
+        } catch (const std::system_error&) {
+            rest = bound(i);
+            break;
         }
     }
+    fn(0, bound(1));
+    if (rest < count) fn(rest, count);
+    for (std::thread& t : threads)
+        t.join();
+}
+
+// Below this many multiply-adds starting threads costs more than it saves.
+constexpr std::uint64_t parallel_matmul_work = std::uint64_t(1) << 22;
+
+void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
+    const std::uint32_t M = c.rows, N = c.cols, K = a.cols;
+    const std::vector<std::int16_t> wa = widen(image, a), wb = widen(image, b);
+    // c[m][n] for m in [m0, m1), n in [n0, n1). B is walked in blocks of rows that stay in cache
+    // while every row of A in the range meets them. Different calls write different pixels.
+    const std::uint32_t block = std::max(1u, (256u << 10) / (2 * K));
+    const auto tile = [&](std::uint32_t m0, std::uint32_t m1, std::uint32_t n0, std::uint32_t n1) {
+        for (std::uint32_t nb = n0; nb < n1; nb += block) {
+            const std::uint32_t ne = std::min(n1, nb + block);
+            for (std::uint32_t m = m0; m < m1; ++m) {
+                const std::int16_t* ra = &wa[std::size_t(m) * K];
+                std::uint8_t* out = image.data() + c.byte_offset(image.width(), m, 0);
+                for (std::uint32_t n = nb; n < ne; ++n) {
+                    const std::uint32_t v = dot_row(ra, &wb[std::size_t(n) * K], K);
+                    for (std::uint32_t i = 0; i < 4; ++i)
+                        out[4 * std::size_t(n) + i] = std::uint8_t(v >> (8 * i));
+                }
+            }
+        }
+    };
+    const std::uint64_t work = std::uint64_t(M) * N * K;
+    const std::uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
+    if (work < parallel_matmul_work || cores == 1)
+        tile(0, M, 0, N);
+    else if (M >= cores) // the M rows split across the cores
+        parallel_for(M, [&](std::uint32_t m0, std::uint32_t m1) { tile(m0, m1, 0, N); });
+    else // too few rows: split the columns instead
+        parallel_for(N, [&](std::uint32_t n0, std::uint32_t n1) { tile(0, M, n0, n1); });
 }
 
 void add_bias(Image& image, const Tensor& acc, const Tensor& bias) {

@@ -17,38 +17,7 @@ Fault fault_from_status(const RunStatus& status, const Image& program,
     return fault;
 }
 
-std::string describe_end(std::uint32_t code, std::uint32_t pc, std::uint32_t executed,
-                         bool halted) {
-    return "fault " + std::string(fault_name(code)) + (code ? " at pc " + std::to_string(pc) : "") +
-           ", " + std::to_string(executed) + " instructions executed, " +
-           (halted ? "halted" : "not halted");
-}
-
 } // namespace
-
-Verification verify_against_reference(const Image& program, const Image& result,
-                                      const RunStatus& status) {
-    Verification v;
-    Image expected = program;
-    v.reference = run_reference(expected);
-    if (expected.width() != result.width() || expected.height() != result.height()) {
-        v.difference.count = std::uint64_t(expected.width()) * expected.height();
-        v.status_mismatch = "the device returned a " + std::to_string(result.width()) + "x" +
-                            std::to_string(result.height()) + " image for a " +
-                            std::to_string(expected.width()) + "x" +
-                            std::to_string(expected.height()) + " program";
-        return v;
-    }
-    v.difference = compare_images(expected, result);
-    const RunOutcome& r = v.reference;
-    if (r.fault.code != status.fault_code || (r.fault && r.fault.pc != status.fault_pc) ||
-        r.halted != (status.halted != 0) || r.executed != status.executed)
-        v.status_mismatch =
-            "the reference ended with " +
-            describe_end(r.fault.code, r.fault.pc, r.executed, r.halted) + "; the device with " +
-            describe_end(status.fault_code, status.fault_pc, status.executed, status.halted != 0);
-    return v;
-}
 
 Result<ProgramRun> run_program(const Image& program, const RunOptions& options) {
     ProgramRun run;

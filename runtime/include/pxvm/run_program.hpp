@@ -6,6 +6,7 @@
 #include "pxvm/image.hpp"
 #include "pxvm/reference_interpreter.hpp"
 #include "pxvm/result.hpp"
+#include "pxvm/verification.hpp"
 #include "pxvm/vulkan/runtime.hpp"
 
 #include <chrono>
@@ -23,20 +24,6 @@ struct RunOptions {
     bool validate = false; ///< Khronos validation layer on
     std::optional<std::chrono::milliseconds> timeout; ///< fence wait limit of a device run
 };
-
-/// A device's result compared with the reference interpreter's.
-struct Verification {
-    RunOutcome reference;        ///< how the reference run ended
-    ImageDifference difference;  ///< count 0: identical pixels
-    std::string status_mismatch; ///< non-empty when fault code, pc, executed count or HALT differ
-
-    bool matches() const { return difference.count == 0 && status_mismatch.empty(); }
-};
-
-/// Runs the reference interpreter on `program` and compares its image and outcome with a
-/// device's `result` image and `status`.
-Verification verify_against_reference(const Image& program, const Image& result,
-                                      const RunStatus& status);
 
 /// What a run produced.
 struct ProgramRun {
