@@ -1,5 +1,6 @@
-// pxrun: runs a pixel program on a Vulkan device (verified against the CPU reference interpreter)
-// or on the reference itself, prints what the program wrote, optionally saves the image.
+// pxrun: runs a pixel program on a Vulkan device (scheduled kernels or the GPU interpreter,
+// verified against the CPU reference interpreter) or on the reference itself, prints what the
+// program wrote, optionally saves the image.
 #include "pxvm/image.hpp"
 #include "pxvm/program.hpp"
 #include "pxvm/report.hpp"
@@ -7,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -22,11 +24,24 @@ std::string milliseconds(const std::optional<double>& ms) {
 
 void print_gpu_details(const px::ProgramRun& run) {
     const px::vk::StageTimings& t = run.gpu->timings;
-    std::cout << "  GPU time: upload " << milliseconds(t.gpu_upload_ms) << ", execute "
-              << milliseconds(t.gpu_execute_ms) << ", readback " << milliseconds(t.gpu_readback_ms)
+    std::cout << "  GPU time: upload "
+              << (t.direct_upload ? std::string("none") : milliseconds(t.gpu_upload_ms))
+              << ", execute " << milliseconds(t.gpu_execute_ms) << ", readback "
+              << milliseconds(t.gpu_readback_ms)
               << (t.direct_upload ? " (image written directly into device memory)" : "") << "\n";
+    // Every dispatch's GPU time by label; the slowest ones when there are many.
+    std::vector<px::vk::LabelledTime> dispatches = t.gpu_dispatch;
+    constexpr std::size_t shown = 16;
+    if (dispatches.size() > shown) {
+        std::stable_sort(dispatches.begin(), dispatches.end(),
+                         [](const auto& a, const auto& b) { return a.ms > b.ms; });
+        std::cout << "  the " << shown << " slowest of " << dispatches.size() << " dispatches:\n";
+        dispatches.resize(shown);
+    }
+    for (const px::vk::LabelledTime& d : dispatches)
+        std::cout << "    " << d.label << ": " << milliseconds(d.ms) << "\n";
     for (const px::vk::PipelineInfo& p : run.gpu->pipelines) {
-        std::cout << "  pipeline " << p.kernel << ": "
+        std::cout << "  pipeline " << p.key << ": "
                   << (p.created_in_this_call ? "created in " + milliseconds(p.create_ms)
                                              : std::string("reused"));
         if (p.cache_hit) std::cout << ", driver reports cache " << (*p.cache_hit ? "hit" : "miss");
@@ -49,10 +64,20 @@ int main(int argc, char** argv) {
     bool no_verify = false;
     unsigned timeout_ms = 0;
     app.add_option("program", program, "the .pxi program image (8-bit RGBA PNG)")->required();
+    std::string path = "kernels", variant;
     app.add_option("--device,-d", options.device,
                    "where to run: 'auto' (the first GPU, else lavapipe), a device index from "
                    "pxinfo, a part of a device name, or 'cpu' (the reference interpreter)")
         ->capture_default_str();
+    app.add_option("--path", path,
+                   "how a device runs the program: 'kernels' (one specialised kernel per "
+                   "instruction) or 'interpreter' (the GPU interpreter)")
+        ->check(CLI::IsMember({"kernels", "interpreter"}))
+        ->capture_default_str();
+    app.add_option("--variant", variant,
+                   "force a kernel variant of the kernels path: 'portable' or 'int-dot' (default: "
+                   "the fastest the device and this build support; pxinfo lists them)")
+        ->check(CLI::IsMember({"portable", "int-dot"}));
     app.add_option("--out,-o", out, "write the executed image here (atomically)");
     app.add_flag("--no-verify", no_verify, "do not check a device's result against the reference");
     app.add_flag("--validate", options.validate,
@@ -61,6 +86,8 @@ int main(int argc, char** argv) {
                    "give up on a device run after this long (default 10000; PXVM_TIMEOUT_MS)");
     CLI11_PARSE(app, argc, argv);
     options.verify = !no_verify;
+    options.path = *px::execution_path_from_name(path);
+    if (!variant.empty()) options.variant = px::vk::variant_from_name(variant);
     if (timeout_ms) options.timeout = std::chrono::milliseconds(timeout_ms);
 
     auto image = px::load_png(program);
@@ -92,12 +119,15 @@ int main(int argc, char** argv) {
     if (const auto& v = run->verification) {
         if (v->matches()) {
             std::cout << "verified: identical to the reference interpreter ("
-                      << std::uint64_t(image->width()) * image->height() << " pixels)\n";
+                      << std::uint64_t(image->width()) * image->height() << " pixels; "
+                      << v->summary() << "; " << std::fixed << std::setprecision(3)
+                      << v->seconds * 1e3 << " ms)\n";
         } else {
             if (v->difference.count)
                 std::cerr << "pxrun: MISMATCH: " << px::describe(v->difference) << "\n";
             if (!v->status_mismatch.empty())
                 std::cerr << "pxrun: MISMATCH: " << v->status_mismatch << "\n";
+            std::cerr << "pxrun: checked by: " << v->summary() << "\n";
             status = 3;
         }
     } else if (run->gpu) {

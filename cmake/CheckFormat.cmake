@@ -4,11 +4,12 @@ file(GLOB_RECURSE sources RELATIVE ${SOURCE_DIR}
      ${SOURCE_DIR}/runtime/*.cpp ${SOURCE_DIR}/runtime/*.hpp ${SOURCE_DIR}/compiler/*.cpp
      ${SOURCE_DIR}/compiler/*.hpp ${SOURCE_DIR}/cli/*.cpp ${SOURCE_DIR}/tests/*.cpp
      ${SOURCE_DIR}/tests/*.hpp ${SOURCE_DIR}/benchmarks/*.cpp ${SOURCE_DIR}/kernels/*.h
-     ${SOURCE_DIR}/kernels/*.comp ${SOURCE_DIR}/tests/*.comp ${SOURCE_DIR}/cmake/*.comp)
+     ${SOURCE_DIR}/kernels/*.comp ${SOURCE_DIR}/kernels/*.glsl ${SOURCE_DIR}/tests/*.comp
+     ${SOURCE_DIR}/cmake/*.comp)
 set(unformatted "")
 foreach(source ${sources})
   set(assume "")
-  if(source MATCHES "\\.comp$")
+  if(source MATCHES "\\.(comp|glsl)$")
     set(assume --assume-filename=${SOURCE_DIR}/${source}.cpp)
   endif()
   execute_process(COMMAND ${CLANG_FORMAT} --style=file:${SOURCE_DIR}/.clang-format ${assume}

@@ -5,7 +5,8 @@
 #   - constexpr bools of the same names in <pxvm/toolchain_features.hpp>, generated into
 #     ${PXVM_GENERATED_INCLUDE_DIR} for the runtime.
 # Features: NV_COOPMAT (GL_NV_cooperative_matrix + GL_NV_integer_cooperative_matrix),
-# KHR_COOPMAT (GL_KHR_cooperative_matrix), INT_DOT (GL_EXT_integer_dot_product).
+# KHR_COOPMAT (GL_KHR_cooperative_matrix), INT_DOT (OpSDot/OpUDot of SPV_KHR_integer_dot_product
+# through GL_EXT_spirv_intrinsics, as kernels/pxvm_intdot.glsl declares them).
 include_guard(GLOBAL)
 
 find_program(PXVM_GLSLANG_VALIDATOR glslangValidator REQUIRED)

@@ -55,7 +55,18 @@ const std::vector<FamilyInterface> families = {
     {"interpreter",
      {{px::BINDING_IMAGE, "BINDING_IMAGE"}, {px::BINDING_STATUS, "BINDING_STATUS"}},
      {sizeof(px::InterpreterPush), "sizeof(px::InterpreterPush)"}},
+    // The scheduled kernels (runtime/src/vulkan/scheduler.cpp): image out, status, image in.
+    {"kernels",
+     {{px::BINDING_IMAGE, "BINDING_IMAGE"},
+      {px::BINDING_STATUS, "BINDING_STATUS"},
+      {px::BINDING_IMAGE_IN, "BINDING_IMAGE_IN"}},
+     {sizeof(px::KernelPush), "sizeof(px::KernelPush)"}},
 };
+
+// The workgroup sizes of the scheduled kernels: KERNEL_LOCAL_SIZE, or one invocation.
+constexpr std::array<Named, 3> kernel_local_size = {
+    {{px::KERNEL_LOCAL_SIZE, "KERNEL_LOCAL_SIZE"}, {1, "1"}, {1, "1"}}};
+constexpr std::array<Named, 3> single_invocation = {{{1, "1"}, {1, "1"}, {1, "1"}}};
 
 // Variants of one algorithm share a family (e.g. matmul_portable and matmul_coopmat_nv in a
 // "matmul" family); a kernel file without an entry here fails the build.
@@ -63,6 +74,19 @@ const std::vector<KernelEntry> kernels = {
     {"interpreter", "interpreter",
      std::array<Named, 3>{
          {{px::INTERPRETER_LOCAL_SIZE, "INTERPRETER_LOCAL_SIZE"}, {1, "1"}, {1, "1"}}}},
+    {"dot_rgb", "kernels", kernel_local_size},
+    {"dot_portable", "kernels", kernel_local_size},
+    {"dot_intdot", "kernels", kernel_local_size},
+    {"dot_store", "kernels", single_invocation},
+    {"matmul_portable", "kernels", kernel_local_size},
+    {"matmul_intdot", "kernels", kernel_local_size},
+    {"add_bias", "kernels", kernel_local_size},
+    {"requant", "kernels", kernel_local_size},
+    {"relu", "kernels", kernel_local_size},
+    {"argmax", "kernels", kernel_local_size},
+    {"gather_check", "kernels", kernel_local_size},
+    {"gather_mean", "kernels", kernel_local_size},
+    {"finish", "kernels", single_invocation},
 };
 
 // ---- What a module declares: px::SpirvModule, from pxVM's reader or from SPIRV-Cross ------

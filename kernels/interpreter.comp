@@ -3,7 +3,9 @@
 // run_reference (runtime/src/reference_interpreter.cpp), with the checks and fault codes of
 // plan_program (runtime/src/program.cpp) in the same order. Thread 0 decodes and checks each
 // instruction; every thread then shares its work. Only core Vulkan 1.2 features are used (no
-// 64-bit or 8-bit types), so it runs on any device.
+// 64-bit or 8-bit types), so it runs on any device. The integer semantics (dtypes, dot products,
+// requantisation) come from pxvm_arith.glsl and pxvm_tensor.glsl, shared with the scheduled
+// kernels.
 //
 // Loops whose trip count the compiler cannot know are kept few (the others are unrolled): Mesa's
 // llvmpipe (lavapipe) silently ends every loop of an invocation once it has run 65535 loop
@@ -36,6 +38,10 @@ layout(push_constant) uniform InterpreterPush {
 }
 push;
 
+// The integer semantics and tensor addressing shared with the scheduled kernels.
+#define PX_IMAGE_WORD(index) pixels[index]
+#include "pxvm_tensor.glsl"
+
 const uint THREADS = INTERPRETER_LOCAL_SIZE;
 // Levels of a reduction tree over THREADS threads: ceil(log2(THREADS)) as a constant expression.
 const uint LEVELS = uint(THREADS > 1u) + uint(THREADS > 2u) + uint(THREADS > 4u) +
@@ -43,17 +49,11 @@ const uint LEVELS = uint(THREADS > 1u) + uint(THREADS > 2u) + uint(THREADS > 4u)
                     uint(THREADS > 64u) + uint(THREADS > 128u) + uint(THREADS > 256u) +
                     uint(THREADS > 512u);
 const uint NONE = 0xFFFFFFFFu;
-const int INT_MIN = int(0x80000000u);
-const int INT_MAX = 0x7FFFFFFF;
 
 const uint STATE_RUN = 0u;
 const uint STATE_HALTED = 1u; // at HALT
 const uint STATE_ENDED = 2u;  // pc reached the end of row 0
 const uint STATE_FAULTED = 3u;
-
-struct Tensor {
-    uint x, y, rows, cols, dtype;
-};
 
 // The tensor table (dtype 0: not declared), written only by thread 0.
 shared uint table_x[MAX_TENSORS], table_y[MAX_TENSORS], table_rows[MAX_TENSORS],
@@ -80,10 +80,6 @@ void sync_all() {
     barrier();
 }
 
-uint channel(uint pixel, uint c) {
-    return (pixel >> (8u * c)) & 255u;
-}
-
 uint instruction_length(uint opcode) {
     switch (opcode) {
     case OP_TENSOR:
@@ -103,67 +99,13 @@ uint instruction_length(uint opcode) {
     }
 }
 
-uint dtype_size(uint dtype) {
-    switch (dtype) {
-    case DTYPE_U8:
-    case DTYPE_I8:
-        return 1u;
-    case DTYPE_U16:
-        return 2u;
-    case DTYPE_I32:
-        return 4u;
-    default:
-        return 0u;
-    }
-}
-
-int dtype_min(uint dtype) {
-    return dtype == DTYPE_I8 ? -128 : dtype == DTYPE_I32 ? INT_MIN : 0;
-}
-
-int dtype_max(uint dtype) {
-    return dtype == DTYPE_U8 ? 255 : dtype == DTYPE_I8 ? 127 : dtype == DTYPE_U16 ? 65535 : INT_MAX;
-}
-
-uint pixel_width(Tensor t) {
-    return (dtype_size(t.dtype) * t.cols + 3u) / 4u;
-}
-
-bool overlaps(Tensor a, Tensor b) {
-    return a.x < b.x + pixel_width(b) && b.x < a.x + pixel_width(a) && a.y < b.y + b.rows &&
-           b.y < a.y + a.rows;
-}
-
-bool same_region(Tensor a, Tensor b) {
-    return a.x == b.x && a.y == b.y && a.rows == b.rows && a.cols == b.cols && a.dtype == b.dtype;
-}
-
-// Word index of the first pixel of tensor row r; tensor rows always start on a pixel.
+// Word index of the first pixel of tensor row r (pxvm_tensor.glsl, in this image).
 uint row_word(Tensor t, uint r) {
-    return (t.y + r) * push.width + t.x;
+    return row_word(t, push.width, r);
 }
 
-// Element (r, c), sign- or zero-extended per its dtype (load_element in program.cpp).
 int load_element(Tensor t, uint r, uint c) {
-    const uint byte = row_word(t, r) * 4u + dtype_size(t.dtype) * c;
-    const uint word = pixels[byte >> 2];
-    const int bit = int((byte & 3u) * 8u);
-    switch (t.dtype) {
-    case DTYPE_U8:
-        return int(bitfieldExtract(word, bit, 8));
-    case DTYPE_I8:
-        return bitfieldExtract(int(word), bit, 8);
-    case DTYPE_U16:
-        return int(bitfieldExtract(word, bit, 16));
-    default:
-        return int(word);
-    }
-}
-
-// Element j of an output word replaced by value (already in the dtype's range, or wrapping i32).
-uint insert_element(uint word, uint dtype, uint j, int value) {
-    const uint bits = 8u * dtype_size(dtype);
-    return bits == 32u ? uint(value) : bitfieldInsert(word, uint(value), int(j * bits), int(bits));
+    return load_element(t, push.width, r, c);
 }
 
 // Writes one element; only for words no other thread writes in the same phase.
@@ -172,21 +114,6 @@ void store_element(Tensor t, uint r, uint c, int value) {
     const uint index = byte >> 2;
     const uint j = (byte & 3u) / dtype_size(t.dtype);
     pixels[index] = insert_element(pixels[index], t.dtype, j, value);
-}
-
-// Sum of the byte products of two words of u8 or i8 elements, of which the first n (1-4) count.
-uint dot4(uint a, uint b, uint n, bool is_signed) {
-    const uint mask = n >= 4u ? 0xFFFFFFFFu : (1u << (8u * n)) - 1u; // zero bytes add nothing
-    a &= mask;
-    b &= mask;
-    if (is_signed) {
-        const ivec4 x = (ivec4(int(a)) << ivec4(24, 16, 8, 0)) >> 24;
-        const ivec4 y = (ivec4(int(b)) << ivec4(24, 16, 8, 0)) >> 24;
-        return uint(x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w);
-    }
-    const uvec4 x = (uvec4(a) >> uvec4(0, 8, 16, 24)) & 255u;
-    const uvec4 y = (uvec4(b) >> uvec4(0, 8, 16, 24)) & 255u;
-    return x.x * y.x + x.y * y.y + x.z * y.z + x.w * y.w;
 }
 
 // Dot product of two tensor rows of k u8 or i8 elements starting at words ra and rb (rows always
@@ -205,11 +132,6 @@ uint dot_row(uint ra, uint rb, uint k, bool is_signed) {
             sum +=
                 dot4(pixels[ra + w + j], pixels[rb + w + j], min(4u, k - 4u * (w + j)), is_signed);
     return sum;
-}
-
-// Floor division for a positive divisor (floor_div in reference_interpreter.cpp).
-int floor_div(int a, int b) {
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
 // ---- Reductions: `lanes` consecutive threads (a power of two) per segment ---------------------
@@ -465,41 +387,6 @@ void add_bias(uint tid, Tensor acc, Tensor bias) {
     }
 }
 
-// clamp(q + zero_point) for a 64-bit q = (hi, lo), into [lo_bound, hi_bound] (32-bit bounds).
-int clamp64(int hi, uint lo, int zero_point, int lo_bound, int hi_bound) {
-    uint carry;
-    lo = uaddCarry(lo, uint(zero_point), carry);
-    hi += int(carry) + (zero_point < 0 ? -1 : 0);
-    const bool fits_i32 = hi == (int(lo) >> 31);
-    const int value = fits_i32 ? int(lo) : (hi < 0 ? INT_MIN : INT_MAX);
-    return clamp(value, lo_bound, hi_bound);
-}
-
-// One requantised element: (v * multiplier + 2^(shift-1)) >> shift in 64 bits from 32-bit halves.
-int requant_value(int v, int multiplier, uint shift, int zero_point, uint out_dtype) {
-    int hi, lo_signed;
-    imulExtended(v, multiplier, hi, lo_signed); // exact: |p| <= 2^62
-    uint lo = uint(lo_signed);
-    if (shift > 0u) {
-        const uint bit = shift - 1u; // rounding: ties toward +infinity
-        if (bit < 32u) {
-            uint carry;
-            lo = uaddCarry(lo, 1u << bit, carry);
-            hi += int(carry);
-        } else {
-            hi += int(1u << (bit - 32u));
-        }
-        if (shift < 32u) { // arithmetic shift of (hi, lo)
-            lo = (lo >> shift) | (uint(hi) << (32u - shift));
-            hi >>= shift;
-        } else {
-            lo = uint(hi >> (shift - 32u));
-            hi >>= 31;
-        }
-    }
-    return clamp64(hi, lo, zero_point, dtype_min(out_dtype), dtype_max(out_dtype));
-}
-
 // Elementwise outputs are written a whole word per thread, so byte-sized elements never race and
 // padding bytes that are not elements keep their values.
 void requant(uint tid, Tensor dst, Tensor src, uint ext0, uint ext1) {
@@ -636,15 +523,6 @@ uint execute(uint tid) {
     return FAULT_NONE;
 }
 
-// Whether this invocation ran out of llvmpipe's loop budget: once it is spent, every loop stops
-// after one iteration, so a loop whose trip count (2) the compiler cannot know stops short.
-bool loop_budget_exhausted() {
-    uint iterations = 0u;
-    for (uint i = 0u; i < 2u + (push.height >> 16); ++i) // height <= MAX_HEIGHT < 2^16
-        ++iterations;
-    return iterations != 2u + (push.height >> 16);
-}
-
 void main() {
     const uint tid = gl_LocalInvocationID.x;
     for (uint id = tid; id < MAX_TENSORS; id += THREADS)
@@ -687,7 +565,7 @@ void main() {
             s_executed += 1u;
         }
     }
-    if (loop_budget_exhausted()) atomicOr(s_incomplete, 1u);
+    if (loop_budget_exhausted(push.height)) atomicOr(s_incomplete, 1u);
     sync_all();
 
     if (tid == 0u) {

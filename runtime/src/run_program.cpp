@@ -1,5 +1,5 @@
-// pxrun's run: pick the executor, run, and verify a device's image and status against the
-// reference interpreter.
+// pxrun's run: pick the executor (reference, scheduled kernels, GPU interpreter), run, and verify
+// a device's image and status against the reference interpreter.
 #include "pxvm/run_program.hpp"
 
 #include "pxvm/program.hpp"
@@ -10,7 +10,7 @@ namespace {
 // The reason a fault happened, taken from the reference's checks where they agree on the code.
 Fault fault_from_status(const RunStatus& status, const Image& program,
                         const std::optional<Verification>& verification) {
-    Fault fault{status.fault_code, status.fault_pc, "reported by the GPU interpreter"};
+    Fault fault{status.fault_code, status.fault_pc, "reported by the device"};
     const Fault reference = verification ? verification->reference.fault
                                          : plan_program(program).fault; // static faults only
     if (reference.code == fault.code && reference.pc == fault.pc) fault.reason = reference.reason;
@@ -18,6 +18,16 @@ Fault fault_from_status(const RunStatus& status, const Image& program,
 }
 
 } // namespace
+
+std::string_view to_string(ExecutionPath path) {
+    return path == ExecutionPath::kernels ? "kernels" : "interpreter";
+}
+
+std::optional<ExecutionPath> execution_path_from_name(std::string_view name) {
+    if (name == "kernels") return ExecutionPath::kernels;
+    if (name == "interpreter") return ExecutionPath::interpreter;
+    return std::nullopt;
+}
 
 Result<ProgramRun> run_program(const Image& program, const RunOptions& options) {
     ProgramRun run;
@@ -38,9 +48,22 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
     auto device = runtime->open(vk::DeviceSelector::parse(options.device));
     if (!device) return device.error();
     const vk::DeviceInfo& info = device->info();
-    run.device = "[" + std::to_string(info.index) + "] " + info.name + " (Vulkan, GPU interpreter)";
+    run.device = "[" + std::to_string(info.index) + "] " + info.name + " (Vulkan, ";
 
-    auto gpu = device->run_interpreter(run.result);
+    Result<vk::GpuRun> gpu = Error{"not run"};
+    if (options.path == ExecutionPath::interpreter) {
+        run.device += "GPU interpreter)";
+        gpu = device->run_interpreter(run.result);
+    } else {
+        const Plan plan = plan_program(program);
+        auto schedule = vk::schedule_program(plan, program.width(), program.height(), info,
+                                             vk::ScheduleOptions{options.variant});
+        if (!schedule) return schedule.error();
+        run.device +=
+            "scheduled kernels, " + std::string(vk::to_string(schedule->variant)) + " variant)";
+        run.schedule = schedule->steps;
+        gpu = device->run(schedule->dispatches, run.result);
+    }
     run.validation = runtime->validation_messages();
     if (!gpu) return gpu.error();
     const vk::PipelineCacheStatus& cache = device->pipeline_cache();
@@ -50,7 +73,9 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
                        : cache.path + " (not loaded: " + cache.note + ")";
 
     const RunStatus& status = gpu->status;
-    if (options.verify) run.verification = verify_against_reference(program, run.result, status);
+    if (options.verify)
+        run.verification =
+            verify_against_reference(program, run.result, status, options.verify_options);
     run.outcome.fault = fault_from_status(status, program, run.verification);
     run.outcome.halted = status.halted != 0;
     run.outcome.executed = status.executed;

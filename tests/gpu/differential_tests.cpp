@@ -41,7 +41,7 @@ TEST_CASE("differential: generated programs give the reference's pixels and stat
         seeds.push_back(seed);
     seeds.push_back(fresh);
 
-    std::map<std::uint32_t, int> faults, opcodes;
+    pxgpu::ProtocolCoverage coverage;
     std::uint64_t mismatches = 0;
     for (const std::uint64_t seed : seeds) {
         const px::testing::GeneratedProgram program = px::testing::generate_program(seed);
@@ -49,31 +49,15 @@ TEST_CASE("differential: generated programs give the reference's pixels and stat
         auto run = device.run_interpreter(actual);
         if (!run) FAIL(program.summary << ": " << run.error().message);
         const px::Verification v = px::verify_against_reference(program.image, actual, run->status);
-        const px::RunOutcome& outcome = v.reference;
         if (!v.matches()) {
             ++mismatches;
             UNSCOPED_INFO(program.summary << ": " << px::describe(v.difference) << "; "
                                           << v.status_mismatch);
         }
-        ++faults[outcome.fault.code];
-        const px::Plan plan = px::plan_program(program.image);
-        for (std::uint32_t i = 0; i < outcome.executed; ++i)
-            ++opcodes[plan.steps[i].instruction.opcode];
+        coverage.add(program.image, v);
     }
     CHECK(mismatches == 0);
-
-    if (fixed >= 300) { // the corpus reaches the whole protocol
-        for (std::uint32_t code = 1; code < px::FAULT_COUNT; ++code) {
-            INFO("fault " << px::fault_name(code));
-            CHECK(faults[code] > 0);
-        }
-        for (std::uint32_t op :
-             {px::OP_DOT_RGB, px::OP_TENSOR, px::OP_DOT, px::OP_MATMUL, px::OP_ADD_BIAS,
-              px::OP_REQUANT, px::OP_RELU, px::OP_ARGMAX, px::OP_GATHER_MEAN}) {
-            INFO("opcode " << px::opcode_name(op));
-            CHECK(opcodes[op] > 0);
-        }
-    }
+    if (fixed >= 300) coverage.check(); // the corpus reaches the whole protocol
     pxgpu::check_no_validation_messages(runtime);
 }
 
@@ -82,14 +66,32 @@ TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][c
     const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_gpu_test");
     REQUIRE(pxrun.tool_exists());
     const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
-    for (const char* asset : {"dot_test.pxi", "tensor_demo.pxi"}) {
-        const auto result =
-            pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/" + std::string(asset), env);
+    for (const char* asset : {"dot_test.pxi", "tensor_demo.pxi"})
+        for (const char* path : {"", "--path kernels ", "--path interpreter "}) {
+            const auto result = pxrun.run(std::string("--validate ") + path +
+                                              PXVM_SOURCE_DIR "/assets/" + std::string(asset),
+                                          env);
+            INFO(path << asset << ": " << result.out << result.err);
+            CHECK(result.exit_code == 0);
+            CHECK_THAT(result.out, Catch::Contains(std::string(path) == "--path interpreter "
+                                                       ? "(Vulkan, GPU interpreter)"
+                                                       : "(Vulkan, scheduled kernels"));
+            CHECK_THAT(result.out,
+                       Catch::Contains("verified: identical to the reference interpreter"));
+            CHECK(result.err.empty()); // no validation message, no mismatch
+        }
+    for (const char* variant : {"portable", "int-dot"}) {
+        const auto result = pxrun.run(std::string("--variant ") + variant +
+                                          " " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi",
+                                      env);
         INFO(result.out << result.err);
+        if (result.exit_code == 1) { // a variant this device or build cannot run is refused
+            CHECK_THAT(result.err, Catch::Contains(variant));
+            continue;
+        }
         CHECK(result.exit_code == 0);
-        CHECK_THAT(result.out, Catch::Contains("(Vulkan, GPU interpreter)"));
+        CHECK_THAT(result.out, Catch::Contains(std::string(" ") + variant));
         CHECK_THAT(result.out, Catch::Contains("verified: identical to the reference interpreter"));
-        CHECK(result.err.empty()); // no validation message, no mismatch
     }
     const auto missing = pxrun.run("--device 99 " PXVM_SOURCE_DIR "/assets/dot_test.pxi", env);
     CHECK(missing.exit_code == 1);

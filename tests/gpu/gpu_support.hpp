@@ -3,6 +3,8 @@
 // the layer reported nothing.
 #pragma once
 
+#include "pxvm/program.hpp"
+#include "pxvm/verification.hpp"
 #include "pxvm/vulkan/runtime.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -113,5 +116,30 @@ inline void check_no_validation_messages(const px::vk::Runtime& runtime) {
     CHECK(messages.errors == 0);
     CHECK(messages.warnings == 0);
 }
+
+/// What a differential corpus reached: the fault codes the reference ended with and the opcodes
+/// it executed; check() fails unless every fault code and opcode was reached.
+struct ProtocolCoverage {
+    std::map<std::uint32_t, int> faults, opcodes;
+
+    void add(const px::Image& program, const px::Verification& v) {
+        ++faults[v.reference.fault.code];
+        const px::Plan plan = px::plan_program(program);
+        for (std::uint32_t i = 0; i < v.reference.executed; ++i)
+            ++opcodes[plan.steps[i].instruction.opcode];
+    }
+    void check() {
+        for (std::uint32_t code = 1; code < px::FAULT_COUNT; ++code) {
+            INFO("fault " << px::fault_name(code));
+            CHECK(faults[code] > 0);
+        }
+        for (std::uint32_t op :
+             {px::OP_DOT_RGB, px::OP_TENSOR, px::OP_DOT, px::OP_MATMUL, px::OP_ADD_BIAS,
+              px::OP_REQUANT, px::OP_RELU, px::OP_ARGMAX, px::OP_GATHER_MEAN}) {
+            INFO("opcode " << px::opcode_name(op));
+            CHECK(opcodes[op] > 0);
+        }
+    }
+};
 
 } // namespace pxgpu

@@ -163,8 +163,10 @@ TEST_CASE("the feature report is consistent", "[gpu][features]") {
         }
         const px::vk::ExecutionPaths paths = px::vk::execution_paths(d);
         CHECK(paths.interpreter);
-        REQUIRE(!paths.matmul_variants.empty());
-        CHECK(paths.matmul_variants.front() == "portable");
+        REQUIRE(!paths.kernel_variants.empty());
+        CHECK(paths.kernel_variants.front().name == "portable");
+        CHECK(paths.kernel_variants.front().available);
+        CHECK_FALSE(paths.instruction_variants.empty());
 
         if (contains(d.name, "llvmpipe")) { // what lavapipe is known to have
             CHECK(d.type == VK_PHYSICAL_DEVICE_TYPE_CPU);
@@ -176,7 +178,9 @@ TEST_CASE("the feature report is consistent", "[gpu][features]") {
             CHECK_FALSE(d.features.cooperative_matrix_nv);
             CHECK(d.timestamp_valid_bits() > 0);
             CHECK(d.limits.max_storage_buffer_range == 128u << 20);
-            CHECK(paths.matmul_variants == std::vector<std::string>{"portable", "int-dot"});
+            REQUIRE(paths.kernel_variants.size() == 2); // no cooperative matrices
+            CHECK(paths.kernel_variants[1].name == "int-dot");
+            CHECK(paths.kernel_variants[1].available);
         }
     }
     const std::string text = px::vk::device_report_text(runtime.devices(), 0);

@@ -1,6 +1,7 @@
-// Running a program the way pxrun does: on the CPU reference interpreter or on a Vulkan device
-// through the GPU interpreter, and, for a device, checking the result against the reference
-// pixel for pixel and status for status.
+// Running a program the way pxrun does: on the CPU reference interpreter, or on a Vulkan device
+// through the scheduled kernels (one dispatch per instruction, the default) or the GPU
+// interpreter, and, for a device, checking the result against the reference pixel for pixel and
+// status for status.
 #pragma once
 
 #include "pxvm/image.hpp"
@@ -8,12 +9,21 @@
 #include "pxvm/result.hpp"
 #include "pxvm/verification.hpp"
 #include "pxvm/vulkan/runtime.hpp"
+#include "pxvm/vulkan/scheduler.hpp"
 
 #include <chrono>
 #include <optional>
 #include <string>
 
 namespace px {
+
+/// How a device runs a program.
+enum class ExecutionPath {
+    kernels,     ///< one specialised kernel dispatch per instruction (Path B), the fast default
+    interpreter, ///< the GPU interpreter in one workgroup (Path A)
+};
+std::string_view to_string(ExecutionPath path); ///< "kernels", "interpreter"
+std::optional<ExecutionPath> execution_path_from_name(std::string_view name);
 
 /// Where and how to run.
 struct RunOptions {
@@ -23,22 +33,30 @@ struct RunOptions {
     bool verify = true;    ///< check a device's result against the reference interpreter
     bool validate = false; ///< Khronos validation layer on
     std::optional<std::chrono::milliseconds> timeout; ///< fence wait limit of a device run
+    ExecutionPath path = ExecutionPath::kernels;
+    /// The kernels path's variant; empty: the fastest the device and this build both support.
+    std::optional<vk::KernelVariant> variant;
+    VerifyOptions verify_options;
 };
 
 /// What a run produced.
 struct ProgramRun {
     Image result;       ///< the executor's image after the run
     RunOutcome outcome; ///< how the run ended, as the executor reported it
-    std::string device; ///< "cpu (reference interpreter)" or "[0] NVIDIA H100 ... (Vulkan)"
+    /// "cpu (reference interpreter)" or "[0] NVIDIA H100 ... (Vulkan, scheduled kernels int-dot)"
+    std::string device;
     std::optional<vk::GpuRun> gpu; ///< timings and pipeline information of a device run
     std::string pipeline_cache;    ///< a device's pipeline-cache file and whether it was loaded
+    std::vector<vk::ScheduledStep> schedule; ///< the kernels path's dispatches per instruction
 
     std::optional<Verification> verification; ///< set when a device run was verified
     vk::ValidationMessages validation;
 };
 
-/// Runs `program` as `options` say. Errors: no such device, no Vulkan, the image does not fit the
-/// device, device lost, timeout. A program fault is not an error: it is in `outcome`.
+/// Runs `program` as `options` say. Errors (with their codes): no such device, no Vulkan, the
+/// image does not fit the device, a forced variant the device cannot run (unsupported), device
+/// lost, timeout, a run the device stopped (incomplete). A program fault is not an error: it is in
+/// `outcome`.
 Result<ProgramRun> run_program(const Image& program, const RunOptions& options);
 
 } // namespace px

@@ -4,6 +4,7 @@
 
 #include "pxvm/embedded_kernels.hpp"
 #include "pxvm/vulkan/handles.hpp"
+#include "pxvm/vulkan/scheduler.hpp"
 #include "pxvm/vulkan/spirv_requirements.hpp"
 
 #include <algorithm>
@@ -379,14 +380,17 @@ ExecutionPaths execution_paths(const DeviceInfo& device) {
     } else {
         paths.interpreter_note = "the interpreter kernel is not built into this binary";
     }
-    paths.matmul_variants.push_back("portable");
-    if (device.features.integer_dot_product.supported) paths.matmul_variants.push_back("int-dot");
+    for (const VariantSupport& v : variant_support(device))
+        paths.kernel_variants.push_back({std::string(to_string(v.variant)), v.available, v.reason});
     const auto int8 = [](const CooperativeMatrixShape& s) {
         return (s.a_type == "s8" || s.a_type == "u8") && s.a_type == s.b_type;
     };
     if (std::any_of(device.features.cooperative_matrix_nv_shapes.begin(),
                     device.features.cooperative_matrix_nv_shapes.end(), int8))
-        paths.matmul_variants.push_back("coopmat-nv");
+        paths.kernel_variants.push_back(
+            {"coopmat-nv", false,
+             "the device has int8 cooperative matrices; pxVM has no tensor-core kernel yet"});
+    paths.instruction_variants = instruction_variants(device);
     return paths;
 }
 

@@ -176,9 +176,16 @@ nlohmann::json device_json(const DeviceInfo& d) {
         {"compute_queue_timestamp_valid_bits", d.timestamp_valid_bits()},
     };
     const ExecutionPaths paths = execution_paths(d);
+    nlohmann::json variants = nlohmann::json::array();
+    for (const ExecutionPaths::Variant& v : paths.kernel_variants)
+        variants.push_back({{"name", v.name}, {"available", v.available}, {"reason", v.reason}});
+    nlohmann::json instructions = nlohmann::json::object();
+    for (const auto& [op, variant] : paths.instruction_variants)
+        instructions[op] = variant;
     j["execution_paths"] = {{"interpreter", paths.interpreter},
                             {"interpreter_note", paths.interpreter_note},
-                            {"matmul_variants_planned", paths.matmul_variants}};
+                            {"kernel_variants", variants},
+                            {"instruction_variants", instructions}};
     return j;
 }
 
@@ -302,10 +309,13 @@ std::string device_report_text(const std::vector<DeviceInfo>& devices,
         out << "  pxVM execution paths\n";
         row("interpreter",
             paths.interpreter ? std::string("yes") : "no (" + paths.interpreter_note + ")");
-        std::string variants;
-        for (const std::string& v : paths.matmul_variants)
-            variants += (variants.empty() ? "" : ", ") + v;
-        row("matmul variants (planned)", variants.empty() ? std::string("none") : variants);
+        for (const ExecutionPaths::Variant& v : paths.kernel_variants)
+            row(("kernels " + v.name).c_str(),
+                v.available ? std::string("yes") : "no (" + v.reason + ")");
+        std::string uses;
+        for (const auto& [op, variant] : paths.instruction_variants)
+            uses += (uses.empty() ? "" : ", ") + op + " " + variant;
+        row("kernels by instruction", uses);
     }
     return out.str();
 }

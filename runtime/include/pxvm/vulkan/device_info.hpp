@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace px::vk {
@@ -157,13 +158,20 @@ DeviceInfo query_device_info(VkInstance instance, VkPhysicalDevice device);
 /// appear in PCI bus order, as nvidia-smi lists them, and index 0 is the preferred device.
 bool device_order_less(const DeviceInfo& a, const DeviceInfo& b);
 
-/// The pxVM execution paths and kernel variants a device would use.
+/// The pxVM execution paths and kernel variants a device would use, from what both the device
+/// and this build support.
 struct ExecutionPaths {
     bool interpreter = false;
-    std::string interpreter_note; ///< why not, or which kernel build is used
-    /// Planned matmul variants, by feature: "portable" always, "int-dot" with integer dot
-    /// product, "coopmat-nv" with NV cooperative matrices over s8 or u8.
-    std::vector<std::string> matmul_variants;
+    std::string interpreter_note; ///< why not
+    /// A kernel variant of the scheduled-kernels path: "portable", "int-dot", "coopmat-nv".
+    struct Variant {
+        std::string name;
+        bool available = false; ///< the device has the features and this build the kernels
+        std::string reason;     ///< why not
+    };
+    std::vector<Variant> kernel_variants;
+    /// The variant each instruction uses by default: {"matmul", "int-dot"}, {"relu", "portable"}.
+    std::vector<std::pair<std::string, std::string>> instruction_variants;
 };
 ExecutionPaths execution_paths(const DeviceInfo& device);
 

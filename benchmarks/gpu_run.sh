@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one command of a GPU-machine run (../shared/device/README.md): from the project root there,
+# with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
+# (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
+# the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
+#   benchmarks/gpu_run.sh [full|smoke]
+set -uo pipefail
+preset=${1:-full}
+out=${OUT:-/tmp/pxvm-gpu-run}
+mkdir -p "$out"
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+if ! .devrun/pxinfo > /dev/null 2>&1; then
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+export PXVM_CACHE_DIR=/tmp/pxvm-cache PXVM_TOOL_DIR=$PWD/.devrun
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } > "$out/machine.txt" 2>&1
+.devrun/pxinfo > "$out/pxinfo.txt" 2>&1
+.devrun/pxinfo --json > "$out/pxinfo.json" 2>&1
+
+# The kernels path against the reference on the GPU: every kernel test and the differential test
+# (every variant), validation layer on.
+PXVM_VALIDATE=1 timeout 300 .devrun/pxvm_gpu_tests "[kernels],[differential],[resident],[interpreter]" \
+  > "$out/gpu_tests.txt" 2>&1
+echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"
+
+timeout 400 .devrun/pxbench --preset "$preset" --json "$out/pxbench.json" 2>&1 | tee "$out/pxbench.txt"
+PYTHONUNBUFFERED=1 timeout 200 python3 benchmarks/peer_torch.py --preset "$preset" \
+  --json "$out/peer.json" 2>&1 | tee "$out/peer.txt"

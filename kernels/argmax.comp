@@ -1,0 +1,69 @@
+#version 450
+// Scheduled kernel `argmax` (out[r][0] = the lowest column index of the largest value of row r of
+// in, any in dtype, u16 or i32 out): LANES invocations (specialization constant 0, a power of two
+// up to the workgroup size) share one row, so a workgroup takes KERNEL_LOCAL_SIZE / LANES rows.
+// Lane l reads words l, l + LANES, ... of the row (coalesced) and keeps its best element, the
+// lowest index on ties; a tree in shared memory combines the lanes. Each invocation loops over
+// pixel_width(in) / LANES words at most, and reports STATUS_INCOMPLETE if lavapipe's loop budget
+// cut that short.
+#extension GL_GOOGLE_include_directive : require
+
+#include "pxvm_kernel.glsl"
+
+layout(local_size_x = KERNEL_LOCAL_SIZE) in;
+layout(constant_id = 0) const uint LANES = 32u;
+
+const uint THREADS = KERNEL_LOCAL_SIZE;
+
+shared int s_value[THREADS];
+shared uint s_index[THREADS];
+
+void main() {
+    if (run_stopped_uniform()) return;
+    const Tensor o = push.t[0], i = push.t[1];
+    const uint tid = gl_LocalInvocationIndex, lane = tid % LANES;
+    const uint r = gl_WorkGroupID.x * (THREADS / LANES) + tid / LANES;
+    const bool busy = r < i.rows; // every invocation takes part in the barriers
+    const uint words = pixel_width(i), n = per_word(i), first = row_word(i, push.width, r);
+    uint best = NONE;
+    int best_value = 0;
+    if (busy)
+        for (uint p = lane; p < words; p += LANES) { // ascending within the lane
+            const uint word = image_in.words[first + p];
+            [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                const uint c = p * n + j;
+                if (j < n && c < i.cols) {
+                    const int v = extract_element(word, i.dtype, j);
+                    if (best == NONE || v > best_value) { // strict: the lowest index wins ties
+                        best = c;
+                        best_value = v;
+                    }
+                }
+            }
+        }
+    s_index[tid] = best;
+    s_value[tid] = best_value;
+    for (uint stride = LANES / 2u; stride > 0u; stride /= 2u) {
+        barrier();
+        if (lane < stride) {
+            const uint other = s_index[tid + stride];
+            const int other_value = s_value[tid + stride];
+            const uint mine = s_index[tid];
+            if (other != NONE && (mine == NONE || other_value > s_value[tid] ||
+                                  (other_value == s_value[tid] && other < mine))) {
+                s_index[tid] = other;
+                s_value[tid] = other_value;
+            }
+        }
+    }
+    barrier();
+    if (busy && lane == 0u) {
+        if (loop_budget_exhausted(push.height)) {
+            report_incomplete();
+            return;
+        }
+        const uint index = row_word(o, push.width, r);
+        image_out.words[index] =
+            insert_element(image_out.words[index], o.dtype, 0u, int(s_index[tid]));
+    }
+}

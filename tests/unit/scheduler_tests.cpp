@@ -1,0 +1,241 @@
+// Tests of the scheduler of the per-instruction kernels (runtime/src/vulkan/scheduler.cpp) without
+// a GPU: which variants a device can run, the dispatches a plan becomes (kernels, grids,
+// specialization constants, labels, push constants) and how a plan's end reaches `finish`. The
+// kernels themselves are tested on devices in tests/gpu/kernel_tests.cpp.
+#include "program_builder.hpp"
+
+#include "pxvm/embedded_kernels.hpp"
+#include "pxvm/program.hpp"
+#include "pxvm/vulkan/scheduler.hpp"
+#include "pxvm_layout.h"
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+using px::vk::KernelVariant;
+using pxtest::ProgramBuilder;
+
+constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, U16 = px::DTYPE_U16,
+                        I32 = px::DTYPE_I32;
+
+/// A discrete GPU as the scheduler sees it, with or without (accelerated) integer dot products.
+px::vk::DeviceInfo fake_gpu(bool dot_product, bool accelerated = true) {
+    px::vk::DeviceInfo info;
+    info.name = "Fake GPU";
+    info.type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+    info.features.integer_dot_product.supported = dot_product;
+    info.features.integer_dot_product.packed_4x8_signed_accelerated = accelerated;
+    info.features.integer_dot_product.packed_4x8_unsigned_accelerated = accelerated;
+    return info;
+}
+
+px::KernelPush push_of(const px::vk::Dispatch& d) {
+    px::KernelPush push{};
+    REQUIRE(d.push_constants.size() == sizeof push);
+    std::memcpy(&push, d.push_constants.data(), sizeof push);
+    return push;
+}
+
+px::vk::Schedule schedule(const px::Image& image, const px::vk::DeviceInfo& device,
+                          const px::vk::ScheduleOptions& options = {}) {
+    auto s = px::vk::schedule_program(px::plan_program(image), image.width(), image.height(),
+                                      device, options);
+    if (!s) FAIL(s.error().message);
+    return std::move(s.value());
+}
+
+const bool int_dot_built = px::find_kernel("matmul_intdot") && px::find_kernel("dot_intdot");
+
+} // namespace
+
+TEST_CASE("scheduler: variant names and support", "[scheduler]") {
+    CHECK(px::vk::variant_from_name("portable") == KernelVariant::portable);
+    CHECK(px::vk::variant_from_name("int-dot") == KernelVariant::int_dot);
+    CHECK_FALSE(px::vk::variant_from_name("coopmat").has_value());
+    for (const KernelVariant v : {KernelVariant::portable, KernelVariant::int_dot})
+        CHECK(px::vk::variant_from_name(px::vk::to_string(v)) == v);
+
+    const auto with = px::vk::variant_support(fake_gpu(true));
+    REQUIRE(with.size() == 2);
+    CHECK(with[0].available);
+    CHECK(with[0].reason.empty());
+    CHECK(with[1].available == int_dot_built);
+    const auto without = px::vk::variant_support(fake_gpu(false));
+    CHECK(without[0].available);
+    CHECK_FALSE(without[1].available);
+    CHECK_THAT(without[1].reason, Catch::Contains(int_dot_built ? "Fake GPU" : "matmul_intdot"));
+
+    // Forced and unavailable: an error with code unsupported; not forced: the fastest available.
+    const ProgramBuilder tiny = pxtest::tiny_network();
+    const px::Plan plan = px::plan_program(tiny.image);
+    auto forced = px::vk::schedule_program(plan, 64, 8, fake_gpu(false), {KernelVariant::int_dot});
+    REQUIRE_FALSE(forced.ok());
+    CHECK(forced.error().code == px::ErrorCode::unsupported);
+    CHECK(schedule(tiny.image, fake_gpu(false)).variant == KernelVariant::portable);
+    CHECK(schedule(tiny.image, fake_gpu(true, false)).variant == KernelVariant::portable);
+    CHECK(schedule(tiny.image, fake_gpu(true)).variant ==
+          (int_dot_built ? KernelVariant::int_dot : KernelVariant::portable));
+    CHECK(schedule(tiny.image, fake_gpu(true), {KernelVariant::portable}).variant ==
+          KernelVariant::portable);
+
+    std::map<std::string, std::string> kinds;
+    for (const auto& [op, variant] : px::vk::instruction_variants(fake_gpu(true)))
+        kinds[op] = variant;
+    const std::string fastest = int_dot_built ? "int-dot" : "portable";
+    CHECK(kinds == std::map<std::string, std::string>{{"dot_rgb", "portable"},
+                                                      {"dot", fastest},
+                                                      {"matmul", fastest},
+                                                      {"add_bias", "portable"},
+                                                      {"requant", "portable"},
+                                                      {"relu", "portable"},
+                                                      {"argmax", "portable"},
+                                                      {"gather_mean", "portable"}});
+}
+
+TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
+    ProgramBuilder b(1100, 300);
+    b.tensor(1, I8, 3, 1, 100, 1000)     // a: pixel width 250
+        .tensor(2, I8, 260, 1, 70, 1000) // b
+        .tensor(3, I32, 0, 101, 100, 70) // c
+        .tensor(4, I32, 100, 101, 1, 70) // bias
+        .tensor(5, U8, 200, 101, 100, 70)
+        .tensor(6, U16, 300, 101, 100, 1)
+        .tensor(7, I32, 310, 101, 1, 1)
+        .matmul(3, 1, 2)
+        .add_bias(3, 4)
+        .requant(5, 3, -7, 9, -3)
+        .relu(5, 5)
+        .argmax(6, 5)
+        .dot(7, 1, 1)
+        .dot_rgb(1, 2, 3)
+        .halt();
+    const px::vk::Schedule s = schedule(b.image, fake_gpu(true), {KernelVariant::portable});
+    std::vector<std::string> kernels, labels;
+    for (const px::vk::Dispatch& d : s.dispatches) {
+        kernels.push_back(d.kernel);
+        labels.push_back(d.label);
+        const px::KernelPush push = push_of(d);
+        CHECK(push.width == 1100);
+        CHECK(push.height == 300);
+        for (std::uint32_t g : d.groups) {
+            CHECK(g >= 1);
+            CHECK(g <= 65535);
+        }
+    }
+    CHECK(kernels == std::vector<std::string>{"matmul_portable", "add_bias", "requant", "relu",
+                                              "argmax", "dot_portable", "dot_store", "dot_rgb",
+                                              "finish"});
+    CHECK(labels == std::vector<std::string>{"pc 21 matmul portable 32x32", "pc 22 add_bias",
+                                             "pc 23 requant", "pc 26 relu", "pc 27 argmax 4 lanes",
+                                             "pc 28 dot portable", "pc 28 dot store",
+                                             "pc 29 dot_rgb", "finish"});
+    REQUIRE(s.steps.size() == 7);
+    CHECK(s.steps[0].kernel == "matmul_portable");
+    CHECK(s.steps[5].opcode == px::OP_DOT);
+    CHECK(s.steps[5].first == 5);
+    CHECK(s.steps[5].count == 2);
+
+    // matmul: N = 70, M = 100 in 32x32 tiles; A is i8; K steps of 32 words on a GPU.
+    const px::vk::Dispatch& mm = s.dispatches[0];
+    CHECK(mm.groups == std::array<std::uint32_t, 3>{3, 4, 1});
+    CHECK(mm.specialization == std::vector<std::uint32_t>{32, 32, 1, 32});
+    const px::KernelPush mp = push_of(mm);
+    CHECK(mp.pc == 21);
+    CHECK(mp.step == 7); // seven declarations before it
+    CHECK(mp.t[0].x == 0);
+    CHECK(mp.t[0].y == 101);
+    CHECK(mp.t[1].x == 3);
+    CHECK(mp.t[1].cols == 1000);
+    CHECK(mp.t[2].rows == 70);
+    CHECK(mp.t[2].dtype == I8);
+    // requant: multiplier, shift, zero point (sign-extended).
+    const px::KernelPush rq = push_of(s.dispatches[2]);
+    CHECK(rq.arg[0] == std::uint32_t(-7));
+    CHECK(rq.arg[1] == 9);
+    CHECK(rq.arg[2] == std::uint32_t(-3));
+    CHECK(s.dispatches[2].groups == std::array<std::uint32_t, 3>{8, 1, 1}); // 100 x 18 words
+    // argmax over 70 u8 = 18 words a row: 4 lanes read at most 8 words each; 64 rows a group.
+    CHECK(s.dispatches[4].specialization == std::vector<std::uint32_t>{4});
+    CHECK(s.dispatches[4].groups == std::array<std::uint32_t, 3>{2, 1, 1});
+    // dot over 100 x 250 words, 2048 a workgroup.
+    CHECK(s.dispatches[5].groups == std::array<std::uint32_t, 3>{13, 1, 1});
+    // dot_rgb: rows A, B, out.
+    const px::KernelPush rgb = push_of(s.dispatches[7]);
+    CHECK(rgb.arg[0] == 1);
+    CHECK(rgb.arg[1] == 2);
+    CHECK(rgb.arg[2] == 3);
+    // finish: no fault, 14 steps, halted.
+    const px::KernelPush fin = push_of(s.dispatches.back());
+    CHECK(fin.arg[0] == 0);
+    CHECK(fin.arg[2] == 14);
+    CHECK(fin.arg[3] == 1);
+
+    // On a CPU device the matmul steps take 16 words.
+    px::vk::DeviceInfo cpu = fake_gpu(false);
+    cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
+    CHECK(schedule(b.image, cpu).dispatches[0].specialization ==
+          std::vector<std::uint32_t>{32, 32, 1, 16});
+}
+
+TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {
+    // 32767 x 8192 words of relu: 2^20 workgroups, more than one grid row holds. The plan is
+    // made by hand: the image would take 1 GiB.
+    px::Plan plan;
+    px::Step relu;
+    relu.instruction.opcode = px::OP_RELU;
+    relu.instruction.pc = 5;
+    relu.operands[0] = relu.operands[1] = px::Tensor{0, 1, 32767, 8192, I32};
+    plan.steps.push_back(relu);
+    auto s = px::vk::schedule_program(plan, 8192, 32768, fake_gpu(false));
+    REQUIRE(s.ok());
+    const auto g = s->dispatches[0].groups;
+    CHECK(std::uint64_t(g[0]) * g[1] >= (32767ull * 8192 + 255) / 256);
+    CHECK(std::uint64_t(g[0]) * (g[1] - 1) < (32767ull * 8192 + 255) / 256);
+    CHECK(g[0] <= 65535);
+    CHECK(g[1] > 1);
+    CHECK(push_of(s->dispatches.back()).arg[2] == 1); // finish: one step, not halted
+    CHECK(push_of(s->dispatches.back()).arg[3] == 0);
+
+    // A static fault after two steps: finish carries its code and pc.
+    ProgramBuilder bad(16, 8);
+    bad.tensor(1, U8, 0, 1, 2, 4).relu(1, 1).op(99);
+    const px::vk::Schedule f = schedule(bad.image, fake_gpu(false));
+    REQUIRE(f.dispatches.size() == 2);
+    const px::KernelPush fin = push_of(f.dispatches[1]);
+    CHECK(fin.arg[0] == px::FAULT_BAD_OPCODE);
+    CHECK(fin.arg[1] == 4);
+    CHECK(fin.arg[2] == 2);
+    CHECK(fin.arg[3] == 0);
+
+    // The first instruction faults: only finish.
+    ProgramBuilder first(16, 8);
+    first.tensor(1, 9, 0, 1, 2, 4); // BAD_DTYPE
+    const px::vk::Schedule only = schedule(first.image, fake_gpu(false));
+    REQUIRE(only.dispatches.size() == 1);
+    CHECK(only.dispatches[0].kernel == "finish");
+    CHECK(push_of(only.dispatches[0]).arg[0] == px::FAULT_BAD_DTYPE);
+    CHECK(only.steps.empty());
+
+    // gather_mean: the check (one workgroup), then the mean.
+    ProgramBuilder wide(256, 40);
+    wide.tensor(1, I8, 0, 1, 30, 200)
+        .tensor(2, U8, 0, 31, 1, 5)
+        .tensor(3, I32, 0, 32, 1, 200)
+        .gather_mean(3, 1, 2)
+        .halt();
+    const px::vk::Schedule gs = schedule(wide.image, fake_gpu(false));
+    REQUIRE(gs.dispatches.size() == 3);
+    CHECK(gs.dispatches[0].kernel == "gather_check");
+    CHECK(gs.dispatches[0].groups == std::array<std::uint32_t, 3>{1, 1, 1});
+    CHECK(gs.dispatches[1].kernel == "gather_mean");
+    CHECK(gs.dispatches[1].specialization == std::vector<std::uint32_t>{32}); // 50 words
+    CHECK(gs.dispatches[1].groups == std::array<std::uint32_t, 3>{2, 1, 1});
+    CHECK(push_of(gs.dispatches[1]).step == 3);
+}
