@@ -38,8 +38,8 @@ def int_mm(m, n, k, runs):
     bt = b.t()  # (k, n), column-major: cuBLASLt's fast int8 layout
     c = torch._int_mm(a, bt)
     # The peer computes the same C = A . B^T as pxVM, exactly (int32, wrapping never reached).
-    ref = (a[:4].to(torch.int64) @ b.to(torch.int64).t()).to(torch.int32)
-    assert torch.equal(c[:4], ref), "torch._int_mm disagrees with an int64 matmul"
+    ref = (a[:4].cpu().to(torch.int64) @ b.cpu().to(torch.int64).t()).to(torch.int32)
+    assert torch.equal(c[:4].cpu(), ref), "torch._int_mm disagrees with an int64 matmul"
     t = time_ms(lambda: torch._int_mm(a, bt), runs)
     return {"workload": f"matmul i8 {m}x{n}x{k}", "peer": "torch._int_mm (cuBLASLt, B col-major)",
             "ms": t, "tops": 2.0 * m * n * k / t["median"] / 1e9}

@@ -126,6 +126,7 @@ std::vector<Workload> workloads(const std::string& preset) {
     list.push_back(matmul(4096, 4096, 4096, px::DTYPE_I8, false));
     list.push_back(matmul(4096, 4096, 4096, px::DTYPE_U8, false));
     list.push_back(matmul(4095, 4097, 4093, px::DTYPE_I8, false));
+    list.push_back(relu(64, false));
     list.push_back(relu(128, true));
     list.push_back(small_dots(1000, 1024));
     return list;
@@ -165,7 +166,8 @@ struct Measured {
 };
 
 Measured measure(px::vk::Device& device, const Workload& w, const std::string& path,
-                 std::optional<px::vk::KernelVariant> variant, int runs, bool verify) {
+                 std::optional<px::vk::KernelVariant> variant, int runs, int warmup_ms,
+                 bool verify) {
     Measured m;
     m.path = path;
     m.variant = variant ? std::string(px::vk::to_string(*variant)) : "";
@@ -198,14 +200,22 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
     std::vector<double> gpu, program, host;
     std::map<std::string, std::vector<double>> by_label;
     px::RunStatus status{};
-    for (int i = -2; i < runs; ++i) { // two warm-up runs
+    // Warm-up: at least two runs and warmup_ms, so that the GPU's clocks have risen (an idle
+    // H200 starts at a fraction of its clock and does not reach it within a few short runs).
+    const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(warmup_ms);
+    int warmups = 0;
+    for (int i = 0; i < runs;) {
         auto run = recording->run();
         if (!run) {
             m.error = run.error().message;
             return m;
         }
         status = run->status;
-        if (i < 0) continue;
+        if (warmups < 2 || std::chrono::steady_clock::now() < warm_until) {
+            ++warmups;
+            continue;
+        }
+        ++i;
         host.push_back(run->timings.host_submit_wait_ms);
         if (run->timings.gpu_execute_ms) program.push_back(*run->timings.gpu_execute_ms);
         double instruction = 0;
@@ -252,8 +262,8 @@ int main(int argc, char** argv) {
                  "every scheduled-kernel variant, with GPU timestamps per dispatch; every result "
                  "is verified against the reference interpreter.\n"
                  "Exit status: 0 all ran and verified; 1 a device error; 3 a result differed."};
-    std::string device_name = "auto", json_path, preset = "full";
-    int runs = 0;
+    std::string device_name = "auto", json_path, preset = "full", only, upload = "automatic";
+    int runs = 0, warmup_ms = -1;
     bool no_verify = false;
     app.add_option("--device,-d", device_name, "'auto', a device index or a part of its name")
         ->capture_default_str();
@@ -261,12 +271,25 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"smoke", "full"}))
         ->capture_default_str();
     app.add_option("--runs", runs, "timed runs per workload (default: 3 smoke, 10 full)");
+    app.add_option("--warmup-ms", warmup_ms,
+                   "warm up each workload for at least this long (default: 0 smoke, 500 full)");
     app.add_option("--json", json_path, "write every figure and sample to this file");
     app.add_flag("--no-verify", no_verify, "skip the reference check");
+    app.add_option("--only", only, "run only the workloads whose name contains this text");
+    app.add_option("--upload", upload,
+                   "how images reach the device: automatic (direct where the device has "
+                   "device-local host-visible memory), staging or direct")
+        ->check(CLI::IsMember({"automatic", "staging", "direct"}))
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     if (runs <= 0) runs = preset == "smoke" ? 3 : 10;
+    if (warmup_ms < 0) warmup_ms = preset == "smoke" ? 0 : 500;
 
-    auto runtime = px::vk::Runtime::create();
+    px::vk::RuntimeOptions options;
+    options.upload = upload == "staging"  ? px::vk::UploadMode::staging
+                     : upload == "direct" ? px::vk::UploadMode::direct
+                                          : px::vk::UploadMode::automatic;
+    auto runtime = px::vk::Runtime::create(options);
     if (!runtime) {
         std::cerr << "pxbench: " << runtime.error().message << "\n";
         return 1;
@@ -279,7 +302,7 @@ int main(int argc, char** argv) {
     const px::vk::DeviceInfo& info = device->info();
     std::cout << "pxbench on [" << info.index << "] " << info.name << " (driver "
               << px::vk::format_driver_version(info) << "), preset " << preset << ", " << runs
-              << " runs after 2 warm-up runs\n";
+              << " runs after a warm-up of at least 2 runs and " << warmup_ms << " ms\n";
 
     std::vector<std::optional<px::vk::KernelVariant>> variants;
     for (const px::vk::VariantSupport& v : px::vk::variant_support(info))
@@ -288,11 +311,13 @@ int main(int argc, char** argv) {
     nlohmann::json results = nlohmann::json::array();
     int status = 0;
     for (const Workload& w : workloads(preset)) {
+        if (w.name.find(only) == std::string::npos) continue;
         std::vector<Measured> measured;
         if (w.interpreter)
-            measured.push_back(measure(*device, w, "interpreter", std::nullopt, runs, !no_verify));
+            measured.push_back(
+                measure(*device, w, "interpreter", std::nullopt, runs, warmup_ms, !no_verify));
         for (const auto& v : variants)
-            measured.push_back(measure(*device, w, "kernels", v, runs, !no_verify));
+            measured.push_back(measure(*device, w, "kernels", v, runs, warmup_ms, !no_verify));
         for (const Measured& m : measured) {
             const std::string what = m.path + (m.variant.empty() ? "" : " " + m.variant);
             char line[256];
@@ -339,7 +364,9 @@ int main(int argc, char** argv) {
                               {"tool", "pxbench"},
                               {"date", now_utc()},
                               {"preset", preset},
+                              {"upload", upload},
                               {"runs", runs},
+                              {"warmup_ms", warmup_ms},
                               {"device",
                                {{"name", info.name},
                                 {"vendor_id", info.vendor_id},

@@ -32,6 +32,8 @@ constexpr VkDeviceSize STATUS_BYTES = STATUS_BUFFER_BYTES;
 // How long a fence wait spins on vkGetFenceStatus before blocking: a spin answers a short run
 // about 20 us sooner than a blocking wait (docs/RUNTIME.md).
 constexpr auto FENCE_SPIN = std::chrono::microseconds(200);
+// Buffers from this size up get a dedicated allocation.
+constexpr VkDeviceSize DEDICATED_BYTES = VkDeviceSize(16) << 20;
 constexpr std::uint32_t PUSH_CONSTANT_BYTES = 128; // the minimum maxPushConstantsSize
 
 /// Scores a memory type for one use; types lacking `required` are never chosen.
@@ -185,8 +187,16 @@ Result<Buffer> create_buffer(DeviceState& s, VkDeviceSize size, VkBufferUsageFla
     buffer.buffer = BufferHandle(device, handle);
     buffer.size = size;
 
-    VkMemoryRequirements requirements{};
-    vkGetBufferMemoryRequirements(device, handle, &requirements);
+    auto dedicated_needs =
+        make_struct<VkMemoryDedicatedRequirements>(VK_STRUCTURE_TYPE_MEMORY_DEDICATED_REQUIREMENTS);
+    auto requirements2 =
+        make_struct<VkMemoryRequirements2>(VK_STRUCTURE_TYPE_MEMORY_REQUIREMENTS_2);
+    requirements2.pNext = &dedicated_needs;
+    auto requirements_info = make_struct<VkBufferMemoryRequirementsInfo2>(
+        VK_STRUCTURE_TYPE_BUFFER_MEMORY_REQUIREMENTS_INFO_2);
+    requirements_info.buffer = handle;
+    vkGetBufferMemoryRequirements2(device, &requirements_info, &requirements2);
+    const VkMemoryRequirements& requirements = requirements2.memoryRequirements;
     const auto type =
         choose_memory_type(s.info, requirements.memoryTypeBits, preference, requirements.size);
     if (!type)
@@ -196,6 +206,14 @@ Result<Buffer> create_buffer(DeviceState& s, VkDeviceSize size, VkBufferUsageFla
     auto allocate = make_struct<VkMemoryAllocateInfo>(VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO);
     allocate.allocationSize = requirements.size;
     allocate.memoryTypeIndex = *type;
+    // Large buffers get memory of their own, which lets drivers back them with large pages
+    // (fewer TLB misses when a kernel streams the whole image).
+    auto dedicated = make_struct<VkMemoryDedicatedAllocateInfo>(
+        VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO);
+    dedicated.buffer = handle;
+    if (dedicated_needs.prefersDedicatedAllocation || dedicated_needs.requiresDedicatedAllocation ||
+        size >= DEDICATED_BYTES)
+        allocate.pNext = &dedicated;
     VkDeviceMemory memory = VK_NULL_HANDLE;
     if (VkResult r = vkAllocateMemory(device, &allocate, nullptr, &memory); r != VK_SUCCESS)
         return vulkan_error("cannot allocate " + size_text(requirements.size) + " for the " +
