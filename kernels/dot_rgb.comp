@@ -1,8 +1,11 @@
 #version 450
-// Scheduled kernel `dot_rgb` (the seed's instruction, docs/PROTOCOL.md section 5), one workgroup:
-// n = the first x where rows A and B both hold R = 0 (else W), then
-// pixel (0, rowOut) = (dot & 255, dot >> 8, 0, 0) with dot = sum of A.R * B.R over x < n, modulo
-// 2^16. push.arg = rows A, B, out. W <= 32768, so every invocation loops at most 256 times.
+// Scheduled kernel `dot_rgb` (the seed's instruction, docs/PROTOCOL.md section 5) for a batch of
+// consecutive instructions, one workgroup each: workgroup g runs the instruction at pc
+// push.arg[0] + g of push.arg[1] (read from row 0, which never changes). n = the first x where rows
+// A and B both hold R = 0 (else W), then pixel (0, rowOut) = (dot & 255, dot >> 8, 0, 0) with
+// dot = sum of A.R * B.R over x < n, modulo 2^16. The scheduler batches only instructions that
+// read no row another one writes (dot_rgb_batch); of several writing one row, only the last
+// writes. W <= 32768, so every invocation loops at most 128 + 128 + 256 times.
 #extension GL_GOOGLE_include_directive : require
 
 #include "pxvm_kernel.glsl"
@@ -12,13 +15,23 @@ layout(local_size_x = KERNEL_LOCAL_SIZE) in;
 const uint THREADS = KERNEL_LOCAL_SIZE;
 
 shared uint s_first;
+shared uint s_overwritten;
 shared uint s_sum[THREADS];
 
 void main() {
     const uint tid = gl_LocalInvocationIndex;
-    if (tid == 0u) s_first = NONE;
+    if (tid == 0u) {
+        s_first = NONE;
+        s_overwritten = 0u;
+    }
     if (run_stopped_uniform()) return;
-    const uint w = push.width, row_a = push.arg[0] * w, row_b = push.arg[1] * w;
+    const uint pc = push.arg[0] + gl_WorkGroupID.x, end = push.arg[0] + push.arg[1];
+    const uint ins = image_in.words[pc];
+    const uint w = push.width, row_a = channel(ins, 1u) * w, row_b = channel(ins, 2u) * w,
+               row_out = channel(ins, 3u);
+    // A later instruction of the batch writing the same pixel makes this write dead.
+    for (uint later = pc + 1u + tid; later < end; later += THREADS)
+        if (channel(image_in.words[later], 3u) == row_out) s_overwritten = 1u;
     for (uint x = tid; x < w; x += THREADS)
         if (((image_in.words[row_a + x] | image_in.words[row_b + x]) & 255u) == 0u)
             atomicMin(s_first, x);
@@ -33,5 +46,5 @@ void main() {
         if (tid < stride) s_sum[tid] += s_sum[tid + stride];
     }
     // Every read is done before this write, so rowOut may be row A or B.
-    if (tid == 0u) image_out.words[push.arg[2] * w] = s_sum[0] & 0xFFFFu;
+    if (tid == 0u && s_overwritten == 0u) image_out.words[row_out * w] = s_sum[0] & 0xFFFFu;
 }

@@ -328,6 +328,17 @@ TEST_CASE("kernels: dot_rgb, the seed's instruction", "[kernels]") {
         if (width >= 4) b.dot_rgb(4, 3, 5);
         check_kernels(gpu, b.image, "dot_rgb W=" + std::to_string(width));
     }
+    // Long runs of dot_rgb over few rows, so batches meet every rule: rows written twice, rows
+    // read after a write, outputs that are inputs.
+    for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+        ProgramBuilder b(300, 8);
+        randomize(b.image, seed);
+        std::mt19937 rng(seed);
+        for (int i = 0; i < 200; ++i)
+            b.dot_rgb(std::uint8_t(1 + rng() % 7), std::uint8_t(1 + rng() % 7),
+                      std::uint8_t(1 + rng() % (seed % 2 ? 7 : 2)));
+        check_kernels(gpu, b.image, "dot_rgb runs, seed " + std::to_string(seed));
+    }
     pxgpu::check_no_validation_messages(gpu.runtime);
 }
 

@@ -166,11 +166,11 @@ TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
     CHECK(s.dispatches[4].groups == std::array<std::uint32_t, 3>{2, 1, 1});
     // dot over 100 x 250 words, 2048 a workgroup.
     CHECK(s.dispatches[5].groups == std::array<std::uint32_t, 3>{13, 1, 1});
-    // dot_rgb: rows A, B, out.
+    // dot_rgb: a batch of one, the instruction read from row 0 at its pc.
     const px::KernelPush rgb = push_of(s.dispatches[7]);
-    CHECK(rgb.arg[0] == 1);
-    CHECK(rgb.arg[1] == 2);
-    CHECK(rgb.arg[2] == 3);
+    CHECK(rgb.arg[0] == s.steps[6].pc);
+    CHECK(rgb.arg[1] == 1);
+    CHECK(s.dispatches[7].groups == std::array<std::uint32_t, 3>{1, 1, 1});
     // finish: no fault, 14 steps, halted.
     const px::KernelPush fin = push_of(s.dispatches.back());
     CHECK(fin.arg[0] == 0);
@@ -182,6 +182,36 @@ TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
     cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
     CHECK(schedule(b.image, cpu).dispatches[0].specialization ==
           std::vector<std::uint32_t>{32, 32, 1, 16});
+}
+
+TEST_CASE("scheduler: consecutive independent dot_rgb share one dispatch", "[scheduler]") {
+    ProgramBuilder b(64, 16);
+    b.dot_rgb(1, 2, 3)    // batch 1
+        .dot_rgb(1, 2, 3) // the same output again: fine, the last write wins
+        .dot_rgb(4, 4, 5)
+        .dot_rgb(5, 1, 6) // reads row 5, which the batch writes: a new batch
+        .dot_rgb(7, 8, 7) // reads its own output row: fine
+        .dot_rgb(9, 9, 1) // writes row 1, which the batch reads (dot_rgb 5, 1, 6): new batch
+        .tensor(1, I8, 0, 10, 1, 4)
+        .dot_rgb(1, 2, 9) // not adjacent to the previous dot_rgb: new batch
+        .halt();
+    const px::Plan plan = px::plan_program(b.image);
+    REQUIRE_FALSE(plan.fault);
+    CHECK(px::vk::dot_rgb_batch(plan, 0) == 3);
+    CHECK(px::vk::dot_rgb_batch(plan, 1) == 2); // from dot_rgb 1, 2, 3: then 5, 1, 6 reads 5
+    CHECK(px::vk::dot_rgb_batch(plan, 3) == 2);
+    CHECK(px::vk::dot_rgb_batch(plan, 5) == 1);
+    CHECK(px::vk::dot_rgb_batch(plan, 7) == 1);
+    const px::vk::Schedule s = schedule(b.image, fake_gpu(true), {KernelVariant::portable});
+    std::vector<std::string> labels;
+    for (const px::vk::Dispatch& d : s.dispatches)
+        labels.push_back(d.label);
+    CHECK(labels == std::vector<std::string>{"pc 0-2 dot_rgb x3", "pc 3-4 dot_rgb x2",
+                                             "pc 5 dot_rgb", "pc 9 dot_rgb", "finish"});
+    CHECK(s.dispatches[0].groups == std::array<std::uint32_t, 3>{3, 1, 1});
+    REQUIRE(s.steps.size() == 7);
+    CHECK(s.steps[2].first == 0); // the third dot_rgb runs in the first dispatch
+    CHECK(s.steps[3].first == 1);
 }
 
 TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {

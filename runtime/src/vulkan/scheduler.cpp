@@ -28,6 +28,9 @@ std::string_view dot_kernel(KernelVariant v) {
     return v == KernelVariant::int_dot ? "dot_intdot" : "dot_portable";
 }
 
+// dot_rgb batches: one workgroup per instruction, at most this many per dispatch.
+constexpr std::size_t MAX_DOT_RGB_BATCH = 65535;
+
 constexpr std::array<KernelVariant, 2> all_variants = {KernelVariant::portable,
                                                        KernelVariant::int_dot};
 
@@ -166,6 +169,25 @@ std::uint32_t matmul_k_words(const DeviceInfo& device) {
     return device.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 16 : 32;
 }
 
+std::size_t dot_rgb_batch(const Plan& plan, std::size_t first) {
+    // Rows (8-bit ids) read and written by the batch so far.
+    std::array<bool, 256> read{}, written{};
+    std::size_t count = 0;
+    for (std::size_t i = first; i < plan.steps.size() && count < MAX_DOT_RGB_BATCH; ++i) {
+        const Instruction& ins = plan.steps[i].instruction;
+        if (ins.opcode != OP_DOT_RGB) break;
+        if (count > 0 && ins.pc != plan.steps[i - 1].instruction.pc + 1) break;
+        const std::uint8_t a = ins.args[0], b = ins.args[1], out = ins.args[2];
+        // Reading a row another member writes, or writing a row another member reads, would
+        // race; writing the same row twice is fine (the kernel keeps the last write only).
+        if (count > 0 && (written[a] || written[b] || read[out])) break;
+        read[a] = read[b] = true;
+        written[out] = true;
+        ++count;
+    }
+    return count;
+}
+
 Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::uint32_t height,
                                   const DeviceInfo& device, const ScheduleOptions& options) {
     auto chosen = choose_variant(device, options);
@@ -190,6 +212,26 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
         const auto& t = step.operands;
         if (ins.opcode == OP_TENSOR) continue; // declarations only change the plan's table
 
+        if (ins.opcode == OP_DOT_RGB) { // one dispatch for a batch of independent dot_rgb
+            const std::size_t count = dot_rgb_batch(plan, index);
+            KernelPush push = make_push(width, height, ins.pc, std::uint32_t(index), t);
+            push.arg[0] = ins.pc;
+            push.arg[1] = std::uint32_t(count);
+            const std::size_t dispatch = schedule.dispatches.size();
+            const std::uint32_t last = plan.steps[index + count - 1].instruction.pc;
+            schedule.dispatches.push_back(make_dispatch(
+                "dot_rgb", push, {std::uint32_t(count), 1, 1},
+                count == 1 ? "pc " + std::to_string(ins.pc) + " dot_rgb"
+                           : "pc " + std::to_string(ins.pc) + "-" + std::to_string(last) +
+                                 " dot_rgb x" + std::to_string(count),
+                {}));
+            for (std::size_t i = 0; i < count; ++i)
+                schedule.steps.push_back({plan.steps[index + i].instruction.pc, OP_DOT_RGB,
+                                          "dot_rgb", "portable", dispatch, 1});
+            index += count - 1;
+            continue;
+        }
+
         const std::uint32_t step_index = std::uint32_t(index);
         KernelPush push = make_push(width, height, ins.pc, step_index, t);
         const std::string at = "pc " + std::to_string(ins.pc) + " ";
@@ -200,13 +242,6 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                 make_dispatch(kernel, push, groups, at + label, std::move(specialization)));
         };
         switch (ins.opcode) {
-        case OP_DOT_RGB:
-            push.arg[0] = ins.args[0];
-            push.arg[1] = ins.args[1];
-            push.arg[2] = ins.args[2];
-            scheduled.kernel = "dot_rgb";
-            add("dot_rgb", {1, 1, 1}, "dot_rgb");
-            break;
         case OP_DOT: {
             const std::uint64_t words = std::uint64_t(t[1].rows) * t[1].pixel_width();
             scheduled.kernel = dot_kernel(variant);

@@ -47,7 +47,8 @@ struct ScheduleOptions {
     std::optional<std::uint32_t> matmul_k_words = std::nullopt;
 };
 
-/// One instruction's dispatches: [first, first + count) in Schedule::dispatches.
+/// One instruction's dispatches: [first, first + count) in Schedule::dispatches. Consecutive
+/// independent dot_rgb instructions share one dispatch (see dot_rgb_batch).
 struct ScheduledStep {
     std::uint32_t pc = 0;
     std::uint32_t opcode = 0;
@@ -67,6 +68,11 @@ struct Schedule {
 /// when a forced variant is not available.
 Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::uint32_t height,
                                   const DeviceInfo& device, const ScheduleOptions& options = {});
+
+/// How many dot_rgb steps from plan.steps[first] (a dot_rgb) one dispatch runs: consecutive
+/// pixels of row 0, none reading a row another one writes (writes of one row by several are
+/// allowed: the last in program order wins). At least 1.
+std::size_t dot_rgb_batch(const Plan& plan, std::size_t first);
 
 /// The variant each instruction kind would use on this device: "matmul: int-dot",
 /// "relu: portable"... (for pxinfo)
