@@ -2,7 +2,8 @@
 # GLSL is formatted as C++ (clang-format has no GLSL mode; the two are close enough).
 file(GLOB_RECURSE sources RELATIVE ${SOURCE_DIR}
      ${SOURCE_DIR}/runtime/*.cpp ${SOURCE_DIR}/runtime/*.hpp ${SOURCE_DIR}/compiler/*.cpp
-     ${SOURCE_DIR}/compiler/*.hpp ${SOURCE_DIR}/cli/*.cpp ${SOURCE_DIR}/tests/*.cpp
+     ${SOURCE_DIR}/compiler/*.hpp ${SOURCE_DIR}/conformance/*.cpp ${SOURCE_DIR}/conformance/*.hpp
+     ${SOURCE_DIR}/cli/*.cpp ${SOURCE_DIR}/tests/*.cpp
      ${SOURCE_DIR}/tests/*.hpp ${SOURCE_DIR}/benchmarks/*.cpp ${SOURCE_DIR}/kernels/*.h
      ${SOURCE_DIR}/kernels/*.comp ${SOURCE_DIR}/kernels/*.glsl ${SOURCE_DIR}/tests/*.comp
      ${SOURCE_DIR}/cmake/*.comp)
