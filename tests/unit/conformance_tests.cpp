@@ -1,6 +1,7 @@
 // The conformance runner on the reference executor (no GPU needed): which files make a case,
 // NAME.json and expectations.json and their errors, goldens written only on request, negative
 // cases, failures with their first differing pixel and their images, stale expectations.
+#include "command_runner.hpp"
 #include "program_builder.hpp"
 
 #include "pxvm/conformance.hpp"
@@ -220,4 +221,46 @@ TEST_CASE("conformance: malformed suite files are errors naming the file", "[con
     REQUIRE(run);
     CHECK(run->results[0].outcome == Outcome::fail);
     CHECK_FALSE(load_suite((dir / "missing").string()));
+}
+
+TEST_CASE("pxconform: --update-golden, then a run on the reference, as the docs show",
+          "[conformance][cli]") {
+    const px::testing::CommandRunner pxconform(px::testing::tool_path("pxconform"),
+                                               "pxconform_cli_test");
+    REQUIRE(pxconform.tool_exists());
+    const fs::path suite = pxconform.dir() / "suite";
+    write(suite / "seed/dot.pxs", dot_test);
+    const std::string at = "--suite " + suite.string();
+
+    const auto missing = pxconform.run(at + " --device cpu");
+    CHECK(missing.exit_code == 1); // no golden yet: no case, and never a golden made silently
+    CHECK_FALSE(fs::exists(suite / "seed/dot.golden.png"));
+
+    const auto update = pxconform.run(at + " --update-golden");
+    INFO(update.out << update.err);
+    CHECK(update.exit_code == 0);
+    CHECK_THAT(update.out, Catch::Contains("written from the reference interpreter"));
+    const auto run =
+        pxconform.run(at + " --device cpu --quiet --junit " + (pxconform.dir() / "j.xml").string() +
+                      " --bundle " + (pxconform.dir() / "bundle").string());
+    INFO(run.out << run.err);
+    CHECK(run.exit_code == 0);
+    CHECK_THAT(run.out, Catch::EndsWith("1 passed, 0 failed, 0 skipped\nbundle written to " +
+                                        (pxconform.dir() / "bundle").string() + "\n"));
+    for (const char* file : {"pxconform.json", "pxconform.junit.xml", "fingerprint.json"})
+        CHECK(fs::exists(pxconform.dir() / "bundle" / file));
+    CHECK(fs::exists(pxconform.dir() / "j.xml"));
+
+    write(suite / "seed/dot.pxs", ".image 16 16\ndot_rgb 1, 2, 3\nhalt\n.red 0 1  1 2 3 5\n"
+                                  ".red 0 2  10 20 30 40\n");
+    const auto changed = pxconform.run(at + " --device cpu --quiet --artifacts " +
+                                       (pxconform.dir() / "failures").string());
+    CHECK(changed.exit_code == 1);
+    // The changed input pixel (3, 1) differs first, then the result (0, 3).
+    CHECK_THAT(changed.out, Catch::Contains("FAIL seed/dot on reference: first difference at "
+                                            "pixel (3, 1)"));
+    CHECK_THAT(changed.out, Catch::Contains("2 pixels differ"));
+    CHECK_THAT(changed.out, Catch::EndsWith("0 passed, 1 failed, 0 skipped\n"));
+    const auto bad = pxconform.run(at + " --path sideways");
+    CHECK(bad.exit_code != 0);
 }
