@@ -87,7 +87,15 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     options.verify = !no_verify;
     options.path = *px::execution_path_from_name(path);
-    if (!variant.empty()) options.variant = px::vk::variant_from_name(variant);
+    if (!variant.empty()) {
+        if (options.path != px::ExecutionPath::kernels || options.device == "cpu") {
+            std::cerr << "pxrun: --variant chooses a kernel variant of --path kernels on a "
+                         "device; it does not apply to "
+                      << (options.device == "cpu" ? "--device cpu" : "--path interpreter") << "\n";
+            return 1;
+        }
+        options.variant = px::vk::variant_from_name(variant);
+    }
     if (timeout_ms) options.timeout = std::chrono::milliseconds(timeout_ms);
 
     auto image = px::load_png(program);

@@ -14,7 +14,6 @@
 layout(local_size_x = KERNEL_LOCAL_SIZE) in;
 
 const uint THREADS = KERNEL_LOCAL_SIZE;
-const uint DOT_ITEMS = 8u; // words per invocation (the scheduler's grid assumes this)
 
 shared uint s_sum[THREADS];
 

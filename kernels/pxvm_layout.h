@@ -27,6 +27,8 @@ PX_CONST(SCRATCH_DOT_SUM, 1u);
 PX_CONST(SCRATCH_WORDS, 12u);
 // Workgroup size of the scheduled kernels unless a specialisation constant sets another.
 PX_CONST(KERNEL_LOCAL_SIZE, 256u);
+// Words of a and b each invocation of the dot kernels reduces (the scheduler's grid follows).
+PX_CONST(DOT_ITEMS, 8u);
 
 // The GPU interpreter (kernels/interpreter.comp): one workgroup of this many threads.
 PX_CONST(INTERPRETER_LOCAL_SIZE, 256u);
@@ -62,8 +64,9 @@ struct KernelTensor {
 };
 /// Push constants of every scheduled kernel: the image size, the instruction's pc and its index
 /// in the plan (for fault reporting), its tensor operands by channel (G, B, A) and four
-/// instruction-specific words (requant: multiplier, shift, zero point; dot_rgb: rows A, B, out;
-/// finish: the plan's static fault code, its pc, the number of steps, halted).
+/// instruction-specific words (requant: multiplier, shift, zero point; dot_rgb: the batch's first
+/// pc, its count, the rows of an instruction at pc W - 1 (bit 24 set); finish: the plan's static
+/// fault code, its pc, the number of steps, halted).
 struct KernelPush {
     std::uint32_t width, height;
     std::uint32_t pc, step;

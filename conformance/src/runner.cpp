@@ -114,9 +114,9 @@ Attempt run_on(const Executor& e, vk::Device* device, const Image& program) {
     if (!gpu) {
         const ErrorCode code = gpu.error().code;
         // What the device cannot take is no failure of the device: too large an image, a
-        // missing feature, a shader the device stopped (lavapipe's loop budget).
-        if (code == ErrorCode::unsupported || code == ErrorCode::incomplete ||
-            code == ErrorCode::invalid_input)
+        // missing feature, a shader the device stopped (lavapipe's loop budget). Anything else,
+        // a bad dispatch the scheduler made included, is a failure.
+        if (code == ErrorCode::unsupported || code == ErrorCode::incomplete)
             a.skip_reason = gpu.error().message;
         else
             a.error = gpu.error().message;

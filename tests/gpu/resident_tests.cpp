@@ -6,6 +6,10 @@
 #include "affine.spv.h"
 #include "spec_add.spv.h"
 
+#include "pxvm/program_writer.hpp"
+#include "pxvm/reference_interpreter.hpp"
+#include "pxvm/vulkan/scheduler.hpp"
+
 #include <vector>
 
 using px::Image;
@@ -173,5 +177,60 @@ TEST_CASE("pipelines are keyed by specialisation constants", "[gpu][resident]") 
     REQUIRE(run->pipelines.size() == 2); // [5, 32] and [40, 32]
     CHECK(run->pipelines[0].key == "test_spec_add [5, 32]");
     CHECK(run->pipelines[1].key == "test_spec_add [40, 32]");
+    pxgpu::check_no_validation_messages(runtime);
+}
+
+TEST_CASE("a recording runs again after a fault; only the regions it rewrites change",
+          "[gpu][resident]") {
+    Runtime runtime = pxgpu::make_runtime();
+    Device device = pxgpu::open_device(runtime);
+    // gather_mean faults on token 2 of a 2-row table; the dot_rgb at pc W - 1 = 15 is the pixel
+    // the fault overwrites, with (TOKEN_RANGE, 9, 0, 255): read as dot_rgb 9, 0, 255 it would
+    // write pixel (0, 255), which this image has.
+    px::ProgramWriter w(16, 256);
+    w.tensor(1, px::DTYPE_I8, 0, 1, 2, 4)
+        .tensor(2, px::DTYPE_U8, 0, 3, 1, 4)
+        .tensor(3, px::DTYPE_I32, 0, 4, 1, 4)
+        .gather_mean(3, 1, 2);
+    while (w.pc < 16)
+        w.dot_rgb(5, 6, 7);
+    w.fill(1, {1, -2, 3, -4, 5, 6, -7, 8}).fill(2, {1, 2, 0, 0});
+    for (std::uint32_t x = 0; x < 16; ++x) {
+        w.image.set_pixel(x, 5, {std::uint8_t(x + 1), 0, 0, 0});
+        w.image.set_pixel(x, 6, {std::uint8_t(3 * x + 1), 0, 0, 0});
+        w.image.set_pixel(x, 9, {std::uint8_t(x + 2), 0, 0, 0});
+    }
+    w.image.set_pixel(0, 255, {7, 7, 7, 7});
+    const px::Plan plan = px::plan_program(w.image);
+    auto schedule = px::vk::schedule_program(plan, 16, 256, device.info());
+    REQUIRE(schedule);
+    auto resident = device.upload(w.image);
+    REQUIRE(resident);
+    auto recording = device.record(*resident, schedule->dispatches);
+    REQUIRE(recording);
+
+    auto faulted = recording->run();
+    REQUIRE(faulted);
+    CHECK(faulted->status.fault_code == px::FAULT_TOKEN_RANGE);
+    Image after_fault(16, 256);
+    REQUIRE(resident->read(after_fault));
+    Image expected_fault = w.image;
+    px::run_reference(expected_fault);
+    CHECK(after_fault == expected_fault);
+
+    // New tokens, written alone; the fault pixel stays as the last run left it.
+    Image fixed = w.image;
+    fixed.set_pixel(0, 3, {1, 1, 0, 0});
+    REQUIRE(resident->write(fixed, Region{0, 3, 1, 1}));
+    auto again = recording->run();
+    REQUIRE(again);
+    CHECK(again->status.fault_code == 0);
+    Image actual(16, 256);
+    REQUIRE(resident->read(actual));
+    Image expected = fixed;
+    px::run_reference(expected);
+    expected.set_pixel(15, 0, after_fault.pixel(15, 0)); // the stale fault pixel
+    INFO(px::describe(px::compare_images(expected, actual)));
+    CHECK(actual == expected);
     pxgpu::check_no_validation_messages(runtime);
 }

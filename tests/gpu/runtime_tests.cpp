@@ -215,6 +215,7 @@ TEST_CASE("an image larger than the largest storage buffer is refused", "[gpu][m
     CHECK(contains(message, "maxStorageBufferRange"));
     CHECK(contains(message, std::to_string(limit) + " bytes"));
     CHECK(contains(message, std::to_string(limit + 4) + " bytes"));
+    CHECK(refused.error().code == px::ErrorCode::unsupported); // a limit of the device
 
     // A whole run is refused before anything is allocated, and the image is left alone.
     if (limit < px::MAX_PIXELS * 4ull) {

@@ -74,4 +74,11 @@ TEST_CASE("pxrun refuses bad input with exit 1 and leaves an existing --out file
                                        runner.dir().string() + "/no/such/dir/x");
     CHECK(unwritable.exit_code == 1);
     CHECK_THAT(unwritable.err, Catch::Contains("cannot write"));
+    // A kernel variant means nothing to the reference or the interpreter.
+    for (const char* where : {"--device cpu", "--path interpreter"}) {
+        const auto variant = runner.run(std::string(where) + " --variant portable " + dot_test);
+        CHECK(variant.exit_code == 1);
+        CHECK_THAT(variant.err, Catch::Contains("does not apply to " + std::string(where)));
+    }
+    CHECK(runner.run("--path sideways " + dot_test).exit_code != 0);
 }

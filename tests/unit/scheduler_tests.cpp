@@ -33,6 +33,7 @@ px::vk::DeviceInfo fake_gpu(bool dot_product, bool accelerated = true) {
     info.features.integer_dot_product.supported = dot_product;
     info.features.integer_dot_product.packed_4x8_signed_accelerated = accelerated;
     info.features.integer_dot_product.packed_4x8_unsigned_accelerated = accelerated;
+    info.limits.max_compute_shared_memory_size = 48 << 10;
     return info;
 }
 
@@ -182,6 +183,13 @@ TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
     cpu.type = VK_PHYSICAL_DEVICE_TYPE_CPU;
     CHECK(schedule(b.image, cpu).dispatches[0].specialization ==
           std::vector<std::uint32_t>{32, 32, 1, 16});
+}
+
+TEST_CASE("scheduler: matmul steps fit the device's shared memory", "[scheduler]") {
+    px::vk::DeviceInfo gpu = fake_gpu(true);
+    CHECK(px::vk::matmul_k_words(gpu) == 32);
+    gpu.limits.max_compute_shared_memory_size = 16384; // the minimum Vulkan guarantees
+    CHECK(px::vk::matmul_k_words(gpu) == 16);
 }
 
 TEST_CASE("scheduler: consecutive independent dot_rgb share one dispatch", "[scheduler]") {

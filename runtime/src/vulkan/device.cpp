@@ -83,7 +83,9 @@ struct DeviceState {
     PipelineCacheStatus cache_status;
     std::string failure; // non-empty after a timeout or device loss
     ErrorCode failure_code = ErrorCode::device_error;
-    bool pending = false; // a submit that never signalled its fence
+    bool pending = false;   // a submit that never signalled its fence
+    bool abandoned = false; // it still had not after one more wait: leak, never destroy
+    int open_children = 0;  // resident images and recordings alive
 
     explicit DeviceState(RuntimeState* owner) : runtime(owner) { ++runtime->open_devices; }
 
@@ -91,15 +93,28 @@ struct DeviceState {
     /// end. True when no submit is pending any more, so objects it used may be destroyed.
     bool settle() {
         if (!pending) return true;
+        if (abandoned) return false; // waited once already: everything is leaked alike
         const auto ns = std::uint64_t(std::max<std::int64_t>(
             std::chrono::nanoseconds(runtime->options.timeout).count(), 5'000'000'000));
         VkFence fence = objects->fence.get();
-        if (vkWaitForFences(device.get(), 1, &fence, VK_TRUE, ns) == VK_SUCCESS) pending = false;
+        if (vkWaitForFences(device.get(), 1, &fence, VK_TRUE, ns) == VK_SUCCESS)
+            pending = false;
+        else
+            abandoned = true;
         return !pending;
     }
     DeviceState(const DeviceState&) = delete;
     DeviceState& operator=(const DeviceState&) = delete;
     ~DeviceState() {
+        if (open_children != 0) {
+            // Their buffers and command buffers belong to this device; destroying it first is a
+            // programming error in the caller.
+            std::fprintf(stderr,
+                         "pxvm: internal error: px::vk::Device destroyed while %d ResidentImage(s) "
+                         "or Recording(s) made on it are alive; destroy those first\n",
+                         open_children);
+            std::abort();
+        }
         if (device && !settle()) {
             std::fprintf(stderr,
                          "pxvm: %s never finished its last run; its Vulkan objects "
@@ -201,8 +216,9 @@ Result<Buffer> create_buffer(DeviceState& s, VkDeviceSize size, VkBufferUsageFla
         choose_memory_type(s.info, requirements.memoryTypeBits, preference, requirements.size);
     if (!type)
         return Error{"no memory type of " + s.info.name + " can hold the " + std::string(what) +
-                     " (" + size_text(requirements.size) + ", needs " +
-                     memory_property_names(preference.required) + " memory)"};
+                         " (" + size_text(requirements.size) + ", needs " +
+                         memory_property_names(preference.required) + " memory)",
+                     ErrorCode::unsupported};
     auto allocate = make_struct<VkMemoryAllocateInfo>(VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO);
     allocate.allocationSize = requirements.size;
     allocate.memoryTypeIndex = *type;
@@ -232,20 +248,24 @@ Result<Buffer> create_buffer(DeviceState& s, VkDeviceSize size, VkBufferUsageFla
     return buffer;
 }
 
-void flush(const DeviceState& s, const Buffer& b) {
-    if (b.host_coherent()) return;
+Result<void> flush(const DeviceState& s, const Buffer& b) {
+    if (b.host_coherent()) return {};
     auto range = make_struct<VkMappedMemoryRange>(VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE);
     range.memory = b.memory.get();
     range.size = VK_WHOLE_SIZE;
-    PX_VK_CHECK(vkFlushMappedMemoryRanges(s.device.get(), 1, &range));
+    if (VkResult r = vkFlushMappedMemoryRanges(s.device.get(), 1, &range); r != VK_SUCCESS)
+        return vulkan_error("cannot flush host writes on " + s.info.name, r);
+    return {};
 }
 
-void invalidate(const DeviceState& s, const Buffer& b) {
-    if (b.host_coherent()) return;
+Result<void> invalidate(const DeviceState& s, const Buffer& b) {
+    if (b.host_coherent()) return {};
     auto range = make_struct<VkMappedMemoryRange>(VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE);
     range.memory = b.memory.get();
     range.size = VK_WHOLE_SIZE;
-    PX_VK_CHECK(vkInvalidateMappedMemoryRanges(s.device.get(), 1, &range));
+    if (VkResult r = vkInvalidateMappedMemoryRanges(s.device.get(), 1, &range); r != VK_SUCCESS)
+        return vulkan_error("cannot read device writes on " + s.info.name, r);
+    return {};
 }
 
 Result<QueryPool> create_query_pool(DeviceState& s, std::uint32_t count) {
@@ -292,7 +312,8 @@ Error failed_device_error(const DeviceState& s) {
 Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
     const auto start = Clock::now();
     VkFence fence = s.objects->fence.get();
-    PX_VK_CHECK(vkResetFences(s.device.get(), 1, &fence));
+    if (VkResult r = vkResetFences(s.device.get(), 1, &fence); r != VK_SUCCESS)
+        return vulkan_error("cannot reset a fence on " + s.info.name, r);
     auto submit = make_struct<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
     submit.commandBufferCount = 1;
     submit.pCommandBuffers = &cmd;
@@ -693,7 +714,7 @@ namespace detail {
 /// A resident image's buffers and descriptor set. The staging and readback buffers are made on
 /// first use.
 struct ResidentState {
-    DeviceState* device = nullptr;
+    DeviceState* device = nullptr; // set by attach(), which counts this among its children
     std::uint32_t width = 0, height = 0;
     VkDeviceSize bytes = 0;
     bool direct = false; // the image buffer is host-visible and written through its mapping
@@ -701,23 +722,37 @@ struct ResidentState {
     DescriptorPool pool;
     VkDescriptorSet set = VK_NULL_HANDLE; // freed with the pool
     StageTimings transfers;
+    int recordings = 0; // alive on this image
 
     ResidentState() = default;
     ResidentState(const ResidentState&) = delete;
     ResidentState& operator=(const ResidentState&) = delete;
+    void attach(DeviceState* owner) {
+        device = owner;
+        ++device->open_children;
+    }
     ~ResidentState() {
-        if (device && !device->settle()) { // the GPU may still use them: never free them
+        if (!device) return;
+        if (recordings != 0) {
+            std::fprintf(stderr,
+                         "pxvm: internal error: px::vk::ResidentImage destroyed while %d "
+                         "Recording(s) on it are alive; destroy those first\n",
+                         recordings);
+            std::abort();
+        }
+        if (!device->settle()) { // the GPU may still use them: never free them
             for (Buffer* b : {&image, &status, &staging, &readback})
                 leak(*b);
             (void)pool.release();
         }
+        --device->open_children;
     }
 };
 
 /// A recorded command buffer over one resident image, with its timestamp queries and the
 /// host-visible copy of the status buffer it fills at the end.
 struct RecordingState {
-    DeviceState* device = nullptr;
+    DeviceState* device = nullptr; // set by attach(), which counts this on both owners
     ResidentState* image = nullptr;
     VkCommandBuffer commands = VK_NULL_HANDLE;
     QueryPool queries;
@@ -729,8 +764,16 @@ struct RecordingState {
     RecordingState() = default;
     RecordingState(const RecordingState&) = delete;
     RecordingState& operator=(const RecordingState&) = delete;
+    void attach(DeviceState* owner, ResidentState* on) {
+        device = owner;
+        image = on;
+        ++device->open_children;
+        ++image->recordings;
+    }
     ~RecordingState() {
         if (!device) return;
+        --device->open_children;
+        --image->recordings;
         if (!device->settle()) {
             leak(status_copy);
             (void)queries.release();
@@ -786,7 +829,8 @@ Result<std::optional<double>> run_copy(DeviceState& s, VkBuffer from, VkBuffer t
                                        VkPipelineStageFlags dst_stage, VkAccessFlags dst_access) {
     DeviceObjects& o = *s.objects;
     VkCommandBuffer cmd = o.transfer_commands;
-    PX_VK_CHECK(vkResetCommandBuffer(cmd, 0));
+    if (VkResult r = vkResetCommandBuffer(cmd, 0); r != VK_SUCCESS)
+        return vulkan_error("cannot reset a command buffer on " + s.info.name, r);
     auto begin = make_struct<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
     begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     if (VkResult r = vkBeginCommandBuffer(cmd, &begin); r != VK_SUCCESS)
@@ -871,7 +915,7 @@ Result<void> ResidentImage::write(const Image& source, const Region& region) {
     for (const VkBufferCopy& c : copies)
         std::memcpy(static_cast<std::uint8_t*>(target.mapped) + c.srcOffset,
                     source.data() + c.srcOffset, c.size);
-    flush(s, target);
+    if (auto flushed = flush(s, target); !flushed) return flushed.error();
     r.transfers.host_upload_ms = ms_since(start);
     r.transfers.direct_upload = r.direct;
     r.transfers.gpu_upload_ms.reset();
@@ -907,7 +951,7 @@ Result<void> ResidentImage::read(Image& target, const Region& region) {
                            VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     if (!copied) return copied.error();
     r.transfers.gpu_readback_ms = *copied;
-    invalidate(s, r.readback);
+    if (auto seen = invalidate(s, r.readback); !seen) return seen.error();
     for (const VkBufferCopy& c : copies)
         std::memcpy(target.data() + c.dstOffset,
                     static_cast<const std::uint8_t*>(r.readback.mapped) + c.dstOffset, c.size);
@@ -953,7 +997,7 @@ Result<GpuRun> Recording::run() {
                 result.timings.gpu_dispatch.push_back({rec.labels[i], (*ms)[i + 1]});
         }
     }
-    invalidate(s, rec.status_copy);
+    if (auto seen = invalidate(s, rec.status_copy); !seen) return seen.error();
     std::memcpy(&result.status, rec.status_copy.mapped, sizeof(RunStatus));
     result.timings.host_total_ms = ms_since(start);
     if (result.status.fault_code == STATUS_INCOMPLETE) // the image is unreliable
@@ -994,18 +1038,22 @@ Result<void> Device::check_image_fits(std::uint64_t bytes, std::string_view what
     const std::string advice = "; use a smaller image or a device with a larger limit";
     if (bytes > d.limits.max_storage_buffer_range)
         return Error{subject + "the largest storage buffer of " + d.name +
-                     " (maxStorageBufferRange " + size_text(d.limits.max_storage_buffer_range) +
-                     ")" + advice};
+                         " (maxStorageBufferRange " + size_text(d.limits.max_storage_buffer_range) +
+                         ")" + advice,
+                     ErrorCode::unsupported};
     if (bytes > d.limits.max_memory_allocation_size)
         return Error{subject + "the largest allocation of " + d.name +
-                     " (maxMemoryAllocationSize " + size_text(d.limits.max_memory_allocation_size) +
-                     ")" + advice};
+                         " (maxMemoryAllocationSize " +
+                         size_text(d.limits.max_memory_allocation_size) + ")" + advice,
+                     ErrorCode::unsupported};
     if (d.limits.max_buffer_size && bytes > *d.limits.max_buffer_size)
         return Error{subject + "the largest buffer of " + d.name + " (maxBufferSize " +
-                     size_text(*d.limits.max_buffer_size) + ")" + advice};
+                         size_text(*d.limits.max_buffer_size) + ")" + advice,
+                     ErrorCode::unsupported};
     if (bytes > d.largest_device_local_heap())
         return Error{subject + "the device-local memory heap of " + d.name + " (" +
-                     size_text(d.largest_device_local_heap()) + ")" + advice};
+                         size_text(d.largest_device_local_heap()) + ")" + advice,
+                     ErrorCode::unsupported};
     return {};
 }
 
@@ -1043,7 +1091,7 @@ Result<ResidentImage> Device::upload(const Image& image) {
     if (auto fits = check_image_fits(bytes, image_name(image)); !fits) return fits.error();
 
     auto r = std::make_unique<ResidentState>();
-    r->device = &s;
+    r->attach(&s);
     r->width = image.width();
     r->height = image.height();
     r->bytes = bytes;
@@ -1060,7 +1108,7 @@ Result<ResidentImage> Device::upload(const Image& image) {
             return Error{"direct upload needs a DEVICE_LOCAL|HOST_VISIBLE memory type that "
                          "holds the image: " +
                              direct.error().message,
-                         ErrorCode::unsupported};
+                         direct.error().code, direct.error().vk_result};
         }
     }
     if (!r->direct) {
@@ -1136,8 +1184,7 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
     if (r.device != &s) return Error{"the resident image belongs to another device"};
 
     auto rec = std::make_unique<RecordingState>();
-    rec->device = &s;
-    rec->image = &r;
+    rec->attach(&s, &r);
     std::vector<VkPipeline> pipelines;
     for (const Dispatch& dispatch : dispatches) {
         const std::string what = "dispatch of kernel '" + dispatch.kernel + "'";

@@ -123,9 +123,6 @@ Dispatch make_dispatch(std::string_view kernel, const KernelPush& push,
     return d;
 }
 
-// Words per invocation of the dot kernels (DOT_ITEMS in kernels/dot.glsl).
-constexpr std::uint32_t DOT_ITEMS = 8;
-
 } // namespace
 
 std::string_view to_string(KernelVariant variant) {
@@ -166,6 +163,10 @@ std::pair<std::uint32_t, std::uint32_t> matmul_tile(std::uint32_t m, std::uint32
 }
 
 std::uint32_t matmul_k_words(const DeviceInfo& device) {
+    // 64x64 tiles of 32-word steps keep 18436 bytes in shared memory (two tiles of padded rows of
+    // 9 uvec4, and a flag), more than the 16384 Vulkan guarantees; 16-word steps keep 10244.
+    constexpr std::uint32_t shared_bytes_32 = (64 + 64) * 9 * 16 + 4;
+    if (device.limits.max_compute_shared_memory_size < shared_bytes_32) return 16;
     return device.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 16 : 32;
 }
 
@@ -217,6 +218,13 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
             KernelPush push = make_push(width, height, ins.pc, std::uint32_t(index), t);
             push.arg[0] = ins.pc;
             push.arg[1] = std::uint32_t(count);
+            // Row 0 holds the batch's instructions, except pixel (W-1, 0), which a fault of an
+            // earlier run of the same recording may have overwritten: that one's rows come from
+            // here (1 << 24 marks them present).
+            if (const Instruction& last = plan.steps[index + count - 1].instruction;
+                last.pc == width - 1)
+                push.arg[2] = 1u << 24 | std::uint32_t(last.args[0]) |
+                              std::uint32_t(last.args[1]) << 8 | std::uint32_t(last.args[2]) << 16;
             const std::size_t dispatch = schedule.dispatches.size();
             const std::uint32_t last = plan.steps[index + count - 1].instruction.pc;
             schedule.dispatches.push_back(make_dispatch(

@@ -115,13 +115,15 @@ Result<void> check_kernel_support(std::string_view kernel, std::span<const std::
             std::to_string(s[0]) + "x" + std::to_string(s[1]) + "x" + std::to_string(s[2]);
         if (s[0] > max[0] || s[1] > max[1] || s[2] > max[2])
             return Error{name + " has workgroup size " + size + ", larger than " + device.name +
-                         "'s maxComputeWorkGroupSize " + std::to_string(max[0]) + "x" +
-                         std::to_string(max[1]) + "x" + std::to_string(max[2])};
+                             "'s maxComputeWorkGroupSize " + std::to_string(max[0]) + "x" +
+                             std::to_string(max[1]) + "x" + std::to_string(max[2]),
+                         ErrorCode::unsupported};
         if (invocations > device.limits.max_compute_work_group_invocations)
             return Error{name + " has workgroup size " + size + " (" + std::to_string(invocations) +
-                         " invocations), more than " + device.name +
-                         "'s maxComputeWorkGroupInvocations " +
-                         std::to_string(device.limits.max_compute_work_group_invocations)};
+                             " invocations), more than " + device.name +
+                             "'s maxComputeWorkGroupInvocations " +
+                             std::to_string(device.limits.max_compute_work_group_invocations),
+                         ErrorCode::unsupported};
     }
     return {};
 }

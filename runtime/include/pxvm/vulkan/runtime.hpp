@@ -94,7 +94,7 @@ struct StageTimings {
 
     /// GPU times from timestamp queries; empty when the queue family has no timestamps.
     std::optional<double> gpu_upload_ms;    ///< the staging copy; none with a direct upload
-    std::optional<double> gpu_execute_ms;   ///< zeroing the status, then all dispatches
+    std::optional<double> gpu_execute_ms;   ///< every dispatch (after the status is zeroed)
     std::optional<double> gpu_readback_ms;  ///< copy into the readback buffer
     std::vector<LabelledTime> gpu_dispatch; ///< each dispatch, in order
 

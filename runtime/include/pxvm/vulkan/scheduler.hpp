@@ -85,7 +85,8 @@ instruction_variants(const DeviceInfo& device, const ScheduleOptions& options = 
 std::pair<std::uint32_t, std::uint32_t> matmul_tile(std::uint32_t m, std::uint32_t n);
 
 /// The words of K a matmul step takes on this device: 16 on CPU devices (lavapipe compiles the
-/// unrolled step three times faster, at the same speed), else 32.
+/// unrolled step three times faster, at the same speed) and where shared memory is below the
+/// 18436 bytes 32-word steps need (Vulkan guarantees 16384), else 32.
 std::uint32_t matmul_k_words(const DeviceInfo& device);
 
 } // namespace px::vk
