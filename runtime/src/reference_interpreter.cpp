@@ -2,9 +2,9 @@
 // shaped for speed (row-by-row dot products over contiguous i16 K, blocked for the cache, its rows
 // split across every core), because it checks the largest GPU results.
 #include "pxvm/reference_interpreter.hpp"
+#include "parallel.hpp"
 
 #include <algorithm>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -62,33 +62,6 @@ std::uint32_t dot_row(const std::int16_t* a, const std::int16_t* b, std::uint32_
     return sum;
 }
 
-// Runs fn(begin, end) on contiguous parts of [0, count), one part per hardware thread.
-template <class Fn> void parallel_for(std::uint32_t count, Fn&& fn) {
-    const std::uint32_t workers =
-        std::min(std::max(1u, std::thread::hardware_concurrency()), std::max(1u, count));
-    const auto bound = [&](std::uint32_t i) {
-        return std::uint32_t(std::uint64_t(count) * i / workers);
-    };
-    std::vector<std::thread> threads;
-    threads.reserve(workers - 1);
-    std::uint32_t rest = count; // the parts no thread could be started for run here
-    for (std::uint32_t i = 1; i < workers; ++i) {
-        try {
-            threads.emplace_back([&fn, begin = bound(i), end = bound(i + 1)] { fn(begin, end); });
-        } catch (const std::system_error&) {
-            rest = bound(i);
-            break;
-        }
-    }
-    fn(0, bound(1));
-    if (rest < count) fn(rest, count);
-    for (std::thread& t : threads)
-        t.join();
-}
-
-// Below this many multiply-adds starting threads costs more than it saves.
-constexpr std::uint64_t parallel_matmul_work = std::uint64_t(1) << 22;
-
 void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
     const std::uint32_t M = c.rows, N = c.cols, K = a.cols;
     const std::vector<std::int16_t> wa = widen(image, a), wb = widen(image, b);
@@ -110,13 +83,10 @@ void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
         }
     };
     const std::uint64_t work = std::uint64_t(M) * N * K;
-    const std::uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
-    if (work < parallel_matmul_work || cores == 1)
-        tile(0, M, 0, N);
-    else if (M >= cores) // the M rows split across the cores
-        parallel_for(M, [&](std::uint32_t m0, std::uint32_t m1) { tile(m0, m1, 0, N); });
+    if (M >= std::thread::hardware_concurrency()) // the M rows split across the cores
+        parallel_for(M, work, [&](std::uint32_t m0, std::uint32_t m1) { tile(m0, m1, 0, N); });
     else // too few rows: split the columns instead
-        parallel_for(N, [&](std::uint32_t n0, std::uint32_t n1) { tile(0, M, n0, n1); });
+        parallel_for(N, work, [&](std::uint32_t n0, std::uint32_t n1) { tile(0, M, n0, n1); });
 }
 
 void add_bias(Image& image, const Tensor& acc, const Tensor& bias) {

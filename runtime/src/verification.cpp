@@ -2,6 +2,7 @@
 // matmuls are checked with Freivalds' test (see verification.hpp) instead of being recomputed.
 #include "pxvm/verification.hpp"
 
+#include "parallel.hpp"
 #include "pxvm/program.hpp"
 #include "pxvm/protocol.hpp"
 
@@ -11,41 +12,9 @@
 #include <cstring>
 #include <optional>
 #include <random>
-#include <system_error>
-#include <thread>
 
 namespace px {
 namespace {
-
-// Below this many operations starting threads costs more than it saves.
-constexpr std::uint64_t parallel_work = std::uint64_t(1) << 22;
-
-// Runs fn(begin, end) on contiguous parts of [0, count), one part per hardware thread when `work`
-// (operations in all) pays for the threads.
-template <class Fn> void parallel_for(std::uint32_t count, std::uint64_t work, Fn&& fn) {
-    if (count == 0) return;
-    const std::uint32_t workers =
-        work < parallel_work ? 1u
-                             : std::min(std::max(1u, std::thread::hardware_concurrency()), count);
-    const auto bound = [&](std::uint32_t i) {
-        return std::uint32_t(std::uint64_t(count) * i / workers);
-    };
-    std::vector<std::thread> threads;
-    threads.reserve(workers - 1);
-    std::uint32_t rest = count; // the parts no thread could be started for run here
-    for (std::uint32_t i = 1; i < workers; ++i) {
-        try {
-            threads.emplace_back([&fn, begin = bound(i), end = bound(i + 1)] { fn(begin, end); });
-        } catch (const std::system_error&) {
-            rest = bound(i);
-            break;
-        }
-    }
-    fn(0, bound(1));
-    if (rest < count) fn(rest, count);
-    for (std::thread& t : threads)
-        t.join();
-}
 
 // A pixel rectangle [x0, x1) x [y0, y1).
 struct Rect {
