@@ -24,6 +24,11 @@ PXVM_VALIDATE=1 timeout 300 .devrun/pxvm_gpu_tests "[kernels],[differential],[re
   > "$out/gpu_tests.txt" 2>&1
 echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"
 
+# The conformance suite on the reference and the GPU, every path and variant.
+timeout 200 .devrun/pxconform --suite tests/conformance --device all --validate --quiet \
+  --bundle "$out/conformance" > "$out/pxconform.txt" 2>&1
+echo "pxconform: exit $?" | tee -a "$out/pxconform.txt"
+
 timeout 400 .devrun/pxbench --preset "$preset" --json "$out/pxbench.json" 2>&1 | tee "$out/pxbench.txt"
 PYTHONUNBUFFERED=1 timeout 200 python3 benchmarks/peer_torch.py --preset "$preset" \
   --json "$out/peer.json" 2>&1 | tee "$out/peer.txt"

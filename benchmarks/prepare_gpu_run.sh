@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .gl ] && ls .gl/*.deb > /dev/null 2>&1 || ../shared/device/prepare.sh
 build_dir=${BUILD_DIR:-build}
-cmake --build "$build_dir" --target pxinfo pxrun pxbench pxvm_gpu_tests
+cmake --build "$build_dir" --target pxinfo pxrun pxconform pxbench pxvm_gpu_tests
 mkdir -p .devrun
-for b in cli/pxinfo cli/pxrun benchmarks/pxbench tests/pxvm_gpu_tests; do
+for b in cli/pxinfo cli/pxrun cli/pxconform benchmarks/pxbench tests/pxvm_gpu_tests; do
   cp "$build_dir/$b" .devrun/
   extra=$(ldd ".devrun/$(basename "$b")" | grep -vE 'linux-vdso|ld-linux|libc\.so|libstdc\+\+|libm\.so|libgcc_s|libvulkan' || true)
   if [ -n "$extra" ]; then
