@@ -4,6 +4,8 @@
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
 #   benchmarks/gpu_run.sh [full|smoke]
+# Outputs: machine.txt, pxinfo.txt, gpu_tests.txt, pxconform.txt and conformance/, pxbench.json,
+# peer.json, compare.txt and pxbench-vs-peer.svg.
 set -uo pipefail
 preset=${1:-full}
 out=${OUT:-/tmp/pxvm-gpu-run}
@@ -16,7 +18,6 @@ fi
 export PXVM_CACHE_DIR=/tmp/pxvm-cache PXVM_TOOL_DIR=$PWD/.devrun
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } > "$out/machine.txt" 2>&1
 .devrun/pxinfo > "$out/pxinfo.txt" 2>&1
-.devrun/pxinfo --json > "$out/pxinfo.json" 2>&1
 
 # The kernels path against the reference on the GPU: every kernel test and the differential test
 # (every variant), validation layer on.
@@ -30,5 +31,7 @@ timeout 200 .devrun/pxconform --suite tests/conformance --device all --validate 
 echo "pxconform: exit $?" | tee -a "$out/pxconform.txt"
 
 timeout 400 .devrun/pxbench --preset "$preset" --json "$out/pxbench.json" 2>&1 | tee "$out/pxbench.txt"
-PYTHONUNBUFFERED=1 timeout 200 python3 benchmarks/peer_torch.py --preset "$preset" \
+PYTHONUNBUFFERED=1 timeout 200 python3 benchmarks/peers/torch_peer.py --preset "$preset" \
   --json "$out/peer.json" 2>&1 | tee "$out/peer.txt"
+.devrun/pxbench compare "$out/pxbench.json" "$out/peer.json" --svg "$out/pxbench-vs-peer.svg" \
+  2>&1 | tee "$out/compare.txt"

@@ -1,12 +1,18 @@
-// pxbench: times pixel programs on a Vulkan device through every execution path and kernel variant
-// it can run (the GPU interpreter; the scheduled kernels, portable and int-dot), with GPU
-// timestamps per labelled dispatch, then verifies the result against the reference interpreter
-// (timed too). Images are uploaded once and the recorded program is resubmitted for every sample.
-// The seed of the full benchmark tool (pxbench issue); `--preset smoke` runs in seconds on
-// lavapipe and is run by a test, `--preset full` is what benchmarks/RESULTS.md reports.
+// pxbench: times pixel programs on Vulkan devices through every execution path and kernel variant
+// they can run (the GPU interpreter; the scheduled kernels, portable and int-dot), with GPU
+// timestamps per labelled dispatch, then verifies every result against the reference interpreter
+// (timed too). Images are uploaded once and the recorded program is resubmitted for every sample;
+// samples are taken until their spread is under a target or a time limit passes, warm or with the
+// caches flushed before each. `pxbench compare a.json b.json ...` sets runs side by side
+// (benchmarks/compare.hpp). docs/BENCHMARKS.md describes the workloads, the statistics and the
+// JSON; benchmarks/RESULTS.md holds measured figures.
+#include "compare.hpp"
+#include "svg_chart.hpp"
+
 #include "pxvm/program.hpp"
 #include "pxvm/program_writer.hpp"
 #include "pxvm/verification.hpp"
+#include "pxvm/version.hpp"
 #include "pxvm/vulkan/runtime.hpp"
 #include "pxvm/vulkan/scheduler.hpp"
 
@@ -15,28 +21,41 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace {
 
 using px::Image;
 using px::ProgramWriter;
+using Clock = std::chrono::steady_clock;
+
+constexpr int SCHEMA = 2;
 
 /// One program to time, with what one run computes (for TOPS or GB/s).
 struct Workload {
     std::string name;  ///< "matmul i8 1024x1024x1024"
-    std::string label; ///< the instruction whose dispatch time is the figure ("matmul")
+    std::string label; ///< the instruction whose dispatch times are the figure ("matmul")
     Image image;
     double ops = 0;          ///< integer operations of one run (2 per multiply-add)
     double bytes = 0;        ///< bytes one run must read and write at least
     bool interpreter = true; ///< also time the GPU interpreter (too slow for the largest)
+    bool copy = false;       ///< the bandwidth ceiling of this device (a u8 relu is a copy)
+    double instructions = 1; ///< instructions timed (for the per-instruction figure)
+    /// Rows an in-place instruction changes: rewritten from `image` before every run, so that
+    /// every run computes the same result (the rewrite is not timed).
+    std::optional<px::vk::Region> restore = std::nullopt;
 };
 
 void fill_random(Image& image, std::uint32_t first_row, std::uint32_t seed) {
@@ -49,48 +68,134 @@ void fill_random(Image& image, std::uint32_t first_row, std::uint32_t seed) {
     }
 }
 
+std::string shape(std::uint32_t m, std::uint32_t n, std::uint32_t k) {
+    return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
+}
+
+std::string dtype(std::uint32_t d) {
+    return std::string(px::dtype_name(d));
+}
+
 /// C (M x N i32) = A (M x K) . B (N x K)^T, A and B side by side from row 1, C below them.
-Workload matmul(std::uint32_t m, std::uint32_t n, std::uint32_t k, std::uint32_t dtype,
-                bool interpreter) {
+Workload matmul(std::uint32_t m, std::uint32_t n, std::uint32_t k, std::uint32_t type,
+                bool interpreter = false) {
     const std::uint32_t kp = (k + 3) / 4;
     const std::uint32_t width = std::max({2 * kp, n, 64u});
     ProgramWriter w(width, 1 + std::max(m, n) + m);
-    fill_random(w.image, 1, m * 7 + n * 3 + k + dtype);
-    w.tensor(1, dtype, 0, 1, m, k)
-        .tensor(2, dtype, kp, 1, n, k)
+    fill_random(w.image, 1, m * 7 + n * 3 + k + type);
+    w.tensor(1, type, 0, 1, m, k)
+        .tensor(2, type, kp, 1, n, k)
         .tensor(3, px::DTYPE_I32, 0, 1 + std::max(m, n), m, n)
         .matmul(3, 1, 2)
         .halt();
-    const std::string type = dtype == px::DTYPE_I8 ? "i8" : "u8";
-    return {"matmul " + type + " " + std::to_string(m) + "x" + std::to_string(n) + "x" +
-                std::to_string(k),
+    return {"matmul " + dtype(type) + " " + shape(m, n, k),
             "matmul",
             std::move(w.image),
             2.0 * m * n * k,
             double(m) * k + double(n) * k + 4.0 * m * n,
-            interpreter};
+            interpreter,
+            false};
 }
 
-/// relu over `mib` MiB of i8 into another `mib` MiB.
-Workload relu(std::uint32_t mib, bool interpreter) {
-    const std::uint32_t width = 8192, cols = 4 * width;
-    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / cols);
+/// out = max(in, 0) over `mib` MiB of `type` into another `mib` MiB; for u8 a plain copy.
+Workload relu(std::uint32_t mib, std::uint32_t type, bool interpreter = false) {
+    const std::uint32_t width = 8192, cols = 4 * width / px::dtype_size(type);
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / (4ull * width));
     ProgramWriter w(width, 1 + 2 * rows);
-    fill_random(w.image, 1, mib);
-    w.tensor(1, px::DTYPE_I8, 0, 1, rows, cols)
-        .tensor(2, px::DTYPE_I8, 0, 1 + rows, rows, cols)
-        .relu(2, 1)
-        .halt();
-    const double bytes = 2.0 * rows * cols;
-    return {"relu i8 " + std::to_string(mib) + " MiB in + out",
+    fill_random(w.image, 1, mib + type);
+    w.tensor(1, type, 0, 1, rows, cols).tensor(2, type, 0, 1 + rows, rows, cols).relu(2, 1).halt();
+    const bool copy = type == px::DTYPE_U8;
+    return {(copy ? "copy (relu u8) " : "relu " + dtype(type) + " ") + std::to_string(mib) +
+                " MiB in + out",
             "relu",
             std::move(w.image),
             double(rows) * cols,
-            bytes,
-            interpreter};
+            2.0 * rows * width * 4,
+            interpreter,
+            copy};
 }
 
-/// `count` seed dot_rgb instructions over two full rows of `width` pixels.
+/// argmax of each row of `mib` MiB of i8 (rows of 32768) into i32.
+Workload argmax(std::uint32_t mib) {
+    const std::uint32_t width = 8192, cols = 4 * width;
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / cols);
+    ProgramWriter w(width, 1 + 2 * rows); // the output takes a row of the image per row
+    fill_random(w.image, 1, mib * 3);
+    w.tensor(1, px::DTYPE_I8, 0, 1, rows, cols)
+        .tensor(2, px::DTYPE_I32, 0, 1 + rows, rows, 1)
+        .argmax(2, 1)
+        .halt();
+    return {"argmax i8 " + std::to_string(mib) + " MiB",
+            "argmax",
+            std::move(w.image),
+            double(rows) * cols,
+            double(rows) * cols,
+            false,
+            false};
+}
+
+/// dot of two i8 tensors of `mib` MiB each.
+Workload dot(std::uint32_t mib) {
+    const std::uint32_t width = 8192, cols = 4 * width;
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / cols);
+    ProgramWriter w(width, 2 + 2 * rows);
+    fill_random(w.image, 1, mib * 5);
+    w.tensor(1, px::DTYPE_I8, 0, 1, rows, cols)
+        .tensor(2, px::DTYPE_I8, 0, 1 + rows, rows, cols)
+        .tensor(3, px::DTYPE_I32, 0, 1 + 2 * rows, 1, 1)
+        .dot(3, 1, 2)
+        .halt();
+    return {"dot i8 2 x " + std::to_string(mib) + " MiB",
+            "dot",
+            std::move(w.image),
+            2.0 * rows * cols,
+            2.0 * rows * cols,
+            false,
+            false};
+}
+
+/// requant of `mib` MiB of i32 into i8.
+Workload requant(std::uint32_t mib) {
+    const std::uint32_t width = 8192;
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / (4ull * width));
+    ProgramWriter w(width, 1 + 2 * rows);
+    fill_random(w.image, 1, mib * 7);
+    w.tensor(1, px::DTYPE_I32, 0, 1, rows, width)
+        .tensor(2, px::DTYPE_I8, 0, 1 + rows, rows, width)
+        .requant(2, 1, 1518500250, 40, -3)
+        .halt();
+    return {"requant i32 -> i8 " + std::to_string(mib) + " MiB",
+            "requant",
+            std::move(w.image),
+            double(rows) * width,
+            double(rows) * width * 5,
+            false,
+            false};
+}
+
+/// add_bias in place over `mib` MiB of i32.
+Workload add_bias(std::uint32_t mib) {
+    const std::uint32_t width = 8192;
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / (4ull * width));
+    ProgramWriter w(width, 2 + rows);
+    fill_random(w.image, 1, mib * 11);
+    w.tensor(1, px::DTYPE_I32, 0, 1, rows, width)
+        .tensor(2, px::DTYPE_I32, 0, 1 + rows, 1, width)
+        .add_bias(1, 2)
+        .halt();
+    return {"add_bias i32 " + std::to_string(mib) + " MiB",
+            "add_bias",
+            std::move(w.image),
+            double(rows) * width,
+            8.0 * rows * width,
+            false,
+            false,
+            1,
+            px::vk::Region{0, 1, width, rows}};
+}
+
+/// `count` seed dot_rgb instructions over two full rows of `width` pixels (one dispatch on the
+/// kernels path: they are independent).
 Workload small_dots(std::uint32_t count, std::uint32_t width) {
     ProgramWriter w(std::max(width, count + 1), 4);
     fill_random(w.image, 1, count);
@@ -103,37 +208,79 @@ Workload small_dots(std::uint32_t count, std::uint32_t width) {
     for (std::uint32_t i = 0; i < count; ++i)
         w.dot_rgb(1, 2, 3);
     if (w.pc < w.image.width()) w.halt();
+    const double ops = 2.0 * count * w.image.width();
     return {std::to_string(count) + " dot_rgb of " + std::to_string(w.image.width()) + " pixels",
             "dot_rgb",
             std::move(w.image),
-            2.0 * count * w.image.width(),
+            ops,
             0,
-            true};
+            true,
+            false,
+            double(count)};
 }
 
-std::vector<Workload> workloads(const std::string& preset) {
-    std::vector<Workload> list;
+/// `count` relus of 16 i8 elements in a chain: one dispatch each, so the figure is the cost of a
+/// dispatch and its barrier.
+Workload small_relus(std::uint32_t count) {
+    ProgramWriter w(std::max(3 * 2 + count + 1, 16u), 3);
+    fill_random(w.image, 1, count);
+    w.tensor(1, px::DTYPE_I8, 0, 1, 1, 16).tensor(2, px::DTYPE_I8, 0, 2, 1, 16);
+    for (std::uint32_t i = 0; i < count; ++i)
+        i % 2 ? w.relu(1, 2) : w.relu(2, 1);
+    w.halt();
+    return {std::to_string(count) + " chained relus of 16 i8",
+            "relu",
+            std::move(w.image),
+            16.0 * count,
+            0,
+            true,
+            false,
+            double(count)};
+}
+
+/// The preset's workloads, made one at a time (the largest images are half a gigabyte).
+std::vector<std::function<Workload()>> workloads(const std::string& preset) {
+    std::vector<std::function<Workload()>> list;
     if (preset == "smoke") {
-        list.push_back(matmul(128, 128, 128, px::DTYPE_I8, true));
-        list.push_back(matmul(61, 67, 131, px::DTYPE_U8, true));
-        list.push_back(relu(1, true));
-        list.push_back(small_dots(100, 256));
+        list.push_back([] { return relu(1, px::DTYPE_U8, true); });
+        list.push_back([] { return matmul(128, 128, 128, px::DTYPE_I8, true); });
+        list.push_back([] { return matmul(61, 67, 131, px::DTYPE_U8, true); });
+        list.push_back([] { return relu(1, px::DTYPE_I8, true); });
+        list.push_back([] { return argmax(1); });
+        list.push_back([] { return dot(1); });
+        list.push_back([] { return requant(1); });
+        list.push_back([] { return add_bias(1); });
+        list.push_back([] { return small_dots(100, 256); });
+        list.push_back([] { return small_relus(50); });
         return list;
     }
-    list.push_back(matmul(1024, 1024, 1024, px::DTYPE_I8, true));
-    list.push_back(matmul(1024, 1024, 1024, px::DTYPE_U8, false));
-    list.push_back(matmul(2048, 2048, 2048, px::DTYPE_I8, false));
-    list.push_back(matmul(4096, 4096, 4096, px::DTYPE_I8, false));
-    list.push_back(matmul(4096, 4096, 4096, px::DTYPE_U8, false));
-    list.push_back(matmul(4095, 4097, 4093, px::DTYPE_I8, false));
-    list.push_back(relu(64, false));
-    list.push_back(relu(128, true));
-    list.push_back(small_dots(1000, 1024));
+    // The copy first: the memory-bound figures are percentages of it.
+    list.push_back([] { return relu(508, px::DTYPE_U8); });
+    list.push_back([] { return matmul(128, 128, 128, px::DTYPE_I8, true); });
+    list.push_back([] { return matmul(1024, 1024, 1024, px::DTYPE_I8, true); });
+    list.push_back([] { return matmul(1024, 1024, 1024, px::DTYPE_U8); });
+    list.push_back([] { return matmul(2048, 2048, 2048, px::DTYPE_I8); });
+    list.push_back([] { return matmul(4096, 4096, 4096, px::DTYPE_I8); });
+    list.push_back([] { return matmul(4096, 4096, 4096, px::DTYPE_U8); });
+    list.push_back([] { return matmul(4096, 4096, 1024, px::DTYPE_I8); });
+    list.push_back([] { return matmul(4095, 4097, 4093, px::DTYPE_I8); });
+    list.push_back([] { return matmul(8192, 8192, 8192, px::DTYPE_I8); });
+    list.push_back([] { return relu(128, px::DTYPE_I8, true); });
+    list.push_back([] { return relu(508, px::DTYPE_I8); });
+    list.push_back([] { return argmax(256); });
+    list.push_back([] { return dot(256); });
+    list.push_back([] { return requant(256); });
+    list.push_back([] { return add_bias(256); });
+    list.push_back([] { return small_dots(1000, 1024); });
+    list.push_back([] { return small_relus(1000); });
     return list;
 }
 
+// ---- Statistics -------------------------------------------------------------------------------
+
 struct Stats {
-    double median = 0, min = 0, max = 0;
+    double median = 0, min = 0, max = 0, mean = 0, stddev = 0;
+    double spread = 0; ///< (max - min) / median of the samples kept for the figure
     std::vector<double> samples;
 };
 
@@ -142,32 +289,76 @@ Stats stats(std::vector<double> samples) {
     s.samples = samples;
     if (samples.empty()) return s;
     std::sort(samples.begin(), samples.end());
-    s.median = samples[samples.size() / 2];
-    if (samples.size() % 2 == 0) s.median = (s.median + samples[samples.size() / 2 - 1]) / 2;
+    const std::size_t n = samples.size();
+    s.median = n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
     s.min = samples.front();
     s.max = samples.back();
+    for (double v : samples)
+        s.mean += v / double(n);
+    for (double v : samples)
+        s.stddev += (v - s.mean) * (v - s.mean);
+    s.stddev = n > 1 ? std::sqrt(s.stddev / double(n - 1)) : 0;
+    s.spread = s.median > 0 ? s.stddev / s.median : 0;
     return s;
 }
 
 nlohmann::json to_json(const Stats& s) {
-    return {{"median", s.median}, {"min", s.min}, {"max", s.max}, {"samples", s.samples}};
+    return {{"median", s.median},  {"min", s.min},       {"max", s.max},
+            {"mean", s.mean},      {"stddev", s.stddev}, {"relative_stddev", s.spread},
+            {"samples", s.samples}};
 }
+
+struct Sampling {
+    int warmup_ms = 500;         ///< warm up at least this long (and 2 runs)
+    int min_samples = 10;        ///< then at least this many samples
+    int max_samples = 200;       ///< and at most this many
+    double target_spread = 0.02; ///< stop once the relative standard deviation is under this
+    double time_limit_s = 2;     ///< or once this long has passed
+    bool cold = false;           ///< flush the caches before every sample
+};
+
+// ---- Measuring ----------------------------------------------------------------------------------
 
 struct Measured {
     std::string path, variant;
-    Stats gpu_ms;     ///< the workload's instruction, from timestamps
-    Stats program_ms; ///< every dispatch of the program
-    Stats host_ms;    ///< submit until the fence signalled, host clock
+    Stats gpu_ms, program_ms, host_ms;
     std::map<std::string, Stats> dispatches;
+    bool converged = false;
     bool verified = false, matches = false;
     std::string check;
     double verify_s = 0;
+    /// Stages around the runs (one each): host and GPU time of the upload and of the readback.
+    double upload_host_ms = 0, readback_host_ms = 0;
+    std::optional<double> upload_gpu_ms, readback_gpu_ms;
     std::string error;
 };
 
+/// A program that evicts the GPU's caches between cold samples: a copy over 128 MiB (or the
+/// device's largest storage buffer), four times an H200's 50 MiB L2.
+struct CacheFlush {
+    std::optional<px::vk::ResidentImage> image;
+    std::optional<px::vk::Recording> recording;
+};
+
+px::Result<void> make_flush(px::vk::Device& device, CacheFlush& flush) {
+    const std::uint64_t limit = device.info().limits.max_storage_buffer_range;
+    const std::uint32_t mib = std::uint32_t(std::min<std::uint64_t>(128, (limit >> 20) / 2 - 1));
+    Workload w = relu(mib, px::DTYPE_U8);
+    auto schedule = px::vk::schedule_program(px::plan_program(w.image), w.image.width(),
+                                             w.image.height(), device.info());
+    if (!schedule) return schedule.error();
+    auto resident = device.upload(w.image);
+    if (!resident) return resident.error();
+    flush.image.emplace(std::move(resident.value()));
+    auto recording = device.record(*flush.image, schedule->dispatches);
+    if (!recording) return recording.error();
+    flush.recording.emplace(std::move(recording.value()));
+    return {};
+}
+
 Measured measure(px::vk::Device& device, const Workload& w, const std::string& path,
-                 std::optional<px::vk::KernelVariant> variant, int runs, int warmup_ms,
-                 bool verify) {
+                 std::optional<px::vk::KernelVariant> variant, const Sampling& sampling,
+                 CacheFlush* flush, bool verify) {
     Measured m;
     m.path = path;
     m.variant = variant ? std::string(px::vk::to_string(*variant)) : "";
@@ -178,9 +369,8 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
         d.label = "interpreter";
         dispatches.push_back(d);
     } else {
-        const px::Plan plan = px::plan_program(w.image);
-        auto schedule = px::vk::schedule_program(plan, w.image.width(), w.image.height(),
-                                                 device.info(), {variant});
+        auto schedule = px::vk::schedule_program(px::plan_program(w.image), w.image.width(),
+                                                 w.image.height(), device.info(), {variant});
         if (!schedule) {
             m.error = schedule.error().message;
             return m;
@@ -192,6 +382,8 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
         m.error = resident.error().message;
         return m;
     }
+    m.upload_host_ms = resident->transfer_timings().host_upload_ms;
+    m.upload_gpu_ms = resident->transfer_timings().gpu_upload_ms;
     auto recording = device.record(*resident, dispatches);
     if (!recording) {
         m.error = recording.error().message;
@@ -202,20 +394,45 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
     px::RunStatus status{};
     // Warm-up: at least two runs and warmup_ms, so that the GPU's clocks have risen (an idle
     // H200 starts at a fraction of its clock and does not reach it within a few short runs).
-    const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(warmup_ms);
+    const auto start = Clock::now();
+    const auto warm_until = start + std::chrono::milliseconds(sampling.warmup_ms);
     int warmups = 0;
-    for (int i = 0; i < runs;) {
+    Clock::time_point sampling_from{};
+    for (;;) {
+        const bool warming = warmups < 2 || Clock::now() < warm_until;
+        if (!warming) {
+            if (sampling_from == Clock::time_point{}) sampling_from = Clock::now();
+            const int n = int(gpu.size());
+            const double elapsed =
+                std::chrono::duration<double>(Clock::now() - sampling_from).count();
+            if (n >= sampling.min_samples) {
+                if (stats(gpu).spread <= sampling.target_spread) {
+                    m.converged = true;
+                    break;
+                }
+                if (elapsed >= sampling.time_limit_s || n >= sampling.max_samples) break;
+            }
+        }
+        if (w.restore)
+            if (auto restored = resident->write(w.image, *w.restore); !restored) {
+                m.error = "restoring the inputs: " + restored.error().message;
+                return m;
+            }
+        if (flush && flush->recording)
+            if (auto flushed = flush->recording->run(); !flushed) {
+                m.error = "cache flush: " + flushed.error().message;
+                return m;
+            }
         auto run = recording->run();
         if (!run) {
             m.error = run.error().message;
             return m;
         }
         status = run->status;
-        if (warmups < 2 || std::chrono::steady_clock::now() < warm_until) {
+        if (warming) {
             ++warmups;
             continue;
         }
-        ++i;
         host.push_back(run->timings.host_submit_wait_ms);
         if (run->timings.gpu_execute_ms) program.push_back(*run->timings.gpu_execute_ms);
         double instruction = 0;
@@ -224,7 +441,9 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
             if (path == "interpreter" || t.label.find(" " + w.label) != std::string::npos)
                 instruction += t.ms;
         }
-        if (!run->timings.gpu_dispatch.empty()) gpu.push_back(instruction);
+        // Without timestamps the figure is the host's submit-to-fence time.
+        gpu.push_back(run->timings.gpu_dispatch.empty() ? run->timings.host_submit_wait_ms
+                                                        : instruction);
     }
     m.gpu_ms = stats(gpu);
     m.program_ms = stats(program);
@@ -237,6 +456,8 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
             m.error = read.error().message;
             return m;
         }
+        m.readback_host_ms = resident->transfer_timings().host_readback_ms;
+        m.readback_gpu_ms = resident->transfer_timings().gpu_readback_ms;
         const px::Verification v = px::verify_against_reference(w.image, result, status);
         m.verified = true;
         m.matches = v.matches();
@@ -255,36 +476,44 @@ std::string now_utc() {
     return text;
 }
 
-} // namespace
+std::string host_name() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
+    return name;
+}
 
-int main(int argc, char** argv) {
-    CLI::App app{"pxbench: time pixel programs on a Vulkan device through the GPU interpreter and "
-                 "every scheduled-kernel variant, with GPU timestamps per dispatch; every result "
-                 "is verified against the reference interpreter.\n"
-                 "Exit status: 0 all ran and verified; 1 a device error; 3 a result differed."};
-    std::string device_name = "auto", json_path, preset = "full", only, upload = "automatic";
-    int runs = 0, warmup_ms = -1;
-    bool no_verify = false;
-    app.add_option("--device,-d", device_name, "'auto', a device index or a part of its name")
-        ->capture_default_str();
-    app.add_option("--preset", preset, "smoke (seconds, for CI and lavapipe) or full")
-        ->check(CLI::IsMember({"smoke", "full"}))
-        ->capture_default_str();
-    app.add_option("--runs", runs, "timed runs per workload (default: 3 smoke, 10 full)");
-    app.add_option("--warmup-ms", warmup_ms,
-                   "warm up each workload for at least this long (default: 0 smoke, 500 full)");
-    app.add_option("--json", json_path, "write every figure and sample to this file");
-    app.add_flag("--no-verify", no_verify, "skip the reference check");
-    app.add_option("--only", only, "run only the workloads whose name contains this text");
-    app.add_option("--upload", upload,
-                   "how images reach the device: automatic (direct where the device has "
-                   "device-local host-visible memory), staging or direct")
-        ->check(CLI::IsMember({"automatic", "staging", "direct"}))
-        ->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
-    if (runs <= 0) runs = preset == "smoke" ? 3 : 10;
-    if (warmup_ms < 0) warmup_ms = preset == "smoke" ? 0 : 500;
+nlohmann::json shapes_json(const std::vector<px::vk::CooperativeMatrixShape>& shapes) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& s : shapes)
+        list.push_back(std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
+                       " " + s.a_type + "x" + s.b_type + "->" + s.result_type);
+    return list;
+}
 
+nlohmann::json fingerprint(const px::vk::DeviceInfo& info) {
+    nlohmann::json variants = nlohmann::json::array();
+    for (const px::vk::VariantSupport& v : px::vk::variant_support(info))
+        variants.push_back({{"name", std::string(px::vk::to_string(v.variant))},
+                            {"available", v.available},
+                            {"reason", v.reason}});
+    return {
+        {"index", info.index},
+        {"name", info.name},
+        {"vendor_id", info.vendor_id},
+        {"device_id", info.device_id},
+        {"driver", px::vk::format_driver_version(info)},
+        {"driver_name", info.driver_name},
+        {"api", px::vk::format_api_version(info.api_version)},
+        {"pipeline_cache_uuid", px::vk::format_uuid(info.pipeline_cache_uuid)},
+        {"subgroup_size", info.features.subgroups.size},
+        {"cooperative_matrix_nv_shapes", shapes_json(info.features.cooperative_matrix_nv_shapes)},
+        {"cooperative_matrix_khr_shapes", shapes_json(info.features.cooperative_matrix_khr_shapes)},
+        {"variants", variants}};
+}
+
+int run_benchmarks(const std::string& device_name, const std::string& preset,
+                   const std::string& json_path, const std::string& only, const std::string& upload,
+                   const Sampling& sampling, bool verify) {
     px::vk::RuntimeOptions options;
     options.upload = upload == "staging"  ? px::vk::UploadMode::staging
                      : upload == "direct" ? px::vk::UploadMode::direct
@@ -294,88 +523,252 @@ int main(int argc, char** argv) {
         std::cerr << "pxbench: " << runtime.error().message << "\n";
         return 1;
     }
-    auto device = runtime->open(px::vk::DeviceSelector::parse(device_name));
-    if (!device) {
-        std::cerr << "pxbench: " << device.error().message << "\n";
-        return 1;
+    std::vector<std::uint32_t> indices;
+    if (device_name == "all") {
+        for (const px::vk::DeviceInfo& d : runtime->devices())
+            if (d.usable()) indices.push_back(d.index);
+    } else {
+        auto index = runtime->select(px::vk::DeviceSelector::parse(device_name));
+        if (!index) {
+            std::cerr << "pxbench: " << index.error().message << "\n";
+            return 1;
+        }
+        indices.push_back(*index);
     }
-    const px::vk::DeviceInfo& info = device->info();
-    std::cout << "pxbench on [" << info.index << "] " << info.name << " (driver "
-              << px::vk::format_driver_version(info) << "), preset " << preset << ", " << runs
-              << " runs after a warm-up of at least 2 runs and " << warmup_ms << " ms\n";
 
-    std::vector<std::optional<px::vk::KernelVariant>> variants;
-    for (const px::vk::VariantSupport& v : px::vk::variant_support(info))
-        if (v.available) variants.push_back(v.variant);
-
-    nlohmann::json results = nlohmann::json::array();
+    const std::vector<std::function<Workload()>> list = workloads(preset);
+    nlohmann::json devices = nlohmann::json::array(), results = nlohmann::json::array();
     int status = 0;
-    for (const Workload& w : workloads(preset)) {
-        if (w.name.find(only) == std::string::npos) continue;
-        std::vector<Measured> measured;
-        if (w.interpreter)
-            measured.push_back(
-                measure(*device, w, "interpreter", std::nullopt, runs, warmup_ms, !no_verify));
-        for (const auto& v : variants)
-            measured.push_back(measure(*device, w, "kernels", v, runs, warmup_ms, !no_verify));
-        for (const Measured& m : measured) {
-            const std::string what = m.path + (m.variant.empty() ? "" : " " + m.variant);
-            char line[256];
-            const double ms = m.gpu_ms.median;
-            std::snprintf(line, sizeof line, "%-40s %-20s %10.4f ms", w.name.c_str(), what.c_str(),
-                          ms);
-            std::cout << line;
-            if (ms > 0 && w.bytes > 0 && w.label == "relu")
-                std::snprintf(line, sizeof line, " %9.1f GB/s", w.bytes / ms / 1e6);
-            else if (ms > 0 && w.ops / ms / 1e9 >= 1)
-                std::snprintf(line, sizeof line, " %9.2f TOPS", w.ops / ms / 1e9);
-            else
-                std::snprintf(line, sizeof line, " %9.2f GOPS", w.ops / ms / 1e6);
-            std::cout << line;
-            if (m.verified) {
-                std::snprintf(line, sizeof line, "%.3f", m.verify_s * 1e3);
-                std::cout << (m.matches ? "  verified in " : "  FAILED in ") << line << " ms ("
-                          << m.check << ")";
+    for (std::uint32_t index : indices) {
+        auto device = runtime->open(px::vk::DeviceSelector::by_index(index));
+        if (!device) {
+            std::cerr << "pxbench: " << device.error().message << "\n";
+            return 1;
+        }
+        const px::vk::DeviceInfo& info = device->info();
+        const std::string device_label = "[" + std::to_string(info.index) + "] " + info.name;
+        devices.push_back(fingerprint(info));
+        std::cout << "pxbench on " << device_label << " (driver "
+                  << px::vk::format_driver_version(info) << "), preset " << preset << ", "
+                  << (sampling.cold ? "cold (caches flushed before each sample)" : "warm")
+                  << ": warm-up >= " << sampling.warmup_ms << " ms, then " << sampling.min_samples
+                  << " to " << sampling.max_samples << " samples until the relative standard "
+                  << "deviation is <= " << sampling.target_spread * 100 << "% or "
+                  << sampling.time_limit_s << " s\n";
+        CacheFlush flush;
+        if (sampling.cold)
+            if (auto made = make_flush(*device, flush); !made) {
+                std::cerr << "pxbench: the cache flush program: " << made.error().message << "\n";
+                return 1;
             }
-            if (!m.error.empty()) std::cout << "  " << m.error;
-            std::cout << "\n";
-            if (!m.error.empty()) status = std::max(status, m.matches || !m.verified ? 1 : 3);
-            nlohmann::json dispatches = nlohmann::json::object();
-            for (const auto& [label, s] : m.dispatches)
-                dispatches[label] = to_json(s);
-            results.push_back({{"workload", w.name},
-                               {"path", m.path},
-                               {"variant", m.variant},
-                               {"ops", w.ops},
-                               {"bytes", w.bytes},
-                               {"instruction_gpu_ms", to_json(m.gpu_ms)},
-                               {"program_gpu_ms", to_json(m.program_ms)},
-                               {"host_submit_wait_ms", to_json(m.host_ms)},
-                               {"dispatch_gpu_ms", dispatches},
-                               {"verified", m.verified},
-                               {"matches", m.matches},
-                               {"check", m.check},
-                               {"verify_seconds", m.verify_s},
-                               {"error", m.error}});
+        std::vector<std::optional<px::vk::KernelVariant>> variants;
+        for (const px::vk::VariantSupport& v : px::vk::variant_support(info))
+            if (v.available) variants.push_back(v.variant);
+
+        std::optional<double> copy_gbps; // this device's bandwidth ceiling, from the copy
+        for (const auto& make : list) {
+            const Workload w = make();
+            if (w.name.find(only) == std::string::npos) continue;
+            // The first stage of a run from a file: decoding the program's PNG (encoded here).
+            // Encoding takes far longer than decoding, so images above 64 MiB are not timed.
+            constexpr std::size_t png_limit = std::size_t(64) << 20;
+            std::vector<std::uint8_t> png;
+            bool decoded = false;
+            double decode_ms = 0;
+            if (w.image.size_bytes() <= png_limit) {
+                png = px::encode_png(w.image);
+                const auto decode_start = Clock::now();
+                decoded = bool(px::decode_png(png, w.name));
+                decode_ms =
+                    std::chrono::duration<double, std::milli>(Clock::now() - decode_start).count();
+            }
+            std::vector<Measured> measured;
+            if (w.interpreter)
+                measured.push_back(measure(*device, w, "interpreter", std::nullopt, sampling,
+                                           sampling.cold ? &flush : nullptr, verify));
+            for (const auto& v : variants)
+                measured.push_back(measure(*device, w, "kernels", v, sampling,
+                                           sampling.cold ? &flush : nullptr, verify));
+            for (const Measured& m : measured) {
+                const double ms = m.gpu_ms.median;
+                const bool compute = w.label == "matmul";
+                const double tops = ms > 0 ? w.ops / ms / 1e9 : 0;
+                const double gbps = ms > 0 && w.bytes > 0 ? w.bytes / ms / 1e6 : 0;
+                if (w.copy && m.path == "kernels" && m.error.empty())
+                    copy_gbps = std::max(copy_gbps.value_or(0), gbps);
+                std::optional<double> percent;
+                if (!compute && gbps > 0 && copy_gbps && !w.copy) percent = 100 * gbps / *copy_gbps;
+                const std::string what = m.path + (m.variant.empty() ? "" : " " + m.variant);
+                char line[512];
+                std::snprintf(line, sizeof line, "%-36s %-20s %10.4f ms", w.name.c_str(),
+                              what.c_str(), ms);
+                std::cout << line;
+                if (compute)
+                    std::snprintf(line, sizeof line, " %9.2f TOPS", tops);
+                else if (gbps > 0)
+                    std::snprintf(
+                        line, sizeof line, " %8.1f GB/s%s", gbps,
+                        percent
+                            ? (" (" + std::to_string(int(*percent + 0.5)) + "% of copy)").c_str()
+                            : "");
+                else
+                    std::snprintf(line, sizeof line, " %8.3f us an instruction",
+                                  ms * 1e3 / w.instructions);
+                std::cout << line;
+                if (!m.converged && m.error.empty())
+                    std::cout << " (spread " << int(m.gpu_ms.spread * 1000) / 10.0
+                              << "% stayed above the target)";
+                if (m.verified)
+                    std::cout << (m.matches ? "  verified" : "  FAILED") << " ("
+                              << int(m.verify_s * 1e4) / 10.0 << " ms, " << m.check << ")";
+                if (!m.error.empty()) std::cout << "  " << m.error;
+                std::cout << "\n" << std::flush;
+                if (!m.error.empty()) status = std::max(status, m.verified && !m.matches ? 3 : 1);
+                nlohmann::json dispatches = nlohmann::json::object();
+                for (const auto& [label, s] : m.dispatches)
+                    dispatches[label] = to_json(s);
+                results.push_back(
+                    {{"device", device_label},
+                     {"device_index", info.index},
+                     {"workload", w.name},
+                     {"path", m.path},
+                     {"variant", m.variant},
+                     {"ops", w.ops},
+                     {"instructions", w.instructions},
+                     {"bytes", w.bytes},
+                     {"gpu_ms", to_json(m.gpu_ms)},
+                     {"program_gpu_ms", to_json(m.program_ms)},
+                     {"host_submit_wait_ms", to_json(m.host_ms)},
+                     {"stages_ms",
+                      {{"png_decode",
+                        decoded ? nlohmann::json(decode_ms) : nlohmann::json(nullptr)},
+                       {"png_bytes", png.size()},
+                       {"upload_host", m.upload_host_ms},
+                       {"upload_gpu", m.upload_gpu_ms ? nlohmann::json(*m.upload_gpu_ms)
+                                                      : nlohmann::json(nullptr)},
+                       {"program_gpu_median", m.program_ms.median},
+                       {"readback_host", m.readback_host_ms},
+                       {"readback_gpu", m.readback_gpu_ms ? nlohmann::json(*m.readback_gpu_ms)
+                                                          : nlohmann::json(nullptr)},
+                       {"verify", m.verify_s * 1e3}}},
+                     {"dispatch_gpu_ms", dispatches},
+                     {"converged", m.converged},
+                     {"tops", compute ? nlohmann::json(tops) : nlohmann::json(nullptr)},
+                     {"gbps", gbps > 0 ? nlohmann::json(gbps) : nlohmann::json(nullptr)},
+                     {"percent_of_copy",
+                      percent ? nlohmann::json(*percent) : nlohmann::json(nullptr)},
+                     {"verified", m.verified},
+                     {"matches", m.matches},
+                     {"check", m.check},
+                     {"verify_seconds", m.verify_s},
+                     {"error", m.error}});
+            }
         }
     }
     if (!json_path.empty()) {
-        nlohmann::json doc = {{"schema", 1},
-                              {"tool", "pxbench"},
-                              {"date", now_utc()},
-                              {"preset", preset},
-                              {"upload", upload},
-                              {"runs", runs},
-                              {"warmup_ms", warmup_ms},
-                              {"device",
-                               {{"name", info.name},
-                                {"vendor_id", info.vendor_id},
-                                {"device_id", info.device_id},
-                                {"driver", px::vk::format_driver_version(info)},
-                                {"api", px::vk::format_api_version(info.api_version)}}},
-                              {"results", results}};
+        const nlohmann::json doc = {
+            {"schema", SCHEMA},
+            {"tool", "pxbench"},
+            {"pxvm", std::string(PXVM_VERSION) + " (git " + PXVM_GIT_DESCRIBE + ")"},
+            {"git", PXVM_GIT_DESCRIBE},
+            {"git_dirty", PXVM_GIT_DIRTY},
+            {"host", host_name()},
+            {"date", now_utc()},
+            {"preset", preset},
+            {"mode", sampling.cold ? "cold" : "warm"},
+            {"sampling",
+             {{"warmup_ms", sampling.warmup_ms},
+              {"min_samples", sampling.min_samples},
+              {"max_samples", sampling.max_samples},
+              {"target_relative_stddev", sampling.target_spread},
+              {"time_limit_s", sampling.time_limit_s}}},
+            {"ceilings",
+             "memory-bound figures as a percentage of the copy measured in the same run; no "
+             "tensor-throughput ceiling (pxVM has no cooperative-matrix kernel yet)"},
+            {"devices", devices},
+            {"results", results}};
         std::ofstream(json_path) << doc.dump(2) << "\n";
         std::cout << "wrote " << json_path << "\n";
     }
     return status;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"pxbench: time pixel programs on Vulkan devices through the GPU interpreter and "
+                 "every scheduled-kernel variant, with GPU timestamps per dispatch; every result "
+                 "is verified against the reference interpreter. `pxbench compare a.json b.json` "
+                 "sets runs side by side.\n"
+                 "Exit status: 0 all ran and verified; 1 bad input or a device error; 3 a "
+                 "result differed from the reference."};
+    app.require_subcommand(0, 1);
+    std::string device_name = "auto", json_path, preset = "full", only, upload = "automatic";
+    Sampling sampling;
+    double time_limit = -1;
+    int warmup_ms = -1;
+    bool no_verify = false;
+    app.add_option("--device,-d", device_name,
+                   "'auto', a device index, a part of a device name, or 'all'")
+        ->capture_default_str();
+    app.add_option("--preset", preset, "smoke (seconds, for CI and lavapipe) or full")
+        ->check(CLI::IsMember({"smoke", "full"}))
+        ->capture_default_str();
+    app.add_option("--json", json_path, "write every figure, sample and device fingerprint here");
+    app.add_flag("--cold", sampling.cold, "flush the GPU's caches before every sample");
+    app.add_option("--target-spread", sampling.target_spread,
+                   "stop sampling once the relative standard deviation is at most this")
+        ->capture_default_str();
+    app.add_option("--time-limit-s", time_limit,
+                   "or once sampling has taken this long (default: 0.2 smoke, 2 full)");
+    app.add_option("--min-samples", sampling.min_samples)->capture_default_str();
+    app.add_option("--max-samples", sampling.max_samples)->capture_default_str();
+    app.add_option("--warmup-ms", warmup_ms,
+                   "warm up each workload for at least this long (default: 0 smoke, 500 full)");
+    app.add_flag("--no-verify", no_verify, "skip the reference check");
+    app.add_option("--only", only, "run only the workloads whose name contains this text");
+    app.add_option("--upload", upload,
+                   "how images reach the device: automatic (direct where the device has "
+                   "device-local host-visible memory), staging or direct")
+        ->check(CLI::IsMember({"automatic", "staging", "direct"}))
+        ->capture_default_str();
+
+    CLI::App* compare = app.add_subcommand(
+        "compare", "set pxbench (or peer) JSON files side by side: per workload faster, slower "
+                   "or no clear difference, by a Mann-Whitney U test on the samples");
+    std::vector<std::string> files;
+    std::string svg;
+    compare->add_option("files", files, "two or more JSON files")->required()->expected(2, -1);
+    compare->add_option("--svg", svg, "also write a bar chart here");
+    CLI11_PARSE(app, argc, argv);
+
+    if (*compare) {
+        auto table = px::bench::compare_files(files);
+        if (!table) {
+            std::cerr << "pxbench compare: " << table.error().message << "\n";
+            return 1;
+        }
+        std::cout << *table;
+        if (!svg.empty()) {
+            auto chart = px::bench::svg_chart(files);
+            if (!chart) {
+                std::cerr << "pxbench compare: " << chart.error().message << "\n";
+                return 1;
+            }
+            auto written = px::write_file_atomic(
+                svg,
+                std::span(reinterpret_cast<const std::uint8_t*>(chart->data()), chart->size()));
+            if (!written) {
+                std::cerr << "pxbench compare: " << written.error().message << "\n";
+                return 1;
+            }
+            std::cout << "wrote " << svg << "\n";
+        }
+        return 0;
+    }
+    const bool smoke = preset == "smoke";
+    sampling.warmup_ms = warmup_ms >= 0 ? warmup_ms : smoke ? 0 : 500;
+    sampling.time_limit_s = time_limit >= 0 ? time_limit : smoke ? 0.2 : 2;
+    if (smoke && sampling.min_samples == 10) sampling.min_samples = 3;
+    return run_benchmarks(device_name, preset, json_path, only, upload, sampling, !no_verify);
 }

@@ -29,10 +29,12 @@ inline void write_text(const std::filesystem::path& path, const std::string& tex
 }
 
 /// Where the command-line tools are: $PXVM_TOOL_DIR when set (runs of copied binaries on another
-/// machine), else the build tree's cli/ directory.
+/// machine), else the build tree's cli/ directory (benchmarks/ for pxbench).
 inline std::filesystem::path tool_path(const std::string& tool) {
-    const char* dir = std::getenv("PXVM_TOOL_DIR");
-    return std::filesystem::path(dir && *dir ? dir : PXVM_BINARY_DIR "/cli") / tool;
+    if (const char* dir = std::getenv("PXVM_TOOL_DIR"); dir && *dir)
+        return std::filesystem::path(dir) / tool;
+    return std::filesystem::path(PXVM_BINARY_DIR) / (tool == "pxbench" ? "benchmarks" : "cli") /
+           tool;
 }
 
 /// Runs PXVM_BINARY_DIR/cli/<tool> with shell-quoted-free arguments inside a fresh temp

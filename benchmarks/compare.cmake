@@ -1,0 +1,7 @@
+# pxvm_bench_compare: `pxbench compare`'s table and SVG chart (compare.hpp, svg_chart.hpp) as a
+# library, for pxbench and the unit tests; include()d from benchmarks/CMakeLists.txt.
+add_library(pxvm_bench_compare STATIC ${CMAKE_CURRENT_LIST_DIR}/compare.cpp
+                                      ${CMAKE_CURRENT_LIST_DIR}/svg_chart.cpp)
+target_include_directories(pxvm_bench_compare PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(pxvm_bench_compare PUBLIC pxvm
+                      PRIVATE nlohmann_json::nlohmann_json pxvm_warnings)
