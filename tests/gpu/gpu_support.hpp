@@ -21,7 +21,8 @@
 
 namespace pxgpu {
 
-/// The exit code that CTest reports as "skipped" (SKIP_RETURN_CODE in tests/CMakeLists.txt).
+/// The exit code of a skipped GPU test binary. CTest recognises the skip by the SKIPPED message
+/// (SKIP_REGULAR_EXPRESSION in tests/CMakeLists.txt), not by this code.
 inline constexpr int SKIP_EXIT_CODE = 4;
 
 /// Exits with SKIP_EXIT_CODE and the reason when VK_LAYER_KHRONOS_validation is not installed:

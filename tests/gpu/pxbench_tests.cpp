@@ -55,3 +55,25 @@ TEST_CASE("pxbench --device 0 --preset smoke --json writes every figure", "[gpu]
     CHECK(workloads.size() >= 10);
     CHECK_THAT(run.out, Catch::Contains("% of copy")); // memory-bound figures against the copy
 }
+
+TEST_CASE("pxbench --device all benchmarks every device in turn", "[gpu][pxbench]") {
+    pxgpu::require_validation_layer();
+    const px::testing::CommandRunner pxbench(px::testing::tool_path("pxbench"), "pxbench_all");
+    REQUIRE(pxbench.tool_exists());
+    const std::string json = (pxbench.dir() / "all.json").string();
+    const auto run = pxbench.run("--device all --preset smoke --only dot_rgb --json " + json,
+                                 "PXVM_CACHE_DIR=" + pxbench.dir().string());
+    INFO(run.out << run.err);
+    REQUIRE(run.exit_code == 0);
+    std::ifstream file(json);
+    const nlohmann::json doc = nlohmann::json::parse(file);
+    px::vk::Runtime runtime = pxgpu::make_runtime();
+    std::size_t usable = 0;
+    for (const px::vk::DeviceInfo& d : runtime.devices())
+        usable += d.usable();
+    CHECK(doc["devices"].size() == usable);
+    std::set<std::string> devices;
+    for (const nlohmann::json& r : doc["results"])
+        devices.insert(r["device"].get<std::string>());
+    CHECK(devices.size() == usable);
+}
