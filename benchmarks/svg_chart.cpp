@@ -1,6 +1,7 @@
 // Renders `pxbench compare --svg`'s standalone SVG 1.1 throughput chart: the implementation of
 // benchmarks/svg_chart.hpp.
 #include "svg_chart.hpp"
+#include "pxvm/xml.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -20,35 +21,6 @@ constexpr double char_width = 6.2;  ///< an 11 px sans-serif character, about
 constexpr double title_char = 10.0; ///< a 16 px bold one
 constexpr double label_char = 6.4;  ///< a 10 px one of a workload name, at most about
 constexpr double label_line = 12.0; ///< line height of the workload names
-
-std::string escape(const std::string& text) {
-    std::string out;
-    for (char ch : text) {
-        switch (ch) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        case '\'':
-            out += "&apos;";
-            break;
-        default:
-            // XML 1.0 allows no control characters but tab, line feed and carriage return.
-            out += (static_cast<unsigned char>(ch) < 0x20 && ch != '\t' && ch != '\n' && ch != '\r')
-                       ? ' '
-                       : ch;
-        }
-    }
-    return out;
-}
 
 /// A coordinate: "12.5", "40".
 std::string num(double v) {
@@ -160,14 +132,14 @@ std::string render_svg(const Comparison& c) {
     for (const std::string& line : wrap(title, text_columns(title_char))) {
         y += 20;
         body << "<text x=\"" << num(margin) << "\" y=\"" << num(y)
-             << "\" font-size=\"16\" font-weight=\"bold\">" << escape(line) << "</text>\n";
+             << "\" font-size=\"16\" font-weight=\"bold\">" << px::xml_escape(line) << "</text>\n";
     }
     y += 12;
     for (std::size_t k = 0; k < legend.size(); ++k) {
         body << "<rect x=\"" << num(margin) << "\" y=\"" << num(y) << "\" width=\"12\" "
              << "height=\"12\" fill=\"" << palette[k % std::size(palette)] << "\"/>\n"
              << "<text x=\"" << num(margin + 18) << "\" y=\"" << num(y + 10) << "\">"
-             << escape(legend[k]) << "</text>\n";
+             << px::xml_escape(legend[k]) << "</text>\n";
         y += 18;
     }
     y += 6;
@@ -178,7 +150,7 @@ std::string render_svg(const Comparison& c) {
         const std::string unit = unit_name(p.unit);
         y += 22;
         body << "<g>\n<text x=\"" << num(margin) << "\" y=\"" << num(y)
-             << "\" font-size=\"13\" font-weight=\"bold\">Throughput in " << escape(unit)
+             << "\" font-size=\"13\" font-weight=\"bold\">Throughput in " << px::xml_escape(unit)
              << " (higher is better)</text>\n";
         const double top_y = y + 18, bottom_y = top_y + plot_height;
         const double right = plot_left + double(p.workloads.size()) * pitch;
@@ -198,7 +170,7 @@ std::string render_svg(const Comparison& c) {
         const double axis_x = margin + 8, axis_y = (top_y + bottom_y) / 2;
         body << "<text x=\"" << num(axis_x) << "\" y=\"" << num(axis_y)
              << "\" text-anchor=\"middle\" transform=\"rotate(-90 " << num(axis_x) << " "
-             << num(axis_y) << ")\">" << escape(unit) << "</text>\n"
+             << num(axis_y) << ")\">" << px::xml_escape(unit) << "</text>\n"
              << "<line x1=\"" << num(plot_left) << "\" y1=\"" << num(top_y) << "\" x2=\""
              << num(plot_left) << "\" y2=\"" << num(bottom_y) << "\" stroke=\"#333333\"/>\n"
              << "<line x1=\"" << num(plot_left) << "\" y1=\"" << num(bottom_y) << "\" x2=\""
@@ -206,7 +178,7 @@ std::string render_svg(const Comparison& c) {
         std::size_t lines = 1;
         for (std::size_t g = 0; g < p.workloads.size(); ++g) {
             const double gx = plot_left + (pitch - group_width) / 2 + double(g) * pitch;
-            body << "<g><title>" << escape(p.workloads[g]) << "</title>\n";
+            body << "<g><title>" << px::xml_escape(p.workloads[g]) << "</title>\n";
             for (std::size_t k = 0; k < p.values[g].size(); ++k) {
                 const double x = gx + double(k) * (bar_width + bar_gap);
                 const double cx = x + bar_width / 2;
@@ -222,12 +194,13 @@ std::string render_svg(const Comparison& c) {
                 body << "<rect x=\"" << num(x) << "\" y=\"" << num(bottom_y - h) << "\" width=\""
                      << num(bar_width) << "\" height=\"" << num(h) << "\" fill=\""
                      << palette[k % std::size(palette)] << "\"><title>"
-                     << escape("run " + std::to_string(k + 1) + ", " + p.workloads[g] + ": " +
-                               figure + " " + unit + ", " + format_ms(best.median_ms) + " ms" +
-                               (best.how.empty() ? "" : " (" + best.how + ")"))
+                     << px::xml_escape("run " + std::to_string(k + 1) + ", " + p.workloads[g] +
+                                       ": " + figure + " " + unit + ", " +
+                                       format_ms(best.median_ms) + " ms" +
+                                       (best.how.empty() ? "" : " (" + best.how + ")"))
                      << "</title></rect>\n"
                      << "<text x=\"" << num(cx) << "\" y=\"" << num(bottom_y - h - 3)
-                     << "\" text-anchor=\"middle\" font-size=\"9\">" << escape(figure)
+                     << "\" text-anchor=\"middle\" font-size=\"9\">" << px::xml_escape(figure)
                      << "</text>\n";
             }
             const std::vector<std::string> name = wrap(p.workloads[g], label_columns);
@@ -237,7 +210,7 @@ std::string render_svg(const Comparison& c) {
                  << "\" text-anchor=\"middle\" font-size=\"10\">";
             for (std::size_t i = 0; i < name.size(); ++i)
                 body << "<tspan x=\"" << num(lx) << "\" dy=\"" << (i ? num(label_line) : "0")
-                     << "\">" << escape(name[i]) << "</tspan>";
+                     << "\">" << px::xml_escape(name[i]) << "</tspan>";
             body << "</text>\n</g>\n";
         }
         body << "</g>\n";
@@ -262,7 +235,7 @@ std::string render_svg(const Comparison& c) {
                                            : wrap(note, text_columns(char_width))) {
             y += 15;
             body << "<text x=\"" << num(margin) << "\" y=\"" << num(y) << "\" font-size=\"11\">"
-                 << escape(line) << "</text>\n";
+                 << px::xml_escape(line) << "</text>\n";
         }
     const double height = y + margin;
 
@@ -270,7 +243,7 @@ std::string render_svg(const Comparison& c) {
     svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" << num(width)
         << "\" height=\"" << num(height) << "\" viewBox=\"0 0 " << num(width) << " " << num(height)
         << "\" font-family=\"sans-serif\" font-size=\"11\">\n"
-        << "<title>" << escape(title) << "</title>\n"
+        << "<title>" << px::xml_escape(title) << "</title>\n"
         << "<rect x=\"0\" y=\"0\" width=\"" << num(width) << "\" height=\"" << num(height)
         << "\" fill=\"#ffffff\"/>\n"
         << body.str() << "</svg>\n";

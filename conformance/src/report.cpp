@@ -2,6 +2,7 @@
 // N skipped" line, the agreement matrix, JUnit XML, JSON, and the bundle a vendor submits.
 #include "pxvm/conformance.hpp"
 #include "pxvm/version.hpp"
+#include "pxvm/xml.hpp"
 #include "suite_internal.hpp"
 
 #include <nlohmann/json.hpp>
@@ -16,30 +17,6 @@ namespace px::conformance {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string xml_escape(const std::string& text) {
-    std::string out;
-    for (char ch : text) {
-        switch (ch) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        default:
-            // Control characters are not allowed in XML 1.0.
-            out += (static_cast<unsigned char>(ch) < 0x20 && ch != '\n' && ch != '\t') ? ' ' : ch;
-        }
-    }
-    return out;
-}
 
 std::string now_utc() {
     const std::time_t t = std::time(nullptr);
@@ -153,22 +130,22 @@ std::string junit_xml(const Suite& suite, const SuiteRun& run) {
                 failures += row[ei]->outcome == Outcome::fail;
                 skipped += row[ei]->outcome == Outcome::skipped;
             }
-        out << "  <testsuite name=\"" << xml_escape(run.executors[ei].name) << "\" tests=\""
+        out << "  <testsuite name=\"" << px::xml_escape(run.executors[ei].name) << "\" tests=\""
             << tests << "\" failures=\"" << failures << "\" skipped=\"" << skipped << "\">\n";
         for (std::size_t ci = 0; ci < table.size(); ++ci) {
             const CaseResult* r = table[ci][ei];
             if (!r) continue;
-            out << "    <testcase classname=\"" << xml_escape(run.executors[ei].name)
-                << "\" name=\"" << xml_escape(suite.cases[ci].name) << "\" time=\"" << r->ms / 1000
-                << "\"";
+            out << "    <testcase classname=\"" << px::xml_escape(run.executors[ei].name)
+                << "\" name=\"" << px::xml_escape(suite.cases[ci].name) << "\" time=\""
+                << r->ms / 1000 << "\"";
             if (r->outcome == Outcome::fail)
-                out << ">\n      <failure message=\"" << xml_escape(r->detail)
+                out << ">\n      <failure message=\"" << px::xml_escape(r->detail)
                     << "\"/>\n    </testcase>\n";
             else if (r->outcome == Outcome::skipped)
-                out << ">\n      <skipped message=\"" << xml_escape(r->detail)
+                out << ">\n      <skipped message=\"" << px::xml_escape(r->detail)
                     << "\"/>\n    </testcase>\n";
             else if (!r->detail.empty())
-                out << ">\n      <system-out>" << xml_escape(r->detail)
+                out << ">\n      <system-out>" << px::xml_escape(r->detail)
                     << "</system-out>\n    </testcase>\n";
             else
                 out << "/>\n";
