@@ -16,8 +16,7 @@ using pxtest::ProgramBuilder;
 
 namespace {
 
-constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, U16 = px::DTYPE_U16,
-                        I32 = px::DTYPE_I32;
+constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, I32 = px::DTYPE_I32;
 
 /// Runs `program` on the reference and on the GPU interpreter and checks that both agree.
 void check_against_reference(px::vk::Device& device, const Image& program,

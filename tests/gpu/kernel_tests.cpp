@@ -707,10 +707,8 @@ TEST_CASE("kernels: static faults and how programs end", "[kernels]") {
         programs.emplace_back("halt", b);
     }
     for (const auto& [what, b] : programs) {
-        const px::RunOutcome reference = [&] {
-            Image image = b.image;
-            return px::run_reference(image);
-        }();
+        Image replay = b.image;
+        const px::RunOutcome reference = px::run_reference(replay);
         for (KernelVariant variant : gpu.variants) {
             INFO(what << ", " << px::vk::to_string(variant));
             const ScheduledRun run = run_scheduled(gpu.device, b.image, variant);
