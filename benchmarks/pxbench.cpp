@@ -16,6 +16,8 @@
 #include "pxvm/vulkan/runtime.hpp"
 #include "pxvm/vulkan/scheduler.hpp"
 
+#include "cli_support.hpp"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -740,7 +742,8 @@ int main(int argc, char** argv) {
     std::string svg;
     compare->add_option("files", files, "two or more JSON files")->required()->expected(2, -1);
     compare->add_option("--svg", svg, "also write a bar chart here");
-    CLI11_PARSE(app, argc, argv);
+    pxcli::add_version(app, "pxbench");
+    PXCLI_PARSE(app, argc, argv);
 
     if (*compare) {
         auto table = px::bench::compare_files(files);

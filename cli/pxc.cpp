@@ -4,6 +4,8 @@
 #include "pxvm/disassembler.hpp"
 #include "pxvm/image.hpp"
 
+#include "cli_support.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -99,11 +101,8 @@ int main(int argc, char** argv) {
                          "small digits inside its block, for pixels too dark to read by colour; "
                          "needs --scale 24 or more");
 
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? 0 : 1;
-    }
+    pxcli::add_version(app, "pxc");
+    PXCLI_PARSE(app, argc, argv);
 
     if (asm_cmd->parsed()) return assemble_command(asm_source, asm_out);
     if (dis_cmd->parsed()) return disassemble_command(dis_input, dis_out);

@@ -3,6 +3,8 @@
 // per case (docs/CONFORMANCE.md).
 #include "pxvm/conformance.hpp"
 
+#include "cli_support.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <fstream>
@@ -56,7 +58,8 @@ int main(int argc, char** argv) {
                  "write every case's golden from the reference interpreter (the only way goldens "
                  "are made; negative cases keep theirs), then stop");
     app.add_flag("--quiet,-q", quiet, "no progress line");
-    CLI11_PARSE(app, argc, argv);
+    pxcli::add_version(app, "pxconform");
+    PXCLI_PARSE(app, argc, argv);
 
     auto suite = px::conformance::load_suite(suite_dir, update);
     if (!suite) {

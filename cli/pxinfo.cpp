@@ -3,6 +3,8 @@
 #include "pxvm/vulkan/device_report.hpp"
 #include "pxvm/vulkan/runtime.hpp"
 
+#include "cli_support.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -16,7 +18,8 @@ int main(int argc, char** argv) {
     app.add_flag("--validate", validate,
                  "enable the Khronos validation layer (PXVM_VALIDATE=1 does too) and report its "
                  "messages on stderr");
-    CLI11_PARSE(app, argc, argv);
+    pxcli::add_version(app, "pxinfo");
+    PXCLI_PARSE(app, argc, argv);
 
     px::vk::RuntimeOptions options;
     options.validate = validate;

@@ -6,6 +6,8 @@
 #include "pxvm/report.hpp"
 #include "pxvm/run_program.hpp"
 
+#include "cli_support.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -84,14 +86,17 @@ int main(int argc, char** argv) {
                  "enable the Khronos validation layer (PXVM_VALIDATE=1 does too)");
     app.add_option("--timeout-ms", timeout_ms,
                    "give up on a device run after this long (default 10000; PXVM_TIMEOUT_MS)");
-    CLI11_PARSE(app, argc, argv);
+    pxcli::add_version(app, "pxrun");
+    PXCLI_PARSE(app, argc, argv);
     options.verify = !no_verify;
     options.path = *px::execution_path_from_name(path);
     if (!variant.empty()) {
-        if (options.path != px::ExecutionPath::kernels || options.device == "cpu") {
+        if (options.path != px::ExecutionPath::kernels || px::selects_reference(options.device)) {
             std::cerr << "pxrun: --variant chooses a kernel variant of --path kernels on a "
                          "device; it does not apply to "
-                      << (options.device == "cpu" ? "--device cpu" : "--path interpreter") << "\n";
+                      << (px::selects_reference(options.device) ? "--device cpu"
+                                                                : "--path interpreter")
+                      << "\n";
             return 1;
         }
         options.variant = px::vk::variant_from_name(variant);

@@ -5,6 +5,7 @@
 #include "pxvm/program.hpp"
 #include "pxvm/protocol.hpp"
 #include "pxvm/reference_interpreter.hpp"
+#include "pxvm/run_program.hpp"
 #include "pxvm/vulkan/runtime.hpp"
 #include "pxvm/vulkan/scheduler.hpp"
 #include "suite_internal.hpp"
@@ -173,12 +174,12 @@ Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
 
     // The executors: the reference, and for each selected device its paths and variants.
     const bool all = options.device == "all";
-    if (all || options.device == "cpu")
-        run.executors.push_back({"reference", "cpu", {}, "reference", ""});
+    const bool reference_only = selects_reference(options.device);
+    if (all || reference_only) run.executors.push_back({"reference", "cpu", {}, "reference", ""});
     std::optional<vk::Runtime> runtime;
     std::vector<vk::Device> devices;
     std::vector<std::size_t> device_of_executor(run.executors.size(), SIZE_MAX);
-    if (options.device != "cpu") {
+    if (!reference_only) {
         vk::RuntimeOptions runtime_options;
         runtime_options.validate = options.validate;
         auto created = vk::Runtime::create(runtime_options);

@@ -4,6 +4,8 @@
 
 #include "pxvm/program.hpp"
 
+#include <cctype>
+
 namespace px {
 namespace {
 
@@ -19,6 +21,12 @@ Fault fault_from_status(const RunStatus& status, const Image& program,
 
 } // namespace
 
+bool selects_reference(std::string_view device) {
+    return device.size() == 3 && std::tolower(static_cast<unsigned char>(device[0])) == 'c' &&
+           std::tolower(static_cast<unsigned char>(device[1])) == 'p' &&
+           std::tolower(static_cast<unsigned char>(device[2])) == 'u';
+}
+
 std::string_view to_string(ExecutionPath path) {
     return path == ExecutionPath::kernels ? "kernels" : "interpreter";
 }
@@ -32,7 +40,7 @@ std::optional<ExecutionPath> execution_path_from_name(std::string_view name) {
 Result<ProgramRun> run_program(const Image& program, const RunOptions& options) {
     ProgramRun run;
     run.result = program;
-    if (options.device == "cpu") {
+    if (selects_reference(options.device)) {
         run.outcome = run_reference(run.result);
         run.device = "cpu (reference interpreter)";
         return run;

@@ -80,5 +80,24 @@ TEST_CASE("pxrun refuses bad input with exit 1 and leaves an existing --out file
         CHECK(variant.exit_code == 1);
         CHECK_THAT(variant.err, Catch::Contains("does not apply to " + std::string(where)));
     }
-    CHECK(runner.run("--path sideways " + dot_test).exit_code != 0);
+    CHECK(runner.run("--path sideways " + dot_test).exit_code == 1);
+    // Misuse exits 1 as --help says, not with CLI11's own codes.
+    CHECK(runner.run("").exit_code == 1);
+    CHECK(runner.run("--bogus x " + dot_test).exit_code == 1);
+    CHECK(runner.run("--timeout-ms -5 " + dot_test).exit_code == 1);
+}
+
+TEST_CASE("every tool has --version; --device CPU is the reference", "[cli][pxrun]") {
+    for (const char* tool : {"pxrun", "pxc", "pxinfo", "pxconform", "pxbench"}) {
+        const px::testing::CommandRunner runner(px::testing::tool_path(tool), "version_test");
+        INFO(tool);
+        REQUIRE(runner.tool_exists());
+        const auto version = runner.run("--version");
+        CHECK(version.exit_code == 0);
+        CHECK_THAT(version.out, Catch::StartsWith(std::string(tool) + " 0."));
+        CHECK_THAT(version.out, Catch::Contains("(git "));
+    }
+    const auto upper = pxrun().run("--device CPU " + dot_test);
+    CHECK(upper.exit_code == 0);
+    CHECK_THAT(upper.out, Catch::Contains("cpu (reference interpreter)"));
 }

@@ -25,10 +25,13 @@ enum class ExecutionPath {
 std::string_view to_string(ExecutionPath path); ///< "kernels", "interpreter"
 std::optional<ExecutionPath> execution_path_from_name(std::string_view name);
 
+/// Whether a --device value names the reference interpreter: "cpu", in any case.
+bool selects_reference(std::string_view device);
+
 /// Where and how to run.
 struct RunOptions {
-    /// "cpu" (the reference interpreter), "auto" or "" (the first GPU, else lavapipe), a device
-    /// index, or a case-insensitive substring of a device name.
+    /// "cpu" in any case (the reference interpreter), "auto" or "" (the first GPU, else
+    /// lavapipe), a device index, or a case-insensitive substring of a device name.
     std::string device = "auto";
     bool verify = true;    ///< check a device's result against the reference interpreter
     bool validate = false; ///< Khronos validation layer on

@@ -1,0 +1,30 @@
+// What every pxVM command line shares: --version, and misuse (an unknown flag, a missing or bad
+// argument) exiting with status 1 as the tools' help says, not with CLI11's own codes.
+#pragma once
+
+#include "pxvm/version.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace pxcli {
+
+/// Adds --version, printing "<tool> 0.1.0 (git 4a33d2c)".
+inline void add_version(CLI::App& app, const std::string& tool) {
+    app.set_version_flag("--version",
+                         tool + " " + PXVM_VERSION + " (git " + PXVM_GIT_DESCRIBE + ")");
+}
+
+} // namespace pxcli
+
+/// Parses the command line; on --help or --version prints and returns 0 from main, on misuse
+/// prints the error and returns 1.
+#define PXCLI_PARSE(app, argc, argv)                                                               \
+    do {                                                                                           \
+        try {                                                                                      \
+            (app).parse((argc), (argv));                                                           \
+        } catch (const CLI::ParseError& e) {                                                       \
+            return (app).exit(e) == 0 ? 0 : 1;                                                     \
+        }                                                                                          \
+    } while (false)
