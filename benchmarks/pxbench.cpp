@@ -758,9 +758,7 @@ int main(int argc, char** argv) {
                 std::cerr << "pxbench compare: " << chart.error().message << "\n";
                 return 1;
             }
-            auto written = px::write_file_atomic(
-                svg,
-                std::span(reinterpret_cast<const std::uint8_t*>(chart->data()), chart->size()));
+            auto written = px::write_file_atomic(svg, std::string_view(*chart));
             if (!written) {
                 std::cerr << "pxbench compare: " << written.error().message << "\n";
                 return 1;

@@ -37,9 +37,7 @@ int disassemble_command(const std::string& input, const std::string& out) {
         std::cout.flush();
         return std::cout ? 0 : fail("cannot write to standard output");
     }
-    const std::span<const std::uint8_t> raw(reinterpret_cast<const std::uint8_t*>(text.data()),
-                                            text.size());
-    if (auto written = px::write_file_atomic(out, raw); !written)
+    if (auto written = px::write_file_atomic(out, std::string_view(text)); !written)
         return fail(written.error().message);
     return 0;
 }

@@ -14,8 +14,7 @@
 namespace {
 
 bool write_text(const std::string& path, const std::string& text) {
-    const auto saved = px::write_file_atomic(
-        path, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    const auto saved = px::write_file_atomic(path, std::string_view(text));
     if (!saved) std::cerr << "pxconform: " << saved.error().message << "\n";
     return bool(saved);
 }

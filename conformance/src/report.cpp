@@ -215,9 +215,7 @@ Result<void> write_bundle(const Suite& suite, const SuiteRun& run, const std::st
     fs::create_directories(dir, ec);
     if (ec) return Error{dir + ": cannot create the bundle directory: " + ec.message()};
     const auto write = [&](const std::string& name, const std::string& text) {
-        return write_file_atomic(
-            (fs::path(dir) / name).string(),
-            std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+        return write_file_atomic((fs::path(dir) / name).string(), std::string_view(text));
     };
     if (auto r = write("pxconform.json", json_report(suite, run)); !r) return r;
     if (auto r = write("pxconform.junit.xml", junit_xml(suite, run)); !r) return r;

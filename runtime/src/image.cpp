@@ -172,6 +172,11 @@ std::vector<std::uint8_t> encode_png(const Image& image) {
     return out;
 }
 
+Result<void> write_file_atomic(const std::string& path, std::string_view text) {
+    return write_file_atomic(
+        path, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+}
+
 Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
     const std::string temporary = path + ".tmp" + std::to_string(::getpid());
     std::FILE* f = std::fopen(temporary.c_str(), "wb");

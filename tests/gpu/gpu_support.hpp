@@ -60,11 +60,14 @@ inline std::string temp_dir(const std::string& name) {
     return dir.string();
 }
 
-/// Validation on, pipeline caches in a private directory.
-inline px::vk::RuntimeOptions test_options(const std::string& name = "cache") {
+/// Validation on, pipeline caches in a private directory, the given upload mode.
+inline px::vk::RuntimeOptions
+test_options(const std::string& name = "cache",
+             px::vk::UploadMode upload = px::vk::UploadMode::automatic) {
     px::vk::RuntimeOptions options;
     options.validate = true;
     options.cache_dir = temp_dir(name);
+    options.upload = upload;
     return options;
 }
 

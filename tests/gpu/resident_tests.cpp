@@ -60,9 +60,7 @@ Image with_region(Image target, const Image& source, const Region& r) {
 TEST_CASE("a recording runs many times over a resident image", "[gpu][resident]") {
     const auto mode = GENERATE(px::vk::UploadMode::automatic, px::vk::UploadMode::staging);
     INFO("upload mode " << px::vk::to_string(mode));
-    px::vk::RuntimeOptions options = pxgpu::test_options();
-    options.upload = mode;
-    Runtime runtime = pxgpu::make_runtime(options);
+    Runtime runtime = pxgpu::make_runtime(pxgpu::test_options("cache", mode));
     Device device = pxgpu::open_device(runtime);
     REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
 
@@ -109,9 +107,7 @@ TEST_CASE("a recording runs many times over a resident image", "[gpu][resident]"
 TEST_CASE("regions of a resident image are written and read alone", "[gpu][resident]") {
     const auto mode = GENERATE(px::vk::UploadMode::automatic, px::vk::UploadMode::staging);
     INFO("upload mode " << px::vk::to_string(mode));
-    px::vk::RuntimeOptions options = pxgpu::test_options();
-    options.upload = mode;
-    Runtime runtime = pxgpu::make_runtime(options);
+    Runtime runtime = pxgpu::make_runtime(pxgpu::test_options("cache", mode));
     Device device = pxgpu::open_device(runtime);
 
     const Image first = pattern(23, 17, 1), second = pattern(23, 17, 99);

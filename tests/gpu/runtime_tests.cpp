@@ -235,9 +235,7 @@ TEST_CASE("an image larger than the largest storage buffer is refused", "[gpu][m
 TEST_CASE("dispatches run in order with barriers between them, timed per stage", "[gpu][run]") {
     const auto mode = GENERATE(px::vk::UploadMode::automatic, px::vk::UploadMode::staging);
     INFO("upload mode " << px::vk::to_string(mode));
-    px::vk::RuntimeOptions options = pxgpu::test_options();
-    options.upload = mode;
-    Runtime runtime = pxgpu::make_runtime(options);
+    Runtime runtime = pxgpu::make_runtime(pxgpu::test_options("cache", mode));
     Device device = pxgpu::open_device(runtime);
     REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace px {
@@ -54,6 +55,8 @@ Result<Image> load_png(const std::string& path);
 std::vector<std::uint8_t> encode_png(const Image& image);
 /// Writes bytes to `path` atomically: a temporary file beside it, then a rename.
 Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
+/// Writes text to `path` atomically (reports, charts, listings).
+Result<void> write_file_atomic(const std::string& path, std::string_view text);
 /// Encodes and writes a PNG atomically.
 Result<void> save_png(const Image& image, const std::string& path);
 
