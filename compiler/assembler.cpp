@@ -214,6 +214,7 @@ Signature signature(std::uint32_t opcode) {
     case OP_ARGMAX:
         return {{{Tensor, "out"}, {Tensor, "in"}}};
     case OP_GATHER_MEAN:
+    case OP_EMBED:
         return {{{Tensor, "out"}, {Tensor, "table"}, {Tensor, "tokens"}}};
     default:
         return {};

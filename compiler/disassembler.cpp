@@ -51,6 +51,7 @@ std::optional<std::string> instruction_text(const Instruction& ins) {
     case OP_DOT:
     case OP_MATMUL:
     case OP_GATHER_MEAN:
+    case OP_EMBED:
         return std::string(opcode_name(ins.opcode)) + " " + t(a[0]) + ", " + t(a[1]) + ", " +
                t(a[2]);
     case OP_ADD_BIAS:

@@ -86,6 +86,8 @@ const std::vector<KernelEntry> kernels = {
     {"argmax", "kernels", kernel_local_size},
     {"gather_check", "kernels", kernel_local_size},
     {"gather_mean", "kernels", kernel_local_size},
+    {"embed_check", "kernels", kernel_local_size},
+    {"embed", "kernels", kernel_local_size},
     {"finish", "kernels", single_invocation},
 };
 

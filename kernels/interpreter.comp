@@ -93,6 +93,7 @@ uint instruction_length(uint opcode) {
     case OP_RELU:
     case OP_ARGMAX:
     case OP_GATHER_MEAN:
+    case OP_EMBED:
         return 1u;
     default:
         return 0u;
@@ -213,7 +214,9 @@ uint check_declaration(Tensor t) {
 }
 
 uint operand_count(uint opcode) {
-    return opcode == OP_DOT || opcode == OP_MATMUL || opcode == OP_GATHER_MEAN ? 3u : 2u;
+    return opcode == OP_DOT || opcode == OP_MATMUL || opcode == OP_GATHER_MEAN || opcode == OP_EMBED
+               ? 3u
+               : 2u;
 }
 
 // The operand checks of a tensor instruction, in protocol order (after UNDEFINED_TENSOR).
@@ -271,6 +274,15 @@ uint check_operands(uint opcode, uint shift, Tensor t0, Tensor t1, Tensor t2) {
         f = check(f, t0.rows == 1u && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
         // rows * cols <= 65536 without the 32-bit product overflowing
         f = check(f, t2.rows <= 65536u / t2.cols, FAULT_SHAPE_MISMATCH);
+        f = check_disjoint(f, t0, t1, false);
+        f = check_disjoint(f, t0, t2, false);
+        break;
+    case OP_EMBED:
+        f = check_dtype(f, t0, U8 | I8);
+        f = check(f, t0.dtype == t1.dtype, FAULT_BAD_DTYPE);
+        f = check_dtype(f, t2, U8 | U16 | I32);
+        // cols < 2^16 each, so the product fits 32 bits
+        f = check(f, t0.rows == t2.rows && t0.cols == t2.cols * t1.cols, FAULT_SHAPE_MISMATCH);
         f = check_disjoint(f, t0, t1, false);
         f = check_disjoint(f, t0, t2, false);
         break;
@@ -488,6 +500,32 @@ uint gather_mean(uint tid, Tensor dst, Tensor table, Tensor tokens) {
     return FAULT_NONE;
 }
 
+// out[b][j * E + d] = table[tokens[b][j]][d] after every id is checked. One output word per
+// thread and pass; the bytes of a partial last word that are not elements keep their values.
+uint embed(uint tid, Tensor dst, Tensor table, Tensor tokens) {
+    const uint total = tokens.rows * tokens.cols;
+    for (uint t = tid; t < total; t += THREADS) {
+        const int id = load_element(tokens, t / tokens.cols, t % tokens.cols);
+        if (id < 0 || uint(id) >= table.rows) atomicMin(s_first_b, t);
+    }
+    barrier();
+    if (s_first_b != NONE) return FAULT_TOKEN_RANGE;
+    const uint words = pixel_width(dst);
+    for (uint e = tid; e < dst.rows * words; e += THREADS) {
+        const uint r = e / words, p = e % words, index = row_word(dst, r) + p;
+        uint word = pixels[index];
+        for (uint j = 0u; j < 4u; ++j) {
+            const uint c = 4u * p + j;
+            if (c < dst.cols) {
+                const uint id = uint(load_element(tokens, r, c / table.cols));
+                word = insert_element(word, DTYPE_U8, j, load_element(table, id, c % table.cols));
+            }
+        }
+        pixels[index] = word;
+    }
+    return FAULT_NONE;
+}
+
 // Executes the decoded instruction on every thread; returns its dynamic fault (TOKEN_RANGE), the
 // same value in every thread.
 uint execute(uint tid) {
@@ -517,6 +555,8 @@ uint execute(uint tid) {
         break;
     case OP_GATHER_MEAN:
         return gather_mean(tid, t0, t1, t2);
+    case OP_EMBED:
+        return embed(tid, t0, t1, t2);
     default: // TENSOR: declarations only change the table
         break;
     }

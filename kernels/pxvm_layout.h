@@ -20,10 +20,12 @@ PX_CONST(BINDING_IMAGE_IN, 2u);
 // Bytes of the status buffer: RunStatus, then scratch words the scheduled kernels share between
 // dispatches (KernelStatus).
 PX_CONST(STATUS_BUFFER_BYTES, 64u);
-// Scratch words of KernelStatus: the token count of the last gather check, and the partial sum
-// of a multi-workgroup dot.
+// Scratch words of KernelStatus (zero at the start of every run): the token count of the last
+// gather check, the partial sum of a multi-workgroup dot, and ~t for the first token t out of
+// range that an embed check found (0: none; a fault ends the run, so it is never cleared).
 PX_CONST(SCRATCH_TOKEN_COUNT, 0u);
 PX_CONST(SCRATCH_DOT_SUM, 1u);
+PX_CONST(SCRATCH_EMBED_BAD, 2u);
 PX_CONST(SCRATCH_WORDS, 12u);
 // Workgroup size of the scheduled kernels unless a specialisation constant sets another.
 PX_CONST(KERNEL_LOCAL_SIZE, 256u);

@@ -23,6 +23,7 @@ PX_CONST(OP_DOT_RGB, 1u);
 PX_CONST(OP_ARGMAX, 65u);      // 'A'
 PX_CONST(OP_ADD_BIAS, 66u);    // 'B'
 PX_CONST(OP_DOT, 68u);         // 'D'
+PX_CONST(OP_EMBED, 69u);       // 'E'
 PX_CONST(OP_GATHER_MEAN, 71u); // 'G'
 PX_CONST(OP_MATMUL, 77u);      // 'M'
 PX_CONST(OP_REQUANT, 81u);     // 'Q'

@@ -151,6 +151,7 @@ std::vector<const char*> operand_roles(std::uint32_t opcode) {
     case OP_ARGMAX:
         return {"out", "in"};
     case OP_GATHER_MEAN:
+    case OP_EMBED:
         return {"out", "table", "tokens"};
     default:
         return {};
@@ -317,6 +318,15 @@ Plan plan_program(const Image& image) {
                 c.disjoint(0, 1);
                 c.disjoint(0, 2);
                 break;
+            case OP_EMBED:
+                c.dtype(0, {U8, I8});
+                c.same_dtype(0, 1);
+                c.dtype(2, {U8, U16, I32});
+                c.shape(t0.rows == t2.rows && t0.cols == std::uint64_t(t2.cols) * t1.cols,
+                        "out must be tokens.rows x (tokens.cols * table.cols)");
+                c.disjoint(0, 1);
+                c.disjoint(0, 2);
+                break;
             }
             fault = c.fault;
             step.operands = c.step.operands;
@@ -361,7 +371,7 @@ TokenCount check_tokens(const Image& image, const Step& gather) {
     for (std::uint32_t r = 0; r < tokens.rows; ++r)
         for (std::uint32_t c = 0; c < tokens.cols; ++c) {
             const std::int64_t id = load_element(image, tokens, r, c);
-            if (id == 0) return result;
+            if (id == 0 && gather.instruction.opcode == OP_GATHER_MEAN) return result;
             if (id < 0 || id >= table.rows) {
                 result.fault =
                     Fault{FAULT_TOKEN_RANGE, gather.instruction.pc,

@@ -13,7 +13,7 @@ struct OpcodeInfo {
     std::uint32_t length;
 };
 
-constexpr std::array<OpcodeInfo, 10> opcodes = {{
+constexpr std::array<OpcodeInfo, 11> opcodes = {{
     {OP_HALT, "halt", 1},
     {OP_DOT_RGB, "dot_rgb", 1},
     {OP_TENSOR, "tensor", 3},
@@ -24,6 +24,7 @@ constexpr std::array<OpcodeInfo, 10> opcodes = {{
     {OP_RELU, "relu", 1},
     {OP_ARGMAX, "argmax", 1},
     {OP_GATHER_MEAN, "gather_mean", 1},
+    {OP_EMBED, "embed", 1},
 }};
 
 constexpr std::array<std::string_view, 5> dtype_names = {"", "u8", "i8", "u16", "i32"};

@@ -5,6 +5,7 @@
 #include "parallel.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -146,6 +147,18 @@ void gather_mean(Image& image, const Step& step, std::uint32_t count) {
                       count == 0 ? 0 : floor_div(2 * sum[d] + count, 2 * std::int64_t(count)));
 }
 
+// out[b][j * E + d] = table[tokens[b][j]][d]: whole rows of the table, so byte copies.
+void embed(Image& image, const Step& step) {
+    const Tensor &out = step.operands[0], &table = step.operands[1], &tokens = step.operands[2];
+    const std::uint32_t w = image.width(), e = table.cols;
+    for (std::uint32_t b = 0; b < tokens.rows; ++b)
+        for (std::uint32_t j = 0; j < tokens.cols; ++j) {
+            const auto id = std::uint32_t(load_element(image, tokens, b, j));
+            std::memcpy(image.data() + out.byte_offset(w, b, j * e),
+                        image.data() + table.byte_offset(w, id, 0), e);
+        }
+}
+
 } // namespace
 
 Fault execute_step(Image& image, const Step& step) {
@@ -179,6 +192,12 @@ Fault execute_step(Image& image, const Step& step) {
         const TokenCount tokens = check_tokens(image, step);
         if (tokens.fault) return tokens.fault;
         gather_mean(image, step, tokens.count);
+        break;
+    }
+    case OP_EMBED: {
+        const TokenCount tokens = check_tokens(image, step);
+        if (tokens.fault) return tokens.fault;
+        embed(image, step);
         break;
     }
     }

@@ -212,7 +212,7 @@ TEST_CASE("kernels: variant names, support and forced variants", "[kernels]") {
     std::map<std::string, std::string> kinds;
     for (const auto& [op, variant] : px::vk::instruction_variants(info))
         kinds[op] = variant;
-    CHECK(kinds.size() == 8);
+    CHECK(kinds.size() == 9);
     CHECK(kinds["matmul"] == px::vk::to_string(fastest));
     CHECK(kinds["dot"] == px::vk::to_string(fastest));
     CHECK(kinds["relu"] == "portable");
@@ -626,6 +626,60 @@ TEST_CASE("kernels: gather_mean", "[kernels]") {
         const ScheduledRun run = run_scheduled(gpu.device, b.image, variant);
         CHECK(b.read(3, run.image) == std::vector<std::int64_t>{-2, 3});
         CHECK(matches_reference(b.image, run));
+    }
+    pxgpu::check_no_validation_messages(gpu.runtime);
+}
+
+TEST_CASE("kernels: embed", "[kernels]") {
+    Gpu gpu = open_gpu();
+    std::mt19937 rng(17);
+    for (std::uint32_t table_dtype : {U8, I8})
+        for (std::uint32_t token_dtype : {U8, U16, I32})
+            for (std::uint32_t cols : {1u, 3u, 8u, 24u})
+                for (std::uint32_t window : {1u, 5u, 16u}) {
+                    // 300 rows of windows: more than one workgroup of output words
+                    const std::uint32_t table_rows = 250, batch = 300;
+                    const std::uint32_t out_words = (window * cols + 3) / 4;
+                    ProgramBuilder b(std::max(64u, 2 + out_words + window), table_rows + batch + 2);
+                    randomize(b.image, cols * 131 + window * 7 + table_dtype + token_dtype);
+                    b.tensor(1, table_dtype, 1, 1, table_rows, cols)
+                        .tensor(2, token_dtype, 1, table_rows + 1, batch, window)
+                        .tensor(3, table_dtype, 2 + window, table_rows + 1, batch, window * cols)
+                        .embed(3, 1, 2)
+                        .halt();
+                    std::vector<std::int64_t> ids(std::size_t(batch) * window);
+                    for (auto& id : ids)
+                        id = rng() % table_rows;
+                    ids[1] = table_rows - 1; // the largest valid id
+                    b.fill(2, ids);
+                    check_kernels(gpu, b.image,
+                                  "embed " + std::string(px::dtype_name(table_dtype)) + " table, " +
+                                      std::string(px::dtype_name(token_dtype)) + " tokens, cols " +
+                                      std::to_string(cols) + ", window " + std::to_string(window));
+                }
+    // An id out of range anywhere (after a 0 too) is TOKEN_RANGE: nothing after it runs.
+    for (std::int64_t bad : {std::int64_t(250), std::int64_t(-1), std::int64_t(70000)}) {
+        ProgramBuilder b(96, 300);
+        randomize(b.image, std::uint32_t(bad & 255));
+        b.tensor(1, I8, 0, 1, 250, 6)     // table
+            .tensor(2, I32, 10, 1, 40, 8) // tokens
+            .tensor(3, I8, 20, 1, 40, 48) // windows
+            .tensor(4, I8, 40, 1, 4, 6)   // relu target
+            .relu(4, 4)                   // runs
+            .embed(3, 1, 2)               // faults
+            .relu(1, 1)                   // may not change the image
+            .halt();
+        std::vector<std::int64_t> ids(320, 0);
+        ids[300] = bad;
+        b.fill(2, ids);
+        for (KernelVariant variant : gpu.variants) {
+            INFO("bad id " << bad << ", " << px::vk::to_string(variant));
+            const ScheduledRun run = run_scheduled(gpu.device, b.image, variant);
+            CHECK(run.status.fault_code == px::FAULT_TOKEN_RANGE);
+            CHECK(run.status.fault_pc == 13);
+            CHECK(run.status.executed == 5);
+            CHECK(matches_reference(b.image, run));
+        }
     }
     pxgpu::check_no_validation_messages(gpu.runtime);
 }

@@ -75,10 +75,10 @@ public:
                                   : candidates[uniform(0, std::uint32_t(candidates.size()) - 1)];
     }
 
-    // Emits instruction kind 0-8 (random when kind < 0); token_range puts an id out of range into
-    // a gather's token list.
+    // Emits instruction kind 0-9 (random when kind < 0); token_range puts an id out of range into
+    // the token list of a gather (kind 7) or an embed (kind 8).
     void random_instruction(int kind = -1, bool token_range = false) {
-        switch (kind < 0 ? uniform(0, 8) : std::uint32_t(kind)) {
+        switch (kind < 0 ? uniform(0, 9) : std::uint32_t(kind)) {
         case 0:
             emit(OP_DOT_RGB, uniform(1, 7), uniform(1, 7), uniform(1, 7));
             break;
@@ -155,6 +155,24 @@ public:
             emit(OP_GATHER_MEAN, fresh(DTYPE_I32, 1, dims), table_id, tokens_id);
             break;
         }
+        case 8: {
+            const std::uint32_t rows = uniform(1, 20), dims = uniform(1, 9);
+            const std::uint32_t dt = pick({DTYPE_U8, DTYPE_I8});
+            const auto table = allocate(dt, rows, dims);
+            const std::uint32_t token_dt = pick({DTYPE_U8, DTYPE_U16, DTYPE_I32});
+            const std::uint32_t batch = uniform(1, 4), window = uniform(1, 5);
+            const Tensor tokens = allocate(token_dt, batch, window);
+            std::vector<std::int64_t> ids(std::size_t(batch) * window);
+            for (auto& id : ids)
+                id = uniform(0, rows - 1);
+            if (token_range)
+                ids[uniform(0, std::uint32_t(ids.size()) - 1)] =
+                    token_dt == DTYPE_I32 && chance(0.5) ? -1 : std::int64_t(rows + uniform(0, 3));
+            data_.push_back({tokens, ids});
+            const auto table_id = declare(table), tokens_id = declare(tokens);
+            emit(OP_EMBED, fresh(dt, batch, window * dims), table_id, tokens_id);
+            break;
+        }
         default: // A redeclaration of an existing tensor (no effect on the image).
             if (const Declared* d = any_declared()) {
                 const Declared copy = *d;
@@ -181,7 +199,8 @@ GeneratedProgram generate_program(std::uint64_t seed) {
     const std::uint32_t count = gen.uniform(1, 12);
     const std::uint32_t range_at = mutation == 7 ? gen.uniform(0, count) : count + 1;
     for (std::uint32_t i = 0; i <= count; ++i) {
-        if (i == range_at) gen.random_instruction(7, true); // a gather with a bad token id
+        if (i == range_at) // a gather or an embed with a bad token id
+            gen.random_instruction(gen.chance(0.5) ? 7 : 8, true);
         if (i < count) gen.random_instruction();
     }
 

@@ -80,9 +80,10 @@ private:
     std::mt19937 engine_;
 };
 
-constexpr std::array<std::uint8_t, 10> opcodes = {
-    px::OP_HALT,     px::OP_DOT_RGB, px::OP_TENSOR, px::OP_DOT,    px::OP_MATMUL,
-    px::OP_ADD_BIAS, px::OP_REQUANT, px::OP_RELU,   px::OP_ARGMAX, px::OP_GATHER_MEAN};
+constexpr std::array<std::uint8_t, 11> opcodes = {
+    px::OP_HALT,   px::OP_DOT_RGB,     px::OP_TENSOR,  px::OP_DOT,
+    px::OP_MATMUL, px::OP_ADD_BIAS,    px::OP_REQUANT, px::OP_RELU,
+    px::OP_ARGMAX, px::OP_GATHER_MEAN, px::OP_EMBED};
 
 // A random image; `mode` 0: random bytes everywhere; 1: sparse random pixels with row 0 biased
 // toward opcodes; 2: row 0 mostly a sequence of plausible instructions, sparse data.

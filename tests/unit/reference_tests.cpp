@@ -186,7 +186,7 @@ TEST_CASE("a fault in the last pixel of row 0 overwrites that instruction", "[re
 }
 
 TEST_CASE("every R value that is not an opcode is BAD_OPCODE", "[reference][fault]") {
-    const std::vector<std::uint32_t> opcodes = {0, 1, 65, 66, 68, 71, 77, 81, 82, 84};
+    const std::vector<std::uint32_t> opcodes = {0, 1, 65, 66, 68, 69, 71, 77, 81, 82, 84};
     for (std::uint32_t r = 0; r < 256; ++r) {
         if (std::find(opcodes.begin(), opcodes.end(), r) != opcodes.end()) continue;
         ProgramBuilder b(3, 2);
@@ -1192,6 +1192,118 @@ TEST_CASE("gather_mean: static faults", "[reference][gather_mean][fault]") {
         f.fill(3, {200, 200});
         require_fault_only(f, px::FAULT_OVERLAP, 12);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// embed
+
+TEST_CASE("embed: each row concatenates the table rows its ids name", "[reference][embed]") {
+    ProgramBuilder b(16, 12);
+    b.tensor(1, I8, 0, 1, 4, 3).tensor(2, U8, 0, 5, 2, 2).tensor(3, I8, 0, 7, 2, 6);
+    b.embed(3, 1, 2).halt();
+    fill_noise(b.image, 9);
+    b.fill(1, {0, 1, 2, -3, -4, -5, 60, 70, 80, -128, 127, 9});
+    b.fill(2, {3, 0, 1, 1}); // id 0 is an ordinary row: no end token
+    Image image = b.image;
+    run_ok(image);
+    Image expected = b.image;
+    const Values want = {-128, 127, 9, 0, 1, 2, -3, -4, -5, -3, -4, -5};
+    for (std::uint32_t i = 0; i < 12; ++i)
+        px::store_element(expected, b.t(3), i / 6, i % 6, want[i]);
+    REQUIRE(image == expected); // padding bytes of out's partial last pixel keep their noise
+}
+
+TEST_CASE("embed: u16 and i32 ids, u8 tables, a window wider than one pixel",
+          "[reference][embed]") {
+    SECTION("u16 ids above 255") {
+        ProgramBuilder b(16, 264);
+        b.tensor(1, U8, 0, 1, 260, 1).tensor(2, U16, 1, 1, 1, 3).tensor(3, U8, 3, 1, 1, 3);
+        b.embed(3, 1, 2).halt();
+        b.image.set_pixel(0, 1 + 256, Pixel{10, 0, 0, 0});
+        b.image.set_pixel(0, 1 + 259, Pixel{21, 0, 0, 0});
+        b.fill(2, {259, 256, 259});
+        Image image = b.image;
+        run_ok(image);
+        REQUIRE(b.read(3, image) == Values{21, 10, 21});
+    }
+    SECTION("i32 ids, 5 ids of 7 columns") {
+        ProgramBuilder b(32, 8);
+        b.tensor(1, U8, 0, 1, 3, 7).tensor(2, I32, 0, 4, 1, 5).tensor(3, U8, 0, 5, 1, 35);
+        b.embed(3, 1, 2).halt();
+        Values table(21);
+        for (std::size_t i = 0; i < table.size(); ++i)
+            table[i] = std::int64_t(200 + i);
+        b.fill(1, table).fill(2, {2, 1, 0, 2, 1});
+        Image image = b.image;
+        run_ok(image);
+        Values want;
+        for (std::int64_t id : {2, 1, 0, 2, 1})
+            for (std::int64_t d = 0; d < 7; ++d)
+                want.push_back(table[std::size_t(id * 7 + d)]);
+        REQUIRE(b.read(3, image) == want);
+    }
+}
+
+TEST_CASE("embed: TOKEN_RANGE checks every id, the first one out of range",
+          "[reference][embed][fault]") {
+    auto program = [](std::uint32_t token_dtype, const Values& tokens) {
+        ProgramBuilder p(32, 8);
+        p.tensor(9, I32, 8, 1, 1, 2).relu(9, 9);
+        p.tensor(1, U8, 0, 1, 3, 2)
+            .tensor(2, token_dtype, 0, 4, 1, std::uint32_t(tokens.size()))
+            .tensor(3, U8, 0, 5, 1, 2 * std::uint32_t(tokens.size()))
+            .embed(3, 1, 2)
+            .halt();
+        fill_noise(p.image, 8);
+        p.fill(9, {-5, 5}).fill(2, tokens);
+        return p;
+    };
+    auto check = [](const ProgramBuilder& p) {
+        Image expected = p.image;
+        px::store_element(expected, p.t(9), 0, 0, 0);
+        require_fault(p.image, px::FAULT_TOKEN_RANGE, 13, expected);
+    };
+    check(program(U8, {1, 3})); // 3 == table rows
+    check(program(U8, {0, 0, 255}));
+    check(program(U16, {2, 1, 65535}));
+    check(program(I32, {1, -1}));    // negative id
+    check(program(I32, {2, 0, 99})); // an id after a 0 is checked too
+    Image image = program(U8, {0, 5, 7}).image;
+    const auto outcome = px::run_reference(image);
+    CHECK(outcome.fault.reason.find("token 1 is id 5") != std::string::npos);
+}
+
+TEST_CASE("embed: static faults", "[reference][embed][fault]") {
+    auto program = [](std::uint32_t out_dtype, std::uint32_t table_dtype,
+                      std::uint32_t token_dtype) {
+        ProgramBuilder p(32, 8);
+        p.tensor(1, out_dtype, 0, 5, 1, 4)
+            .tensor(2, table_dtype, 0, 1, 3, 2)
+            .tensor(3, token_dtype, 0, 4, 1, 2);
+        return p;
+    };
+    require_fault_only(program(I32, I32, U8).embed(1, 2, 3), px::FAULT_BAD_DTYPE, 9);
+    require_fault_only(program(U8, I8, U8).embed(1, 2, 3), px::FAULT_BAD_DTYPE, 9);
+    require_fault_only(program(I8, U16, U8).embed(1, 2, 3), px::FAULT_BAD_DTYPE, 9);
+    require_fault_only(program(U8, U8, I8).embed(1, 2, 3), px::FAULT_BAD_DTYPE, 9);
+    require_fault_only(program(U8, U8, U8).embed(1, 2, 4), px::FAULT_UNDEFINED_TENSOR, 9);
+    auto a = program(U8, U8, U8);
+    a.tensor(4, U8, 0, 5, 1, 3).embed(4, 2, 3); // cols must be 2 x 2
+    require_fault_only(a, px::FAULT_SHAPE_MISMATCH, 12);
+    auto b = program(U8, U8, U8);
+    b.tensor(4, U8, 0, 5, 2, 4).embed(4, 2, 3); // rows must be tokens.rows
+    require_fault_only(b, px::FAULT_SHAPE_MISMATCH, 12);
+    auto c = program(U8, U8, U8);
+    c.tensor(4, U8, 0, 3, 1, 4).embed(4, 2, 3); // out on the table's last row
+    require_fault_only(c, px::FAULT_OVERLAP, 12);
+    auto d = program(U8, U8, U8);
+    d.tensor(4, U8, 0, 4, 1, 4).embed(4, 2, 3); // out on the tokens
+    d.fill(3, {200, 200});                      // the overlap is reported before the ids
+    require_fault_only(d, px::FAULT_OVERLAP, 12);
+    auto e = program(U8, U8, U8); // a valid embed, for contrast
+    e.embed(1, 2, 3).halt();
+    Image image = e.image;
+    run_ok(image);
 }
 
 // ---------------------------------------------------------------------------------------------

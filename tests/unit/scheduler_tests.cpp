@@ -97,7 +97,8 @@ TEST_CASE("scheduler: variant names and support", "[scheduler]") {
                                                       {"requant", "portable"},
                                                       {"relu", "portable"},
                                                       {"argmax", "portable"},
-                                                      {"gather_mean", "portable"}});
+                                                      {"gather_mean", "portable"},
+                                                      {"embed", "portable"}});
 }
 
 TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {

@@ -80,11 +80,12 @@ struct Plan {
 };
 
 /// Decodes and checks row 0 from pc 0 to HALT, the end of the row or the first static fault.
-/// Every check except GATHER_MEAN's token ids is static; see check_tokens for that one.
+/// Every check except the token ids of GATHER_MEAN and EMBED is static; see check_tokens.
 Plan plan_program(const Image& image);
 
-/// The dynamic check of GATHER_MEAN: the number of tokens before the first id 0, or a
-/// TOKEN_RANGE fault naming the first id out of range.
+/// The dynamic check of GATHER_MEAN and EMBED: the number of tokens checked (for GATHER_MEAN,
+/// those before the first id 0; for EMBED, all), or a TOKEN_RANGE fault naming the first id out
+/// of range.
 struct TokenCount {
     std::uint32_t count = 0;
     Fault fault;

@@ -70,6 +70,9 @@ public:
     ProgramWriter& gather_mean(std::uint8_t out, std::uint8_t table, std::uint8_t tokens) {
         return op(OP_GATHER_MEAN, out, table, tokens);
     }
+    ProgramWriter& embed(std::uint8_t out, std::uint8_t table, std::uint8_t tokens) {
+        return op(OP_EMBED, out, table, tokens);
+    }
 
     /// The most recent declaration of tensor `id` made through this builder.
     const Tensor& t(std::uint8_t id) const {

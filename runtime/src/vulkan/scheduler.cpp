@@ -16,9 +16,9 @@ namespace px::vk {
 namespace {
 
 // Kernels every variant uses.
-constexpr std::array<std::string_view, 9> common_kernels = {
-    "dot_rgb", "dot_store",    "add_bias",    "requant", "relu",
-    "argmax",  "gather_check", "gather_mean", "finish"};
+constexpr std::array<std::string_view, 11> common_kernels = {
+    "dot_rgb",      "dot_store",   "add_bias",    "requant", "relu",  "argmax",
+    "gather_check", "gather_mean", "embed_check", "embed",   "finish"};
 
 // The kernels that differ between variants.
 std::string_view matmul_kernel(KernelVariant v) {
@@ -308,6 +308,16 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                 "gather_mean " + std::to_string(per_group) + " words", {per_group});
             break;
         }
+        case OP_EMBED: {
+            scheduled.kernel = "embed";
+            add("embed_check",
+                grid(ceil_div(std::uint64_t(t[2].rows) * t[2].cols, KERNEL_LOCAL_SIZE)),
+                "embed check");
+            add("embed",
+                grid(ceil_div(std::uint64_t(t[0].rows) * t[0].pixel_width(), KERNEL_LOCAL_SIZE)),
+                "embed");
+            break;
+        }
         default: // plan_program only passes the opcodes above
             return Error{"schedule_program: no kernel for opcode " + std::to_string(ins.opcode) +
                          " at pc " + std::to_string(ins.pc)};
@@ -335,7 +345,7 @@ instruction_variants(const DeviceInfo& device, const ScheduleOptions& options) {
         chosen = "unavailable (" + v.error().message + ")";
     std::vector<std::pair<std::string, std::string>> out;
     for (std::uint32_t op : {OP_DOT_RGB, OP_DOT, OP_MATMUL, OP_ADD_BIAS, OP_REQUANT, OP_RELU,
-                             OP_ARGMAX, OP_GATHER_MEAN}) {
+                             OP_ARGMAX, OP_GATHER_MEAN, OP_EMBED}) {
         const bool varies = op == OP_DOT || op == OP_MATMUL;
         out.emplace_back(std::string(opcode_name(op)),
                          varies || chosen.starts_with("unavailable") ? chosen : "portable");
