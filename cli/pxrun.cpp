@@ -1,16 +1,20 @@
 // pxrun: runs a pixel program on a Vulkan device (scheduled kernels or the GPU interpreter,
 // verified against the CPU reference interpreter) or on the reference itself, prints what the
-// program wrote, optionally saves the image.
+// program wrote, optionally saves the image. Given a model cartridge (.pxa), it generates text.
+#include "pxvm/cartridge.hpp"
 #include "pxvm/image.hpp"
 #include "pxvm/program.hpp"
 #include "pxvm/report.hpp"
 #include "pxvm/run_program.hpp"
+#include "pxvm/vulkan/cartridge_session.hpp"
 
 #include "cli_support.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -52,6 +56,116 @@ void print_gpu_details(const px::ProgramRun& run) {
     std::cout << "  pipeline cache: " << run.pipeline_cache << "\n";
 }
 
+struct CartridgeArgs {
+    std::string prompt, batch_file;
+    std::uint32_t tokens = 200;
+    double temperature = 0;
+    std::uint64_t seed = 0;
+    bool self_test = false;
+};
+
+int cartridge_error(const std::string& path, const px::Error& e) {
+    std::cerr << "pxrun: " << path << ": " << e.message << "\n";
+    return e.code == px::ErrorCode::mismatch ? 3 : 1;
+}
+
+// Generation from a cartridge: the prompts, then each step one run (on the reference, or one
+// submit on a device with only the slots transferred, checked against the reference).
+int run_cartridge(const std::string& path, const CartridgeArgs& args,
+                  const px::RunOptions& options) {
+    auto cart = px::load_cartridge(path);
+    if (!cart) return cartridge_error(path, cart.error());
+    const px::CartridgeManifest& m = cart->manifest;
+    std::vector<std::string> texts;
+    if (!args.batch_file.empty()) {
+        std::ifstream in(args.batch_file);
+        if (!in) return cartridge_error(path, {args.batch_file + ": cannot open"});
+        for (std::string line; std::getline(in, line);)
+            if (!line.empty()) texts.push_back(line);
+        if (texts.empty()) return cartridge_error(path, {args.batch_file + ": no prompts"});
+    } else if (args.self_test || args.prompt.empty()) {
+        if (m.self_test_prompt.empty())
+            return cartridge_error(path, {"the cartridge has no self-test; give --prompt TEXT"});
+        texts.push_back(m.self_test_prompt);
+    } else {
+        texts.push_back(args.prompt);
+    }
+    std::vector<std::vector<std::uint32_t>> prompts;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        auto ids = px::tokenize(m, texts[i]);
+        if (!ids)
+            return cartridge_error(path, {(texts.size() > 1 ? "prompt " + std::to_string(i + 1) +
+                                                                  " of " + args.batch_file + ": "
+                                                            : std::string()) +
+                                          ids.error().message});
+        prompts.push_back(std::move(*ids));
+    }
+    const bool self_test =
+        texts.size() == 1 && args.batch_file.empty() && (args.self_test || args.prompt.empty());
+    px::GenerateOptions g;
+    g.tokens = self_test ? m.self_test_tokens : args.tokens;
+    g.temperature = args.temperature;
+    g.seed = args.seed;
+
+    std::optional<px::vk::CartridgeSession> session;
+    std::string device = "cpu (reference interpreter)";
+    if (!px::selects_reference(options.device)) {
+        px::vk::CartridgeSessionOptions so;
+        so.device = options.device;
+        so.validate = options.validate;
+        so.verify = options.verify;
+        so.timeout = options.timeout;
+        so.variant = options.variant;
+        auto opened = px::vk::CartridgeSession::open(*cart, so);
+        if (!opened) return cartridge_error(path, opened.error());
+        session.emplace(std::move(*opened));
+        device = session->device_name();
+    }
+    px::Image image = cart->image;
+    const auto start = std::chrono::steady_clock::now();
+    auto generated =
+        px::generate(image, m, prompts, g, session ? session->as_step() : px::reference_step());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!generated) return cartridge_error(path, generated.error());
+    for (std::size_t i = 0; i < texts.size(); ++i)
+        std::cout << texts[i] << px::detokenize(m, (*generated)[i]) << "\n";
+    std::cout.flush();
+
+    const std::uint64_t total = std::uint64_t(g.tokens) * texts.size();
+    std::cerr << std::fixed << std::setprecision(1) << total << " tokens (" << texts.size()
+              << " prompt" << (texts.size() == 1 ? "" : "s") << " x " << g.tokens << ") in "
+              << std::setprecision(3) << seconds << " s: " << std::setprecision(1)
+              << double(total) / seconds << " tokens/s on " << device << "\n";
+    if (session) {
+        const px::vk::CartridgeSessionStats& st = session->stats();
+        std::cerr << std::setprecision(1) << "  per step: GPU "
+                  << 1e3 * st.gpu_execute_ms / double(st.steps) << " us, host step "
+                  << 1e3 * st.host_step_ms / double(st.steps) << " us";
+        if (options.verify)
+            std::cerr << ", reference check " << 1e3 * st.verify_ms / double(st.steps)
+                      << " us (every step matched the reference interpreter)";
+        else
+            std::cerr << " (not verified: --no-verify)";
+        std::cerr << "\n";
+        if (const px::vk::ValidationMessages v = session->validation_messages(); v.total()) {
+            std::cerr << "pxrun: the validation layer reported " << v.errors << " errors and "
+                      << v.warnings << " warnings\n";
+            return 3;
+        }
+    }
+    if (self_test) {
+        const std::string got = px::detokenize(m, generated->front());
+        if (got != m.self_test_expect) {
+            std::cerr << "pxrun: " << path << ": SELF-TEST FAILED: expected \""
+                      << m.self_test_expect << "\", got \"" << got << "\"\n";
+            return 3;
+        }
+        std::cerr << "self-test passed: the continuation is the one the manifest records\n";
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -65,7 +179,26 @@ int main(int argc, char** argv) {
     px::RunOptions options;
     bool no_verify = false;
     unsigned timeout_ms = 0;
-    app.add_option("program", program, "the .pxi program image (8-bit RGBA PNG)")->required();
+    app.add_option("program", program,
+                   "the .pxi program image (8-bit RGBA PNG), or a .pxa model cartridge")
+        ->required();
+    CartridgeArgs cart;
+    app.add_option("--prompt", cart.prompt,
+                   "cartridge: the text to continue (default: the cartridge's self-test)");
+    app.add_option("--tokens", cart.tokens, "cartridge: tokens to generate after each prompt")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000000));
+    app.add_option("--temperature", cart.temperature,
+                   "cartridge: sample from the logits at this temperature (0: the program's "
+                   "argmax)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 100.0));
+    app.add_option("--seed", cart.seed, "cartridge: the sampling stream's seed")
+        ->capture_default_str();
+    app.add_option("--batch", cart.batch_file,
+                   "cartridge: a file of prompts, one per line, run as one batch");
+    app.add_flag("--self-test", cart.self_test,
+                 "cartridge: run the manifest's self-test prompt and check its continuation");
     std::string path = "kernels", variant;
     app.add_option("--device,-d", options.device,
                    "where to run: 'auto' (the first GPU, else lavapipe), a device index from "
@@ -102,6 +235,18 @@ int main(int argc, char** argv) {
         options.variant = px::vk::variant_from_name(variant);
     }
     if (timeout_ms) options.timeout = std::chrono::milliseconds(timeout_ms);
+
+    const bool cartridge_flags = !cart.prompt.empty() || !cart.batch_file.empty() ||
+                                 cart.self_test || app.count("--tokens") ||
+                                 app.count("--temperature") || app.count("--seed");
+    if (program.ends_with(".pxa") || cartridge_flags) {
+        if (!out.empty() || options.path != px::ExecutionPath::kernels) {
+            std::cerr << "pxrun: --out and --path interpreter apply to .pxi programs, not to "
+                         "cartridges\n";
+            return 1;
+        }
+        return run_cartridge(program, cart, options);
+    }
 
     auto image = px::load_png(program);
     if (!image) {

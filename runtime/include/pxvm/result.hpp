@@ -18,6 +18,7 @@ enum class ErrorCode {
     device_lost,   ///< VK_ERROR_DEVICE_LOST; the device is unusable afterwards
     out_of_memory, ///< host or device memory ran out
     device_error,  ///< any other failed Vulkan call, or no Vulkan at all
+    mismatch,      ///< a device's result differs from the reference interpreter's
 };
 
 /// "invalid input", "unsupported", ...
@@ -37,6 +38,8 @@ constexpr const char* error_code_name(ErrorCode code) {
         return "out of memory";
     case ErrorCode::device_error:
         return "device error";
+    case ErrorCode::mismatch:
+        return "mismatch";
     }
     return "unknown";
 }

@@ -1,0 +1,420 @@
+// The cartridge packer. Quantisation (docs/CARTRIDGE.md, "Quantisation"):
+//   embeddings   e = s_e * q_e,            q_e in [-127, 127], s_e = max|E| / 127
+//   weights      w = s_w * q_w,            one scale per tensor, the same way
+//   activations  a = s_a * (q_a + 128),    q_a in [-128, 127]: relu outputs use all 256 levels
+//   biases       the integer accumulator's scale, with the activations' zero point folded in:
+//                b_q = round(b / (s_in s_w)) + 128 * sum_k q_w[n][k]   (for 8-bit activations)
+//   requant      acc * (s_in s_w / s_a), as multiplier * 2^-shift, zero point -128
+// s_a is calibrated: the 99.99th percentile of the float model's relu outputs over real windows.
+#include "pxvm/pack.hpp"
+
+#include "pxvm/program_writer.hpp"
+#include "pxvm/protocol.hpp"
+#include "pxvm/version.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace px {
+namespace {
+
+// The model read from the safetensors file.
+struct FloatLayer {
+    const FloatTensor* weight = nullptr; // out x in
+    const FloatTensor* bias = nullptr;   // out
+    std::uint32_t in = 0, out = 0;
+};
+
+struct FloatModel {
+    std::uint32_t context = 0, vocab = 0, embed = 0;
+    const FloatTensor* table = nullptr; // vocab x embed
+    std::vector<FloatLayer> hidden;
+    FloatLayer output;
+    std::vector<std::string> vocabulary;
+};
+
+Result<FloatLayer> layer(const Safetensors& st, const std::string& prefix) {
+    const auto w = st.tensors.find(prefix + ".weight"), b = st.tensors.find(prefix + ".bias");
+    if (w == st.tensors.end() || b == st.tensors.end())
+        return Error{"no tensors " + prefix + ".weight and " + prefix + ".bias",
+                     ErrorCode::invalid_input};
+    if (w->second.shape.size() != 2 || b->second.shape.size() != 1 ||
+        b->second.shape[0] != w->second.shape[0])
+        return Error{prefix + ".weight must be out x in and " + prefix + ".bias out",
+                     ErrorCode::invalid_input};
+    if (w->second.shape[0] > 32767 || w->second.shape[1] > 65535)
+        return Error{prefix + ".weight is larger than a tensor of one image",
+                     ErrorCode::invalid_input};
+    return FloatLayer{&w->second, &b->second, std::uint32_t(w->second.shape[1]),
+                      std::uint32_t(w->second.shape[0])};
+}
+
+Result<FloatModel> read_model(const Safetensors& st) {
+    FloatModel m;
+    auto meta = [&](const std::string& key) -> Result<std::string> {
+        const auto it = st.metadata.find(key);
+        if (it == st.metadata.end())
+            return Error{"__metadata__ has no '" + key + "'", ErrorCode::invalid_input};
+        return it->second;
+    };
+    auto format = meta("format");
+    if (!format) return format.error();
+    if (*format != "pxvm-window-mlp")
+        return Error{"__metadata__ format is '" + *format + "', not pxvm-window-mlp",
+                     ErrorCode::invalid_input};
+    auto context = meta("context");
+    auto vocab = meta("vocab");
+    if (!context) return context.error();
+    if (!vocab) return vocab.error();
+    try {
+        m.context = std::uint32_t(std::stoul(*context));
+        m.vocabulary = nlohmann::json::parse(*vocab).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+        return Error{"__metadata__ context or vocab is malformed", ErrorCode::invalid_input};
+    }
+    const auto table = st.tensors.find("embed.weight");
+    if (table == st.tensors.end() || table->second.shape.size() != 2)
+        return Error{"no 2-D tensor embed.weight", ErrorCode::invalid_input};
+    m.table = &table->second;
+    m.vocab = std::uint32_t(table->second.shape[0]);
+    m.embed = std::uint32_t(table->second.shape[1]);
+    if (m.vocab != m.vocabulary.size() || m.vocab < 2 || m.vocab > 32767)
+        return Error{"embed.weight has " + std::to_string(m.vocab) + " rows for a vocabulary of " +
+                         std::to_string(m.vocabulary.size()),
+                     ErrorCode::invalid_input};
+    if (m.context == 0 || std::uint64_t(m.context) * m.embed > 65535)
+        return Error{"context x embedding width must be 1 to 65535", ErrorCode::invalid_input};
+    std::uint32_t in = m.context * m.embed;
+    for (int i = 1;; ++i) {
+        const std::string prefix = "fc" + std::to_string(i);
+        if (!st.tensors.count(prefix + ".weight")) break;
+        auto l = layer(st, prefix);
+        if (!l) return l.error();
+        if (l->in != in)
+            return Error{prefix + ".weight takes " + std::to_string(l->in) + " inputs, not " +
+                             std::to_string(in),
+                         ErrorCode::invalid_input};
+        in = l->out;
+        m.hidden.push_back(*l);
+    }
+    auto out = layer(st, "out");
+    if (!out) return out.error();
+    if (out->in != in || out->out != m.vocab)
+        return Error{"out.weight must be vocabulary x " + std::to_string(in),
+                     ErrorCode::invalid_input};
+    m.output = *out;
+    return m;
+}
+
+// y = relu?(W x + b) for one window.
+std::vector<float> dense(const FloatLayer& l, const std::vector<float>& x, bool relu) {
+    std::vector<float> y(l.out);
+    for (std::uint32_t n = 0; n < l.out; ++n) {
+        const float* w = l.weight->values.data() + std::size_t(n) * l.in;
+        double acc = l.bias->values[n];
+        for (std::uint32_t k = 0; k < l.in; ++k)
+            acc += double(w[k]) * x[k];
+        y[n] = relu ? std::max(float(acc), 0.0f) : float(acc);
+    }
+    return y;
+}
+
+std::vector<float> embed_window(const FloatModel& m, const std::vector<std::uint32_t>& window) {
+    std::vector<float> x;
+    for (std::uint32_t id : window)
+        x.insert(x.end(), m.table->values.begin() + std::size_t(id) * m.embed,
+                 m.table->values.begin() + std::size_t(id + 1) * m.embed);
+    return x;
+}
+
+double max_abs(const std::vector<float>& v) {
+    double m = 0;
+    for (float f : v)
+        m = std::max(m, double(std::fabs(f)));
+    return m > 0 ? m : 1;
+}
+
+std::vector<std::int64_t> quantize(const std::vector<float>& v, double scale) {
+    std::vector<std::int64_t> q(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+        q[i] = std::clamp<std::int64_t>(std::llround(v[i] / scale), -127, 127);
+    return q;
+}
+
+// multiplier * 2^-shift = real, multiplier in [2^30, 2^31).
+std::pair<std::int32_t, std::uint32_t> fixed_point(double real) {
+    int exponent = 0;
+    const double mantissa = std::frexp(real, &exponent); // real = mantissa * 2^exponent, [0.5, 1)
+    std::int64_t multiplier = std::llround(mantissa * double(1ll << 31));
+    int shift = 31 - exponent;
+    if (multiplier == (1ll << 31)) multiplier /= 2, --shift;
+    while (shift > 62)
+        multiplier >>= 1, --shift;
+    return {std::int32_t(multiplier), std::uint32_t(std::max(shift, 0))};
+}
+
+// Windows of the calibration text (ids), spread evenly over it.
+std::vector<std::vector<std::uint32_t>>
+calibration_windows(const FloatModel& m, std::string_view text, std::uint32_t count) {
+    std::map<std::string, std::uint32_t, std::less<>> ids;
+    for (std::uint32_t i = 1; i < m.vocabulary.size(); ++i)
+        ids.emplace(m.vocabulary[i], i);
+    std::vector<std::uint32_t> tokens;
+    for (std::size_t at = 0; at < text.size();) {
+        std::size_t n = 1;
+        while (at + n < text.size() && (static_cast<unsigned char>(text[at + n]) & 0xC0) == 0x80)
+            ++n;
+        if (auto it = ids.find(text.substr(at, n)); it != ids.end()) tokens.push_back(it->second);
+        at += n;
+    }
+    std::vector<std::vector<std::uint32_t>> windows;
+    if (tokens.size() <= m.context) return windows;
+    const std::size_t step = std::max<std::size_t>(1, (tokens.size() - m.context) / count);
+    for (std::size_t end = m.context; end < tokens.size() && windows.size() < count; end += step)
+        windows.emplace_back(tokens.begin() + std::ptrdiff_t(end - m.context),
+                             tokens.begin() + std::ptrdiff_t(end));
+    return windows;
+}
+
+// Places tensors in shelves (rows of equal height) left to right below row 0: deterministic,
+// no overlaps, and the image stays near a rectangle of the tensors' own area.
+struct Placement {
+    std::uint32_t width = 0, height = 0;
+    std::vector<Tensor> tensors;
+};
+
+Result<Placement> place(std::vector<Tensor> tensors, std::uint32_t min_width) {
+    Placement p;
+    std::uint64_t area = 0;
+    std::uint32_t widest = min_width;
+    for (const Tensor& t : tensors) {
+        area += std::uint64_t(t.pixel_width()) * t.rows;
+        widest = std::max(widest, t.pixel_width());
+    }
+    p.width = std::max<std::uint32_t>(
+        widest, std::uint32_t(std::min<double>(MAX_WIDTH, std::ceil(std::sqrt(double(area))))));
+    std::vector<std::size_t> order(tensors.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return tensors[a].rows > tensors[b].rows;
+    });
+    std::uint64_t shelf_y = 1, shelf_h = 0, x = 0;
+    for (std::size_t i : order) {
+        Tensor& t = tensors[i];
+        if (x + t.pixel_width() > p.width) {
+            shelf_y += shelf_h;
+            shelf_h = 0;
+            x = 0;
+        }
+        t.x = std::uint32_t(x);
+        t.y = std::uint32_t(shelf_y);
+        x += t.pixel_width();
+        shelf_h = std::max<std::uint64_t>(shelf_h, t.rows);
+    }
+    const std::uint64_t height = shelf_y + shelf_h;
+    if (height > MAX_HEIGHT || height * p.width > MAX_PIXELS)
+        return Error{"the cartridge would be " + std::to_string(p.width) + "x" +
+                         std::to_string(height) +
+                         " pixels, more than one image holds (32768 rows, 2^28 pixels): use a "
+                         "smaller --batch",
+                     ErrorCode::invalid_input};
+    p.height = std::uint32_t(height);
+    p.tensors = std::move(tensors);
+    return p;
+}
+
+std::string fmt_scale(double v) {
+    std::ostringstream s;
+    s.precision(6);
+    s << v;
+    return s.str();
+}
+
+} // namespace
+
+Result<std::vector<std::vector<float>>>
+float_logits(const Safetensors& weights, const std::vector<std::vector<std::uint32_t>>& windows) {
+    auto model = read_model(weights);
+    if (!model) return model.error();
+    std::vector<std::vector<float>> out;
+    for (const auto& w : windows) {
+        std::vector<float> x = embed_window(*model, w);
+        for (const FloatLayer& l : model->hidden)
+            x = dense(l, x, true);
+        out.push_back(dense(model->output, x, false));
+    }
+    return out;
+}
+
+Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_view calibration,
+                                       const PackOptions& options) {
+    auto read = read_model(weights);
+    if (!read) return read.error();
+    const FloatModel& m = *read;
+    const std::uint32_t B = options.batch, K = m.context, V = m.vocab;
+    if (B == 0 || B > 32767) return Error{"--batch must be 1 to 32767", ErrorCode::invalid_input};
+    const auto windows = calibration_windows(m, calibration, options.calibration_windows);
+    if (windows.size() < 16)
+        return Error{"the calibration text gives " + std::to_string(windows.size()) +
+                         " windows; at least 16 are needed",
+                     ErrorCode::invalid_input};
+
+    // Calibration: each hidden layer's relu outputs over the windows.
+    std::vector<std::vector<float>> seen(m.hidden.size());
+    for (const auto& w : windows) {
+        std::vector<float> x = embed_window(m, w);
+        for (std::size_t i = 0; i < m.hidden.size(); ++i) {
+            x = dense(m.hidden[i], x, true);
+            seen[i].insert(seen[i].end(), x.begin(), x.end());
+        }
+    }
+
+    // Regions: ids 1.. in this order; activations and slots have B rows.
+    const std::uint32_t token_dtype = V <= 256 ? DTYPE_U8 : DTYPE_U16;
+    std::vector<CartridgeRegion> regions;
+    auto add = [&](std::string name, std::string role, std::uint32_t dtype, std::uint32_t rows,
+                   std::uint32_t cols, double scale = 0, std::int32_t zero_point = 0) {
+        CartridgeRegion r;
+        r.name = std::move(name);
+        r.role = std::move(role);
+        r.id = std::uint32_t(regions.size() + 1);
+        r.tensor = Tensor{0, 0, rows, cols, dtype};
+        r.scale = scale;
+        r.zero_point = zero_point;
+        regions.push_back(r);
+        return std::uint8_t(r.id);
+    };
+    std::ostringstream report;
+    const double s_e = max_abs(m.table->values) / 127;
+    const auto tokens = add("tokens", "input", token_dtype, B, K);
+    const auto table = add("embed.weight", "weight", DTYPE_I8, V, m.embed, s_e);
+    const auto x0 = add("x", "activation", DTYPE_I8, B, K * m.embed, s_e);
+    report << "embed.weight  i8 " << V << "x" << m.embed << "  scale " << fmt_scale(s_e) << "\n";
+
+    struct QuantLayer {
+        std::uint8_t w = 0, b = 0, acc = 0, act = 0;
+        std::vector<std::int64_t> wq, bq;
+        std::int32_t multiplier = 0;
+        std::uint32_t shift = 0;
+    };
+    std::vector<QuantLayer> layers;
+    double s_in = s_e;
+    std::int32_t zp_in = 0;
+    auto quantize_layer = [&](const FloatLayer& l, const std::string& name) {
+        QuantLayer q;
+        const double s_w = max_abs(l.weight->values) / 127, s_acc = s_in * s_w;
+        q.wq = quantize(l.weight->values, s_w);
+        q.bq.resize(l.out);
+        for (std::uint32_t n = 0; n < l.out; ++n) {
+            std::int64_t row_sum = 0;
+            for (std::uint32_t k = 0; k < l.in; ++k)
+                row_sum += q.wq[std::size_t(n) * l.in + k];
+            q.bq[n] = std::llround(l.bias->values[n] / s_acc) - std::int64_t(zp_in) * row_sum;
+        }
+        q.w = add(name + ".weight", "weight", DTYPE_I8, l.out, l.in, s_w);
+        q.b = add(name + ".bias", "bias", DTYPE_I32, 1, l.out, s_acc);
+        report << name << ".weight  i8 " << l.out << "x" << l.in << "  scale " << fmt_scale(s_w)
+               << "\n";
+        return std::pair{q, s_acc};
+    };
+    for (std::size_t i = 0; i < m.hidden.size(); ++i) {
+        const std::string name = "fc" + std::to_string(i + 1);
+        auto [q, s_acc] = quantize_layer(m.hidden[i], name);
+        std::vector<float>& v = seen[i];
+        const std::size_t at = std::min(v.size() - 1, std::size_t(double(v.size()) * 0.9999));
+        std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(at), v.end());
+        const double s_a = std::max(double(v[at]), 1e-6) / 255;
+        std::tie(q.multiplier, q.shift) = fixed_point(s_acc / s_a);
+        q.acc = add(name + ".acc", "activation", DTYPE_I32, B, m.hidden[i].out, s_acc);
+        q.act = add(name + ".out", "activation", DTYPE_I8, B, m.hidden[i].out, s_a, -128);
+        report << name << ".out  i8, calibrated scale " << fmt_scale(s_a) << " (99.99th percentile "
+               << fmt_scale(v[at]) << " over " << windows.size() << " windows), requant "
+               << q.multiplier << " >> " << q.shift << "\n";
+        layers.push_back(std::move(q));
+        s_in = s_a;
+        zp_in = -128;
+    }
+    auto [out, s_logits] = quantize_layer(m.output, "out");
+    out.acc = add("logits", "output", DTYPE_I32, B, V, s_logits);
+    const auto next = add("next", "output", DTYPE_I32, B, 1);
+
+    // Program: declarations, then embed, the hidden layers, the logits and their argmax.
+    const std::uint32_t program_pixels =
+        3 * std::uint32_t(regions.size()) + 1 + 6 * std::uint32_t(layers.size()) + 3 + 1 + 1;
+    std::vector<Tensor> shapes;
+    for (const CartridgeRegion& r : regions)
+        shapes.push_back(r.tensor);
+    auto placed = place(shapes, program_pixels + 1);
+    if (!placed) return placed.error();
+    for (std::size_t i = 0; i < regions.size(); ++i)
+        regions[i].tensor = placed->tensors[i];
+
+    ProgramWriter w(placed->width, placed->height);
+    for (const CartridgeRegion& r : regions)
+        w.tensor(std::uint8_t(r.id), r.tensor.dtype, r.tensor.x, r.tensor.y, r.tensor.rows,
+                 r.tensor.cols);
+    w.embed(x0, table, tokens);
+    std::uint8_t in = x0;
+    for (const QuantLayer& q : layers) {
+        w.matmul(q.acc, in, q.w).add_bias(q.acc, q.b).relu(q.acc, q.acc);
+        w.requant(q.act, q.acc, q.multiplier, q.shift, -128);
+        in = q.act;
+    }
+    w.matmul(out.acc, in, out.w).add_bias(out.acc, out.b).argmax(next, out.acc).halt();
+    w.fill(table, quantize(m.table->values, s_e));
+    for (const QuantLayer& q : layers)
+        w.fill(q.w, q.wq).fill(q.b, q.bq);
+    w.fill(out.w, out.wq).fill(out.b, out.bq);
+    for (std::uint32_t r = 0; r < B; ++r) // empty windows: padding
+        for (std::uint32_t c = 0; c < K; ++c)
+            store_element(w.image, w.t(tokens), r, c, 0);
+
+    PackedCartridge packed;
+    CartridgeManifest& mf = packed.manifest;
+    mf.min_pxvm_version = PXVM_VERSION;
+    mf.name = options.name;
+    mf.licence = options.licence;
+    mf.description = options.description;
+    mf.architecture = "window-mlp";
+    mf.context = K;
+    mf.batch = B;
+    mf.vocab = m.vocabulary;
+    mf.pad_id = 0;
+    mf.regions = regions;
+    nlohmann::json model = {{"embed", m.embed}, {"vocab", V}};
+    model["hidden"] = nlohmann::json::array();
+    for (const FloatLayer& l : m.hidden)
+        model["hidden"].push_back(l.out);
+    model["quantisation"] = "i8 weights and activations, one scale per tensor; activation scales "
+                            "from the 99.99th percentile over " +
+                            std::to_string(windows.size()) + " calibration windows";
+    for (const auto& [k, v] : weights.metadata)
+        if (k != "vocab" && k != "format") model["training"][k] = v;
+    mf.extra_json = model.dump();
+    packed.image = std::move(w.image);
+
+    if (!options.self_test_prompt.empty()) {
+        auto ids = tokenize(mf, options.self_test_prompt);
+        if (!ids)
+            return Error{"self-test prompt: " + ids.error().message, ErrorCode::invalid_input};
+        Image image = packed.image;
+        GenerateOptions g;
+        g.tokens = options.self_test_tokens;
+        auto got = generate(image, mf, {*ids}, g, reference_step());
+        if (!got) return got.error();
+        mf.self_test_prompt = options.self_test_prompt;
+        mf.self_test_tokens = options.self_test_tokens;
+        mf.self_test_expect = detokenize(mf, got->front());
+    }
+    mf.pixels_sha256 = cartridge_pixels_sha256(packed.image, mf);
+    report << "image " << placed->width << "x" << placed->height << ", " << regions.size()
+           << " regions, batch " << B << ", context " << K << "\n";
+    packed.report = report.str();
+    return packed;
+}
+
+} // namespace px

@@ -1,0 +1,105 @@
+// safetensors: header length, JSON header, data; offsets relative to the data, tensors packed
+// without gaps or overlaps (checked here, as the format requires).
+#include "pxvm/safetensors.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+namespace px {
+
+Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
+                                      const std::string& name) {
+    auto bad = [&](const std::string& why) {
+        return Error{name + ": not a valid safetensors file: " + why, ErrorCode::invalid_input};
+    };
+    if (bytes.size() < 8) return bad("shorter than its 8-byte header length");
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i)
+        n = n << 8 | bytes[std::size_t(i)];
+    if (n > MAX_SAFETENSORS_HEADER)
+        return bad("header of " + std::to_string(n) + " bytes (at most 100 MB)");
+    if (n > bytes.size() - 8)
+        return bad("header of " + std::to_string(n) + " bytes in a " +
+                   std::to_string(bytes.size()) + "-byte file");
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), std::size_t(n));
+    const nlohmann::json header = nlohmann::json::parse(text, nullptr, false);
+    if (header.is_discarded() || !header.is_object()) return bad("the header is not a JSON object");
+    const std::uint64_t data_size = bytes.size() - 8 - n;
+    const std::uint8_t* data = bytes.data() + 8 + n;
+
+    Safetensors out;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+    for (const auto& [key, value] : header.items()) {
+        if (key == "__metadata__") {
+            if (!value.is_object()) return bad("__metadata__ is not an object");
+            for (const auto& [k, v] : value.items()) {
+                if (!v.is_string()) return bad("__metadata__ value '" + k + "' is not a string");
+                out.metadata[k] = v.get<std::string>();
+            }
+            continue;
+        }
+        if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
+            !value.contains("data_offsets"))
+            return bad("tensor '" + key + "' lacks dtype, shape or data_offsets");
+        const auto& dtype = value["dtype"];
+        if (!dtype.is_string()) return bad("tensor '" + key + "' has a dtype that is not a string");
+        if (dtype.get<std::string>() != "F32")
+            return Error{name + ": tensor '" + key + "' is " + dtype.get<std::string>() +
+                             "; pxc pack reads F32 weights (export with .float())",
+                         ErrorCode::invalid_input};
+        FloatTensor t;
+        std::uint64_t count = 1;
+        if (!value["shape"].is_array()) return bad("tensor '" + key + "' shape is not a list");
+        for (const auto& d : value["shape"]) {
+            if (!d.is_number_unsigned()) return bad("tensor '" + key + "' has a bad dimension");
+            const std::uint64_t v = d.get<std::uint64_t>();
+            if (v != 0 && count > (std::uint64_t(1) << 40) / v)
+                return bad("tensor '" + key + "' is too large");
+            count *= v;
+            t.shape.push_back(v);
+        }
+        const auto& offsets = value["data_offsets"];
+        if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+            !offsets[1].is_number_unsigned())
+            return bad("tensor '" + key + "' data_offsets is not two offsets");
+        const std::uint64_t begin = offsets[0].get<std::uint64_t>(),
+                            end = offsets[1].get<std::uint64_t>();
+        if (begin > end || end > data_size)
+            return bad("tensor '" + key + "' bytes " + std::to_string(begin) + "-" +
+                       std::to_string(end) + " lie outside the " + std::to_string(data_size) +
+                       "-byte data");
+        if (end - begin != count * 4)
+            return bad("tensor '" + key + "' has " + std::to_string(end - begin) + " bytes for " +
+                       std::to_string(count) + " F32 values");
+        t.values.resize(std::size_t(count));
+        std::memcpy(t.values.data(), data + begin, std::size_t(end - begin)); // little-endian host
+        ranges.emplace_back(begin, end);
+        out.tensors.emplace(key, std::move(t));
+    }
+    std::sort(ranges.begin(), ranges.end());
+    std::uint64_t at = 0;
+    for (const auto& [begin, end] : ranges) {
+        if (begin != at) return bad("the tensors' bytes overlap or leave a gap");
+        at = end;
+    }
+    if (at != data_size) return bad("bytes after the last tensor");
+    return out;
+}
+
+Result<Safetensors> load_safetensors(const std::string& path) {
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (!in) return Error{path + ": cannot open", ErrorCode::invalid_input};
+    const std::streamoff size = in.tellg();
+    if (size < 0 || std::uint64_t(size) > (std::uint64_t(4) << 30))
+        return Error{path + ": not a regular file of at most 4 GiB", ErrorCode::invalid_input};
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+    in.seekg(0);
+    if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
+        return Error{path + ": read error", ErrorCode::invalid_input};
+    return parse_safetensors(bytes, path);
+}
+
+} // namespace px

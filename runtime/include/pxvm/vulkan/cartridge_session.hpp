@@ -1,0 +1,60 @@
+// A cartridge resident on a Vulkan device: uploaded once, its program recorded once, and each step
+// one submit with only the input slot written and only the output regions read back. Every step is
+// checked against the reference interpreter by default: the whole image on the first step, the
+// output regions (logits and next token, value for value) on every step.
+#pragma once
+
+#include "pxvm/cartridge.hpp"
+#include "pxvm/vulkan/runtime.hpp"
+#include "pxvm/vulkan/scheduler.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace px::vk {
+
+struct CartridgeSessionOptions {
+    std::string device = "auto"; ///< as pxrun --device
+    bool validate = false;
+    bool verify = true;
+    std::optional<std::chrono::milliseconds> timeout;
+    std::optional<KernelVariant> variant;
+};
+
+/// Totals over the steps run so far.
+struct CartridgeSessionStats {
+    std::uint64_t steps = 0;
+    double gpu_execute_ms = 0; ///< timestamps around the dispatches
+    double host_step_ms = 0;   ///< write input, submit, wait, read outputs
+    double verify_ms = 0;      ///< the reference runs and comparisons
+};
+
+class CartridgeSession {
+public:
+    /// Opens the device, uploads the cartridge's image and records its program.
+    static Result<CartridgeSession> open(const Cartridge& cartridge,
+                                         const CartridgeSessionOptions& options);
+    ~CartridgeSession();
+    CartridgeSession(CartridgeSession&&) noexcept;
+    CartridgeSession& operator=(CartridgeSession&&) noexcept;
+
+    /// One step: `image` holds the windows in its input slot; afterwards its output regions hold
+    /// the device's answer. A mismatch with the reference is an error naming the first differing
+    /// pixel and the count of the others.
+    Result<void> step(Image& image);
+    /// step() as a px::CartridgeStep for px::generate.
+    CartridgeStep as_step();
+
+    std::string device_name() const; ///< "[0] NVIDIA H200 (scheduled kernels, int-dot variant)"
+    const CartridgeSessionStats& stats() const;
+    /// Validation-layer messages so far (validation on only).
+    ValidationMessages validation_messages() const;
+
+private:
+    struct State;
+    explicit CartridgeSession(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+};
+
+} // namespace px::vk

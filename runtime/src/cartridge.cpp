@@ -1,0 +1,559 @@
+// Cartridge files: PNG with an iTXt manifest through libspng (which checks chunk CRCs and the
+// zlib Adler-32), the manifest's JSON through nlohmann-json, SHA-256 through nettle.
+#include "pxvm/cartridge.hpp"
+
+#include "pxvm/protocol.hpp"
+#include "pxvm/reference_interpreter.hpp"
+#include "pxvm/version.hpp"
+
+#include <nettle/sha2.h>
+#include <nlohmann/json.hpp>
+#include <spng.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+
+namespace px {
+namespace {
+
+using nlohmann::json;
+
+// The manifest is text a person may read: a few MB at most even for a large vocabulary.
+constexpr std::size_t MAX_MANIFEST_BYTES = 16u << 20;
+constexpr std::size_t MAX_FILE_BYTES = std::size_t(2) << 30;
+
+struct SpngFree {
+    void operator()(spng_ctx* ctx) const { spng_ctx_free(ctx); }
+};
+using SpngContext = std::unique_ptr<spng_ctx, SpngFree>;
+
+Error spng_error(const std::string& name, const char* what, int code) {
+    return Error{name + ": " + what + ": " + spng_strerror(code), ErrorCode::invalid_input};
+}
+
+std::string hex(std::span<const std::uint8_t> bytes) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (std::uint8_t b : bytes) {
+        out += digits[b >> 4];
+        out += digits[b & 15];
+    }
+    return out;
+}
+
+// Byte length of the UTF-8 character starting with `lead`, 0 if it cannot start one.
+std::size_t utf8_length(unsigned char lead) {
+    if (lead < 0x80) return 1;
+    if ((lead >> 5) == 0x6) return 2;
+    if ((lead >> 4) == 0xE) return 3;
+    if ((lead >> 3) == 0x1E) return 4;
+    return 0;
+}
+
+std::string printable(std::string_view c) {
+    if (c == "\n") return "'\\n' (newline)";
+    if (c == "\t") return "'\\t' (tab)";
+    if (c.size() == 1 && (unsigned char)c[0] < 0x20)
+        return "byte " + std::to_string(int((unsigned char)c[0]));
+    return "'" + std::string(c) + "'";
+}
+
+bool inside(const Tensor& t, std::uint32_t x, std::uint32_t y) {
+    return x >= t.x && x < t.x + t.pixel_width() && y >= t.y && y < t.y + t.rows;
+}
+
+json region_to_json(const CartridgeRegion& r) {
+    json j = {{"name", r.name},        {"role", r.role},
+              {"tensor", r.id},        {"dtype", std::string(dtype_name(r.tensor.dtype))},
+              {"x", r.tensor.x},       {"y", r.tensor.y},
+              {"rows", r.tensor.rows}, {"cols", r.tensor.cols}};
+    if (r.scale != 0) {
+        j["scale"] = r.scale;
+        j["zero_point"] = r.zero_point;
+    }
+    return j;
+}
+
+// Checks the regions against the program row: each is a tensor the row declares, once, with the
+// same rectangle and dtype; the program runs to its end without a static fault.
+Result<void> check_program(const Image& image, const CartridgeManifest& m,
+                           const std::string& name) {
+    const Plan plan = plan_program(image);
+    if (plan.fault)
+        return Error{name + ": the program row has a static fault: " + describe(plan.fault, image),
+                     ErrorCode::invalid_input};
+    std::map<std::uint32_t, std::vector<Tensor>> declared;
+    for (const Step& s : plan.steps)
+        if (s.instruction.opcode == OP_TENSOR)
+            declared[s.instruction.args[0]].push_back(s.instruction.declared());
+    for (const CartridgeRegion& r : m.regions) {
+        const auto it = declared.find(r.id);
+        if (it == declared.end())
+            return Error{name + ": manifest region '" + r.name + "' is tensor " +
+                             std::to_string(r.id) + ", which the program row never declares",
+                         ErrorCode::invalid_input};
+        for (const Tensor& t : it->second)
+            if (!(t == r.tensor))
+                return Error{name + ": manifest region '" + r.name + "' (" +
+                                 std::string(dtype_name(r.tensor.dtype)) + " " +
+                                 std::to_string(r.tensor.rows) + "x" +
+                                 std::to_string(r.tensor.cols) + " at (" +
+                                 std::to_string(r.tensor.x) + ", " + std::to_string(r.tensor.y) +
+                                 ")) disagrees with tensor " + std::to_string(r.id) +
+                                 " of the program row (" + std::string(dtype_name(t.dtype)) + " " +
+                                 std::to_string(t.rows) + "x" + std::to_string(t.cols) + " at (" +
+                                 std::to_string(t.x) + ", " + std::to_string(t.y) + "))",
+                             ErrorCode::invalid_input};
+    }
+    return {};
+}
+
+} // namespace
+
+bool CartridgeRegion::written_at_run_time() const {
+    return role == "input" || role == "output" || role == "activation";
+}
+
+const CartridgeRegion* CartridgeManifest::region(std::string_view wanted) const {
+    for (const CartridgeRegion& r : regions)
+        if (r.name == wanted) return &r;
+    return nullptr;
+}
+
+std::string cartridge_pixels_sha256(const Image& image, const CartridgeManifest& manifest) {
+    std::vector<const Tensor*> skipped;
+    for (const CartridgeRegion& r : manifest.regions)
+        if (r.written_at_run_time()) skipped.push_back(&r.tensor);
+    sha256_ctx ctx;
+    sha256_init(&ctx);
+    const std::uint32_t w = image.width();
+    for (std::uint32_t y = 0; y < image.height(); ++y) {
+        // Runs of covered pixels of this row, hashed in one call each.
+        std::uint32_t x = 0;
+        while (x < w) {
+            auto skip = [&](std::uint32_t px) {
+                if (y == 0 && px == w - 1) return true; // the fault pixel
+                return std::any_of(skipped.begin(), skipped.end(),
+                                   [&](const Tensor* t) { return inside(*t, px, y); });
+            };
+            if (skip(x)) {
+                ++x;
+                continue;
+            }
+            std::uint32_t end = x + 1;
+            while (end < w && !skip(end))
+                ++end;
+            sha256_update(&ctx, std::size_t(end - x) * 4,
+                          image.data() + (std::size_t(y) * w + x) * 4);
+            x = end;
+        }
+    }
+    std::uint8_t digest[SHA256_DIGEST_SIZE];
+    sha256_digest(&ctx, SHA256_DIGEST_SIZE, digest);
+    return hex(digest);
+}
+
+std::string manifest_to_json(const CartridgeManifest& m) {
+    json regions = json::array();
+    for (const CartridgeRegion& r : m.regions)
+        regions.push_back(region_to_json(r));
+    json j = {
+        {"format", "pxvm-cartridge"},
+        {"format_version", m.format_version},
+        {"protocol_version", m.protocol_version},
+        {"min_pxvm_version", m.min_pxvm_version},
+        {"name", m.name},
+        {"licence", m.licence},
+        {"description", m.description},
+        {"architecture", m.architecture},
+        {"context", m.context},
+        {"batch", m.batch},
+        {"tokenizer", {{"type", "characters"}, {"pad_id", m.pad_id}, {"vocab", m.vocab}}},
+        {"regions", regions},
+        {"checksum",
+         {{"algorithm", "sha256"},
+          {"covers", "the RGBA bytes, row by row, of every pixel outside the input, output and "
+                     "activation regions and the fault pixel (W-1, 0)"},
+          {"value", m.pixels_sha256}}},
+        {"self_test",
+         {{"prompt", m.self_test_prompt},
+          {"tokens", m.self_test_tokens},
+          {"expect", m.self_test_expect}}},
+    };
+    if (!m.extra_json.empty()) j["model"] = json::parse(m.extra_json);
+    return j.dump(1);
+}
+
+Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::string& name) {
+    auto bad = [&](const std::string& why) {
+        return Error{name + ": manifest: " + why, ErrorCode::invalid_input};
+    };
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+    CartridgeManifest m;
+    try {
+        if (j.value("format", std::string()) != "pxvm-cartridge")
+            return bad("\"format\" is not \"pxvm-cartridge\"");
+        m.format_version = j.at("format_version").get<std::uint32_t>();
+        m.min_pxvm_version = j.value("min_pxvm_version", std::string());
+        if (m.format_version > CARTRIDGE_FORMAT_VERSION || m.format_version == 0)
+            return bad("cartridge format version " + std::to_string(m.format_version) +
+                       " is newer than this pxVM (" PXVM_VERSION ") reads (version " +
+                       std::to_string(CARTRIDGE_FORMAT_VERSION) + "); it needs pxVM " +
+                       (m.min_pxvm_version.empty() ? "a newer pxVM" : m.min_pxvm_version) +
+                       " or later");
+        m.protocol_version = j.at("protocol_version").get<std::uint32_t>();
+        if (m.protocol_version != PROTOCOL_VERSION)
+            return bad("pixel protocol version " + std::to_string(m.protocol_version) +
+                       " is not the one this pxVM runs (" + std::to_string(PROTOCOL_VERSION) + ")");
+        m.name = j.value("name", std::string());
+        m.licence = j.value("licence", std::string());
+        m.description = j.value("description", std::string());
+        m.architecture = j.at("architecture").get<std::string>();
+        m.context = j.at("context").get<std::uint32_t>();
+        m.batch = j.at("batch").get<std::uint32_t>();
+        const json& tok = j.at("tokenizer");
+        if (tok.value("type", std::string()) != "characters")
+            return bad("tokenizer type must be \"characters\"");
+        m.vocab = tok.at("vocab").get<std::vector<std::string>>();
+        m.pad_id = tok.at("pad_id").get<std::uint32_t>();
+        for (const json& r : j.at("regions")) {
+            CartridgeRegion region;
+            region.name = r.at("name").get<std::string>();
+            region.role = r.at("role").get<std::string>();
+            region.id = r.at("tensor").get<std::uint32_t>();
+            region.tensor.dtype = dtype_from_name(r.at("dtype").get<std::string>()).value_or(0);
+            region.tensor.x = r.at("x").get<std::uint32_t>();
+            region.tensor.y = r.at("y").get<std::uint32_t>();
+            region.tensor.rows = r.at("rows").get<std::uint32_t>();
+            region.tensor.cols = r.at("cols").get<std::uint32_t>();
+            region.scale = r.value("scale", 0.0);
+            region.zero_point = r.value("zero_point", 0);
+            if (region.tensor.dtype == 0)
+                return bad("region '" + region.name + "' has an unknown dtype");
+            if (region.id >= MAX_TENSORS)
+                return bad("region '" + region.name + "' names tensor " +
+                           std::to_string(region.id) + " (ids are 0-255)");
+            static const std::vector<std::string> roles = {"input", "output", "activation",
+                                                           "weight", "bias"};
+            if (std::find(roles.begin(), roles.end(), region.role) == roles.end())
+                return bad("region '" + region.name + "' has an unknown role '" + region.role +
+                           "'");
+            m.regions.push_back(std::move(region));
+        }
+        const json& sum = j.at("checksum");
+        if (sum.value("algorithm", std::string()) != "sha256")
+            return bad("checksum algorithm must be sha256");
+        m.pixels_sha256 = sum.at("value").get<std::string>();
+        if (j.contains("self_test")) {
+            const json& st = j.at("self_test");
+            m.self_test_prompt = st.at("prompt").get<std::string>();
+            m.self_test_tokens = st.at("tokens").get<std::uint32_t>();
+            m.self_test_expect = st.at("expect").get<std::string>();
+        }
+        if (j.contains("model")) m.extra_json = j.at("model").dump();
+    } catch (const json::exception& e) {
+        return bad(std::string("missing or wrong field: ") + e.what());
+    }
+    if (m.architecture != "window-mlp")
+        return bad("architecture '" + m.architecture + "' is not one this pxVM runs (window-mlp)");
+    if (m.vocab.empty() || m.vocab.size() > 65536)
+        return bad("the vocabulary must have 1 to 65536 entries");
+    if (m.pad_id >= m.vocab.size()) return bad("pad_id is not a token id of the vocabulary");
+    for (std::size_t i = 0; i < m.vocab.size(); ++i) {
+        if (i == m.pad_id) continue;
+        const std::string& v = m.vocab[i];
+        if (v.empty() || utf8_length((unsigned char)v[0]) != v.size())
+            return bad("vocabulary entry " + std::to_string(i) + " is not one UTF-8 character");
+        if (std::count(m.vocab.begin(), m.vocab.end(), v) > 1)
+            return bad("vocabulary entry " + printable(v) + " appears twice");
+    }
+    if (m.context == 0 || m.batch == 0) return bad("context and batch must be at least 1");
+    const CartridgeRegion* tokens = m.region("tokens");
+    const CartridgeRegion* next = m.region("next");
+    if (!tokens || tokens->role != "input") return bad("no input region 'tokens'");
+    if (!next || next->role != "output") return bad("no output region 'next'");
+    if (tokens->tensor.rows != m.batch || tokens->tensor.cols != m.context)
+        return bad("region 'tokens' is not batch x context");
+    if (next->tensor.rows != m.batch || next->tensor.cols != 1)
+        return bad("region 'next' is not batch x 1");
+    if (dtype_max(tokens->tensor.dtype) < std::int64_t(m.vocab.size()) - 1)
+        return bad("region 'tokens' (" + std::string(dtype_name(tokens->tensor.dtype)) +
+                   ") cannot hold every token id of the vocabulary");
+    if (const CartridgeRegion* logits = m.region("logits");
+        logits && (logits->tensor.rows != m.batch || logits->tensor.cols != m.vocab.size() ||
+                   logits->tensor.dtype != DTYPE_I32))
+        return bad("region 'logits' is not an i32 batch x vocabulary tensor");
+    return m;
+}
+
+Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std::string& name) {
+    SpngContext ctx(spng_ctx_new(0));
+    if (!ctx) return Error{name + ": out of memory", ErrorCode::out_of_memory};
+    spng_set_image_limits(ctx.get(), MAX_WIDTH, MAX_HEIGHT);
+    spng_set_chunk_limits(ctx.get(), 0x7FFFFFFF, MAX_MANIFEST_BYTES * 4);
+    if (int e = spng_set_png_buffer(ctx.get(), file.data(), file.size()))
+        return spng_error(name, "not a PNG", e);
+    spng_ihdr ihdr{};
+    if (int e = spng_get_ihdr(ctx.get(), &ihdr)) return spng_error(name, "not a PNG", e);
+    if (ihdr.color_type != SPNG_COLOR_TYPE_TRUECOLOR_ALPHA || ihdr.bit_depth != 8)
+        return Error{name + ": PNG is not 8-bit RGBA (colour type " +
+                         std::to_string(ihdr.color_type) + ", bit depth " +
+                         std::to_string(ihdr.bit_depth) + "); a cartridge is 8-bit RGBA",
+                     ErrorCode::invalid_input};
+    if (std::uint64_t(ihdr.width) * ihdr.height > MAX_PIXELS)
+        return Error{name + ": " + std::to_string(ihdr.width) + "x" + std::to_string(ihdr.height) +
+                         " is more than the protocol's 2^28 pixels",
+                     ErrorCode::invalid_input};
+    Image image(ihdr.width, ihdr.height);
+    if (int e = spng_decode_image(ctx.get(), image.data(), image.size_bytes(), SPNG_FMT_RGBA8, 0))
+        return spng_error(name, "corrupt PNG", e);
+    std::uint32_t n_text = 0;
+    std::optional<std::string> manifest_text;
+    if (spng_get_text(ctx.get(), nullptr, &n_text) == 0 && n_text > 0) {
+        std::vector<spng_text> texts(n_text);
+        if (int e = spng_get_text(ctx.get(), texts.data(), &n_text))
+            return spng_error(name, "unreadable text chunk", e);
+        for (const spng_text& t : texts)
+            if (t.type == SPNG_ITXT && CARTRIDGE_KEYWORD == t.keyword) {
+                if (manifest_text)
+                    return Error{name + ": two manifests (iTXt '" + std::string(CARTRIDGE_KEYWORD) +
+                                     "')",
+                                 ErrorCode::invalid_input};
+                manifest_text = std::string(t.text, t.length);
+            }
+    }
+    if (!manifest_text)
+        return Error{name + ": no cartridge manifest (an iTXt chunk '" +
+                         std::string(CARTRIDGE_KEYWORD) +
+                         "'); a .pxi program runs without --prompt",
+                     ErrorCode::invalid_input};
+    auto manifest = manifest_from_json(*manifest_text, name);
+    if (!manifest) return manifest.error();
+    for (const CartridgeRegion& r : manifest->regions)
+        if (std::uint64_t(r.tensor.x) + r.tensor.pixel_width() > image.width() ||
+            std::uint64_t(r.tensor.y) + r.tensor.rows > image.height() || r.tensor.y == 0)
+            return Error{name + ": manifest region '" + r.name + "' lies outside the image",
+                         ErrorCode::invalid_input};
+    if (auto ok = check_program(image, *manifest, name); !ok) return ok.error();
+    const std::string sum = cartridge_pixels_sha256(image, *manifest);
+    if (sum != manifest->pixels_sha256)
+        return Error{name +
+                         ": checksum mismatch: the weights or the program changed (SHA-256 of "
+                         "the constant pixels is " +
+                         sum + ", the manifest says " + manifest->pixels_sha256 + ")",
+                     ErrorCode::invalid_input};
+    return Cartridge{std::move(image), std::move(*manifest), std::move(*manifest_text)};
+}
+
+Result<Cartridge> load_cartridge(const std::string& path) {
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (!in) return Error{path + ": cannot open", ErrorCode::invalid_input};
+    const std::streamoff size = in.tellg();
+    if (size < 0 || std::uint64_t(size) > MAX_FILE_BYTES)
+        return Error{path + ": not a regular file of at most 2 GiB", ErrorCode::invalid_input};
+    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+    in.seekg(0);
+    if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
+        return Error{path + ": read error", ErrorCode::invalid_input};
+    return decode_cartridge(bytes, path);
+}
+
+Result<std::vector<std::uint8_t>> encode_cartridge(const Image& image,
+                                                   const CartridgeManifest& manifest) {
+    SpngContext ctx(spng_ctx_new(SPNG_CTX_ENCODER));
+    if (!ctx) return Error{"out of memory", ErrorCode::out_of_memory};
+    spng_set_option(ctx.get(), SPNG_ENCODE_TO_BUFFER, 1);
+    spng_ihdr ihdr{};
+    ihdr.width = image.width();
+    ihdr.height = image.height();
+    ihdr.bit_depth = 8;
+    ihdr.color_type = SPNG_COLOR_TYPE_TRUECOLOR_ALPHA;
+    if (int e = spng_set_ihdr(ctx.get(), &ihdr)) return spng_error("cartridge", "header", e);
+    std::string text = manifest_to_json(manifest);
+    spng_text chunk{};
+    std::copy(CARTRIDGE_KEYWORD.begin(), CARTRIDGE_KEYWORD.end(), chunk.keyword);
+    chunk.type = SPNG_ITXT;
+    chunk.length = text.size();
+    chunk.text = text.data();
+    chunk.compression_flag = 1; // zlib: the vocabulary and names compress well
+    chunk.language_tag = const_cast<char*>("");
+    chunk.translated_keyword = const_cast<char*>("");
+    if (int e = spng_set_text(ctx.get(), &chunk, 1)) return spng_error("cartridge", "manifest", e);
+    if (int e = spng_encode_image(ctx.get(), image.data(), image.size_bytes(), SPNG_FMT_PNG,
+                                  SPNG_ENCODE_FINALIZE))
+        return spng_error("cartridge", "encoding", e);
+    std::size_t length = 0;
+    int error = 0;
+    void* buffer = spng_get_png_buffer(ctx.get(), &length, &error);
+    if (!buffer) return spng_error("cartridge", "encoding", error);
+    std::vector<std::uint8_t> out(static_cast<std::uint8_t*>(buffer),
+                                  static_cast<std::uint8_t*>(buffer) + length);
+    std::free(buffer);
+    return out;
+}
+
+Result<void> save_cartridge(const std::string& path, Image image, CartridgeManifest manifest) {
+    manifest.pixels_sha256 = cartridge_pixels_sha256(image, manifest);
+    auto bytes = encode_cartridge(image, manifest);
+    if (!bytes) return Error{path + ": " + bytes.error().message, bytes.error().code};
+    return write_file_atomic(path, std::span<const std::uint8_t>(*bytes));
+}
+
+Result<std::vector<std::uint32_t>> tokenize(const CartridgeManifest& m, std::string_view text) {
+    if (text.empty()) return Error{"the prompt is empty", ErrorCode::invalid_input};
+    std::map<std::string, std::uint32_t, std::less<>> ids;
+    for (std::uint32_t i = 0; i < m.vocab.size(); ++i)
+        if (i != m.pad_id) ids.emplace(m.vocab[i], i);
+    std::vector<std::uint32_t> out;
+    std::size_t chars = 0;
+    for (std::size_t at = 0; at < text.size(); ++chars) {
+        const std::size_t n = utf8_length((unsigned char)text[at]);
+        if (n == 0 || at + n > text.size())
+            return Error{"the prompt is not UTF-8 text (byte " + std::to_string(at) + ")",
+                         ErrorCode::invalid_input};
+        if (chars >= MAX_PROMPT_CHARS)
+            return Error{"the prompt is longer than " + std::to_string(MAX_PROMPT_CHARS) +
+                             " characters (the model sees only the last " +
+                             std::to_string(m.context) + ")",
+                         ErrorCode::invalid_input};
+        const std::string_view c = text.substr(at, n);
+        const auto it = ids.find(c);
+        if (it == ids.end())
+            return Error{"character " + printable(c) + " at position " + std::to_string(chars) +
+                             " of the prompt is not in the model's vocabulary of " +
+                             std::to_string(m.vocab.size() - 1) + " characters",
+                         ErrorCode::invalid_input};
+        out.push_back(it->second);
+        at += n;
+    }
+    return out;
+}
+
+std::string detokenize(const CartridgeManifest& m, std::span<const std::uint32_t> ids) {
+    std::string out;
+    for (std::uint32_t id : ids)
+        if (id < m.vocab.size()) out += m.vocab[id];
+    return out;
+}
+
+void write_window(Image& image, const CartridgeManifest& m, std::uint32_t row,
+                  std::span<const std::uint32_t> history) {
+    const Tensor& t = m.region("tokens")->tensor;
+    const std::size_t k = m.context;
+    for (std::size_t j = 0; j < k; ++j) {
+        // Position j of the window holds the token k - j places before the next one.
+        const std::size_t back = k - j;
+        const std::uint32_t id = back <= history.size() ? history[history.size() - back] : m.pad_id;
+        store_element(image, t, row, std::uint32_t(j), id);
+    }
+}
+
+std::vector<std::uint32_t> read_next(const Image& image, const CartridgeManifest& m) {
+    const Tensor& t = m.region("next")->tensor;
+    std::vector<std::uint32_t> out(t.rows);
+    for (std::uint32_t r = 0; r < t.rows; ++r)
+        out[r] = std::uint32_t(load_element(image, t, r, 0));
+    return out;
+}
+
+std::vector<std::int64_t> read_logits(const Image& image, const CartridgeManifest& m,
+                                      std::uint32_t row) {
+    std::vector<std::int64_t> out;
+    if (const CartridgeRegion* r = m.region("logits"))
+        for (std::uint32_t c = 0; c < r->tensor.cols; ++c)
+            out.push_back(load_element(image, r->tensor, row, c));
+    return out;
+}
+
+SlotRect input_rect(const CartridgeManifest& m) {
+    const Tensor& t = m.region("tokens")->tensor;
+    return {t.x, t.y, t.pixel_width(), t.rows};
+}
+
+std::vector<SlotRect> output_rects(const CartridgeManifest& m) {
+    std::vector<SlotRect> out;
+    for (const CartridgeRegion& r : m.regions)
+        if (r.role == "output")
+            out.push_back({r.tensor.x, r.tensor.y, r.tensor.pixel_width(), r.tensor.rows});
+    return out;
+}
+
+std::uint32_t sample_logits(std::span<const std::int64_t> logits, double scale, double temperature,
+                            std::uint64_t& state) {
+    // splitmix64: a specified stream, the same on every platform and standard library.
+    state += 0x9E3779B97F4A7C15ull;
+    std::uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const double u = double(z >> 11) * 0x1.0p-53;
+    const std::int64_t top = *std::max_element(logits.begin(), logits.end());
+    std::vector<double> weights(logits.size());
+    double total = 0;
+    for (std::size_t i = 0; i < logits.size(); ++i)
+        total += weights[i] = std::exp(double(logits[i] - top) * scale / temperature);
+    double acc = 0;
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+        acc += weights[i];
+        if (u * total < acc) return std::uint32_t(i);
+    }
+    return std::uint32_t(logits.size() - 1);
+}
+
+CartridgeStep reference_step() {
+    return [](Image& image) -> Result<void> {
+        const Image before = image;
+        const RunOutcome outcome = run_reference(image);
+        if (outcome.fault)
+            return Error{"the cartridge's program faulted: " + describe(outcome.fault, before),
+                         ErrorCode::invalid_input};
+        return {};
+    };
+}
+
+Result<std::vector<std::vector<std::uint32_t>>>
+generate(Image& image, const CartridgeManifest& m,
+         const std::vector<std::vector<std::uint32_t>>& prompts, const GenerateOptions& options,
+         const CartridgeStep& step) {
+    if (prompts.size() > m.batch)
+        return Error{std::to_string(prompts.size()) + " prompts are more than the " +
+                         std::to_string(m.batch) +
+                         " windows this cartridge computes at once "
+                         "(pxc pack --batch N makes a larger one)",
+                     ErrorCode::invalid_input};
+    const CartridgeRegion* logits = m.region("logits");
+    if (options.temperature > 0 && !logits)
+        return Error{"sampling needs a 'logits' output region; this cartridge has none",
+                     ErrorCode::invalid_input};
+    std::vector<std::vector<std::uint32_t>> history = prompts, generated(prompts.size());
+    std::uint64_t state = options.seed;
+    for (std::uint32_t s = 0; s < options.tokens; ++s) {
+        for (std::uint32_t row = 0; row < m.batch; ++row)
+            write_window(image, m, row,
+                         row < history.size() ? std::span<const std::uint32_t>(history[row])
+                                              : std::span<const std::uint32_t>());
+        if (auto ran = step(image); !ran) return ran.error();
+        const std::vector<std::uint32_t> next = read_next(image, m);
+        for (std::size_t row = 0; row < prompts.size(); ++row) {
+            std::uint32_t id = next[row];
+            if (options.temperature > 0)
+                id = sample_logits(read_logits(image, m, std::uint32_t(row)), logits->scale,
+                                   options.temperature, state);
+            if (id >= m.vocab.size())
+                return Error{"the program answered token id " + std::to_string(id) +
+                                 ", outside the vocabulary",
+                             ErrorCode::invalid_input};
+            history[row].push_back(id);
+            generated[row].push_back(id);
+        }
+        if (options.after_step) options.after_step(s);
+    }
+    return generated;
+}
+
+} // namespace px

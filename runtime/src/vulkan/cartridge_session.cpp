@@ -1,0 +1,162 @@
+#include "pxvm/vulkan/cartridge_session.hpp"
+
+#include "pxvm/reference_interpreter.hpp"
+
+#include <chrono>
+
+namespace px::vk {
+
+struct CartridgeSession::State {
+    // Destroyed in reverse order: the recording before its image, before the device, before the
+    // runtime.
+    Runtime runtime;
+    Device device;
+    std::optional<ResidentImage> resident;
+    std::optional<Recording> recording;
+    CartridgeManifest manifest;
+    Image reference; ///< the reference's image, run in place each step
+    bool verify = true;
+    CartridgeSessionStats stats;
+    std::string name;
+};
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+        .count();
+}
+
+Region region_of(const SlotRect& r) {
+    return Region{r.x, r.y, r.width, r.height};
+}
+
+// First differing pixel of the output regions and how many others differ.
+std::optional<std::string> compare_outputs(const Image& expected, const Image& actual,
+                                           const CartridgeManifest& m) {
+    std::uint64_t count = 0;
+    std::string first;
+    for (const SlotRect& r : output_rects(m))
+        for (std::uint32_t y = r.y; y < r.y + r.height; ++y)
+            for (std::uint32_t x = r.x; x < r.x + r.width; ++x)
+                if (!(expected.pixel(x, y) == actual.pixel(x, y))) {
+                    if (count++ == 0)
+                        first = "(" + std::to_string(x) + ", " + std::to_string(y) +
+                                "): expected " + to_string(expected.pixel(x, y)) + ", got " +
+                                to_string(actual.pixel(x, y));
+                }
+    if (count == 0) return std::nullopt;
+    return "first differing pixel " + first + "; " + std::to_string(count - 1) + " more";
+}
+
+} // namespace
+
+Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
+                                                const CartridgeSessionOptions& options) {
+    RuntimeOptions runtime_options;
+    runtime_options.validate = options.validate;
+    if (options.timeout) runtime_options.timeout = *options.timeout;
+    auto runtime = Runtime::create(runtime_options);
+    if (!runtime)
+        return Error{runtime.error().message + "; or run the reference alone with --device cpu",
+                     runtime.error().code};
+    auto device = runtime->open(DeviceSelector::parse(options.device));
+    if (!device) return device.error();
+    const Image& image = cartridge.image;
+    const Plan plan = plan_program(image);
+    auto schedule =
+        schedule_program(plan, image.width(), image.height(), device->info(), {options.variant});
+    if (!schedule) return schedule.error();
+    auto state = std::unique_ptr<State>(new State{std::move(*runtime),
+                                                  std::move(*device),
+                                                  std::nullopt,
+                                                  std::nullopt,
+                                                  cartridge.manifest,
+                                                  image,
+                                                  options.verify,
+                                                  {},
+                                                  {}});
+    const DeviceInfo& info = state->device.info();
+    state->name = "[" + std::to_string(info.index) + "] " + info.name +
+                  " (Vulkan, scheduled kernels, " + std::string(to_string(schedule->variant)) +
+                  " variant)";
+    auto resident = state->device.upload(image);
+    if (!resident) return resident.error();
+    state->resident = std::move(*resident);
+    auto recording = state->device.record(*state->resident, schedule->dispatches);
+    if (!recording) return recording.error();
+    state->recording = std::move(*recording);
+    return CartridgeSession(std::move(state));
+}
+
+CartridgeSession::CartridgeSession(std::unique_ptr<State> state) : state_(std::move(state)) {}
+CartridgeSession::~CartridgeSession() {
+    if (!state_) return;
+    state_->recording.reset();
+    state_->resident.reset();
+}
+CartridgeSession::CartridgeSession(CartridgeSession&&) noexcept = default;
+CartridgeSession& CartridgeSession::operator=(CartridgeSession&&) noexcept = default;
+
+Result<void> CartridgeSession::step(Image& image) {
+    State& s = *state_;
+    const auto start = std::chrono::steady_clock::now();
+    if (auto w = s.resident->write(image, region_of(input_rect(s.manifest))); !w) return w.error();
+    auto run = s.recording->run();
+    if (!run) return run.error();
+    if (run->status.fault_code != FAULT_NONE)
+        return Error{"the cartridge's program faulted on the device: " +
+                         std::string(fault_name(run->status.fault_code)) + " at pc " +
+                         std::to_string(run->status.fault_pc),
+                     ErrorCode::invalid_input};
+    const bool whole = s.verify && s.stats.steps == 0;
+    if (whole) {
+        if (auto r = s.resident->read(image); !r) return r.error();
+    } else {
+        for (const SlotRect& r : output_rects(s.manifest))
+            if (auto read = s.resident->read(image, region_of(r)); !read) return read.error();
+    }
+    s.stats.host_step_ms += ms_since(start);
+    s.stats.gpu_execute_ms += run->timings.gpu_execute_ms.value_or(0);
+    ++s.stats.steps;
+    if (!s.verify) return {};
+
+    const auto check = std::chrono::steady_clock::now();
+    const SlotRect in = input_rect(s.manifest);
+    for (std::uint32_t y = in.y; y < in.y + in.height; ++y)
+        for (std::uint32_t x = in.x; x < in.x + in.width; ++x)
+            s.reference.set_pixel(x, y, image.pixel(x, y));
+    const RunOutcome outcome = run_reference(s.reference);
+    if (outcome.fault)
+        return Error{"the cartridge's program faulted on the reference: " +
+                         describe(outcome.fault, s.reference),
+                     ErrorCode::invalid_input};
+    if (whole) {
+        const ImageDifference d = compare_images(s.reference, image);
+        if (d.count)
+            return Error{"MISMATCH with the reference on the first step: " + describe(d),
+                         ErrorCode::mismatch};
+    } else if (auto d = compare_outputs(s.reference, image, s.manifest)) {
+        return Error{"MISMATCH with the reference at step " + std::to_string(s.stats.steps) + ": " +
+                         *d,
+                     ErrorCode::mismatch};
+    }
+    s.stats.verify_ms += ms_since(check);
+    return {};
+}
+
+CartridgeStep CartridgeSession::as_step() {
+    return [this](Image& image) { return step(image); };
+}
+
+std::string CartridgeSession::device_name() const {
+    return state_->name;
+}
+const CartridgeSessionStats& CartridgeSession::stats() const {
+    return state_->stats;
+}
+ValidationMessages CartridgeSession::validation_messages() const {
+    return state_->runtime.validation_messages();
+}
+
+} // namespace px::vk
