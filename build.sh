@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 machine: installs what is missing (apt), builds, then
-#   ./build.sh demo   runs the main job: pxrun on the seed program, on the first GPU (or lavapipe)
+#   ./build.sh demo   runs the main job: the shipped model cartridge continues a prompt, on the
+#                     first GPU (or lavapipe), every step checked against the reference
 #   ./build.sh test   runs every test (validation layer on)
 #   ./build.sh build  only installs and builds
 # BUILD_DIR (default build) and BUILD_TYPE (default Release) may be set in the environment.
@@ -32,7 +33,7 @@ cmake --build "$build_dir"
 
 case "$action" in
   build) ;;
-  demo) "$build_dir/cli/pxrun" assets/dot_test.pxi --out "$build_dir/dot_test.result.pxi" ;;
+  demo) "$build_dir/cli/pxrun" assets/kjv.pxa --prompt "And God said" --tokens 200 ;;
   test) PXVM_VALIDATE=1 ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" ;;
   *) echo "usage: ./build.sh [demo|test|build]" >&2; exit 1 ;;
 esac

@@ -3,7 +3,9 @@
 # with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
-#   benchmarks/gpu_run.sh [full|smoke]
+#   benchmarks/gpu_run.sh [full|smoke|cartridge]
+# `cartridge` instead checks and times the shipped model cartridge (assets/kjv.pxa): its GPU tests,
+# its self-test and a generation on the GPU, `pxbench cartridge` per batch size and its PyTorch peer.
 # Outputs: machine.txt, pxinfo.txt, gpu_tests.txt, pxconform.txt and conformance/, pxbench.json,
 # peer.json, compare.txt and pxbench-vs-peer.svg.
 set -uo pipefail
@@ -12,12 +14,32 @@ out=${OUT:-/tmp/pxvm-gpu-run}
 mkdir -p "$out"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
+export LD_LIBRARY_PATH=$PWD/.devrun/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 if ! .devrun/pxinfo > /dev/null 2>&1; then
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 fi
 export PXVM_CACHE_DIR=/tmp/pxvm-cache PXVM_TOOL_DIR=$PWD/.devrun
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } > "$out/machine.txt" 2>&1
 .devrun/pxinfo > "$out/pxinfo.txt" 2>&1
+
+if [ "$preset" = cartridge ]; then
+  PXVM_VALIDATE=1 timeout 200 .devrun/pxvm_gpu_tests "[cartridge],kernels: embed" \
+    > "$out/cartridge_tests.txt" 2>&1
+  echo "cartridge gpu tests: exit $?" | tee -a "$out/cartridge_tests.txt"
+  { .devrun/pxrun --validate assets/kjv.pxa; echo "exit $?";
+    .devrun/pxrun assets/kjv.pxa --prompt "And God said" --tokens 200; echo "exit $?";
+    .devrun/pxrun --device cpu assets/kjv.pxa --prompt "And God said" --tokens 200; echo "exit $?";
+  } > "$out/pxrun_cartridge.txt" 2>&1
+  cat "$out/pxrun_cartridge.txt"
+  timeout 300 .devrun/pxbench cartridge assets/kjv-window.safetensors --text assets/kjv/heldout.txt \
+    --batches 1 64 4096 max --json "$out/pxbench_cartridge.json" 2>&1 | tee "$out/pxbench_cartridge.txt"
+  largest=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][-1]['batch'])" \
+    "$out/pxbench_cartridge.json" 2>/dev/null || echo 32000)
+  PYTHONUNBUFFERED=1 timeout 250 python3 benchmarks/peers/cartridge_peer.py \
+    assets/kjv-window.safetensors --batches 1 64 4096 "$largest" --json "$out/cartridge_peer.json" \
+    2>&1 | tee "$out/cartridge_peer.txt"
+  exit 0
+fi
 
 # The kernels path against the reference on the GPU: every kernel test and the differential test
 # (every variant), validation layer on.

@@ -9,6 +9,7 @@
 #include "compare.hpp"
 #include "svg_chart.hpp"
 
+#include "cartridge_bench.hpp"
 #include "pxvm/program.hpp"
 #include "pxvm/program_writer.hpp"
 #include "pxvm/verification.hpp"
@@ -742,8 +743,34 @@ int main(int argc, char** argv) {
     std::string svg;
     compare->add_option("files", files, "two or more JSON files")->required()->expected(2, -1);
     compare->add_option("--svg", svg, "also write a bar chart here");
+    px::bench::CartridgeBenchOptions cart;
+    CLI::App* cartridge = app.add_subcommand(
+        "cartridge", "tokens per second of a window-MLP cartridge per batch size: packs the "
+                     "weights for each batch, checks steps against the reference, then times "
+                     "steps (input slot written, outputs read back) without the check");
+    cartridge->add_option("weights", cart.weights, "the .safetensors weights")->required();
+    cartridge->add_option("--text", cart.calibration, "text for calibration and prompts")
+        ->required();
+    cartridge
+        ->add_option("--batches", cart.batches, "batch sizes, or max (the largest one image holds)")
+        ->capture_default_str();
+    cartridge->add_option("--seconds", cart.seconds, "timed steps per batch: at least this long")
+        ->capture_default_str();
+    cartridge->add_option("--device,-d", cart.device, "'auto', a device index or a part of a name")
+        ->capture_default_str();
+    cartridge->add_option("--json", cart.json_path, "write the figures here");
+    cartridge
+        ->add_option("--verified-steps", cart.verified_steps,
+                     "steps per batch checked against the reference")
+        ->capture_default_str();
     pxcli::add_version(app, "pxbench");
     PXCLI_PARSE(app, argc, argv);
+
+    if (*cartridge) {
+        if (cart.device == "auto" && device_name != "auto") cart.device = device_name;
+        if (cart.json_path.empty()) cart.json_path = json_path;
+        return px::bench::run_cartridge_bench(cart);
+    }
 
     if (*compare) {
         auto table = px::bench::compare_files(files);

@@ -62,6 +62,7 @@ struct CartridgeArgs {
     double temperature = 0;
     std::uint64_t seed = 0;
     bool self_test = false;
+    bool prompt_given = false; ///< --prompt was on the command line (perhaps empty)
 };
 
 int cartridge_error(const std::string& path, const px::Error& e) {
@@ -83,7 +84,7 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
         for (std::string line; std::getline(in, line);)
             if (!line.empty()) texts.push_back(line);
         if (texts.empty()) return cartridge_error(path, {args.batch_file + ": no prompts"});
-    } else if (args.self_test || args.prompt.empty()) {
+    } else if (args.self_test || !args.prompt_given) {
         if (m.self_test_prompt.empty())
             return cartridge_error(path, {"the cartridge has no self-test; give --prompt TEXT"});
         texts.push_back(m.self_test_prompt);
@@ -101,7 +102,7 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
         prompts.push_back(std::move(*ids));
     }
     const bool self_test =
-        texts.size() == 1 && args.batch_file.empty() && (args.self_test || args.prompt.empty());
+        texts.size() == 1 && args.batch_file.empty() && (args.self_test || !args.prompt_given);
     px::GenerateOptions g;
     g.tokens = self_test ? m.self_test_tokens : args.tokens;
     g.temperature = args.temperature;
@@ -236,9 +237,10 @@ int main(int argc, char** argv) {
     }
     if (timeout_ms) options.timeout = std::chrono::milliseconds(timeout_ms);
 
-    const bool cartridge_flags = !cart.prompt.empty() || !cart.batch_file.empty() ||
-                                 cart.self_test || app.count("--tokens") ||
-                                 app.count("--temperature") || app.count("--seed");
+    cart.prompt_given = app.count("--prompt") > 0;
+    const bool cartridge_flags = cart.prompt_given || !cart.batch_file.empty() || cart.self_test ||
+                                 app.count("--tokens") || app.count("--temperature") ||
+                                 app.count("--seed");
     if (program.ends_with(".pxa") || cartridge_flags) {
         if (!out.empty() || options.path != px::ExecutionPath::kernels) {
             std::cerr << "pxrun: --out and --path interpreter apply to .pxi programs, not to "

@@ -56,6 +56,7 @@ Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
     RuntimeOptions runtime_options;
     runtime_options.validate = options.validate;
     if (options.timeout) runtime_options.timeout = *options.timeout;
+    runtime_options.cache_dir = options.cache_dir;
     auto runtime = Runtime::create(runtime_options);
     if (!runtime)
         return Error{runtime.error().message + "; or run the reference alone with --device cpu",
@@ -151,6 +152,9 @@ CartridgeStep CartridgeSession::as_step() {
 
 std::string CartridgeSession::device_name() const {
     return state_->name;
+}
+const DeviceInfo& CartridgeSession::device_info() const {
+    return state_->device.info();
 }
 const CartridgeSessionStats& CartridgeSession::stats() const {
     return state_->stats;

@@ -20,6 +20,7 @@ struct CartridgeSessionOptions {
     bool verify = true;
     std::optional<std::chrono::milliseconds> timeout;
     std::optional<KernelVariant> variant;
+    std::string cache_dir; ///< the pipeline cache's directory (empty: RuntimeOptions' default)
 };
 
 /// Totals over the steps run so far.
@@ -47,6 +48,7 @@ public:
     CartridgeStep as_step();
 
     std::string device_name() const; ///< "[0] NVIDIA H200 (scheduled kernels, int-dot variant)"
+    const DeviceInfo& device_info() const;
     const CartridgeSessionStats& stats() const;
     /// Validation-layer messages so far (validation on only).
     ValidationMessages validation_messages() const;

@@ -1,0 +1,201 @@
+// Each batch size: pack (in memory), open a session (resident image, recorded program), check
+// `verified_steps` steps against the reference (the first on the whole image), then time steps
+// without the check: submit to result, only the input slot written and the outputs read.
+#include "cartridge_bench.hpp"
+
+#include "pxvm/pack.hpp"
+#include "pxvm/vulkan/cartridge_session.hpp"
+#include "pxvm/vulkan/device_info.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+namespace px::bench {
+namespace {
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// The largest batch whose cartridge fits one image (the packer refuses larger ones).
+std::uint32_t largest_batch(const Safetensors& weights, std::string_view text) {
+    std::uint32_t lo = 1, hi = 32767;
+    PackOptions o;
+    o.calibration_windows = 64;
+    while (lo < hi) {
+        const std::uint32_t mid = lo + (hi - lo + 1) / 2;
+        o.batch = mid;
+        if (pack_cartridge(weights, text, o))
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+// Prompts: `count` pieces of the text, spread over it, each at least one window long.
+std::vector<std::vector<std::uint32_t>> prompts_from(const CartridgeManifest& m,
+                                                     std::string_view text, std::uint32_t count) {
+    std::vector<std::vector<std::uint32_t>> out;
+    const std::size_t piece = m.context * 2;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const std::size_t at = (text.size() - piece) * i / count;
+        std::string chunk(text.substr(at, piece));
+        std::erase_if(chunk, [](char c) { return (unsigned char)c >= 0x80; });
+        auto ids = tokenize(m, chunk.empty() ? std::string(" ") : chunk);
+        out.push_back(ids ? *ids : std::vector<std::uint32_t>{});
+    }
+    return out;
+}
+
+} // namespace
+
+int run_cartridge_bench(const CartridgeBenchOptions& options) {
+    auto weights = load_safetensors(options.weights);
+    if (!weights) {
+        std::cerr << "pxbench cartridge: " << weights.error().message << "\n";
+        return 1;
+    }
+    std::ifstream in(options.calibration, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    if (!in || text.size() < 4096) {
+        std::cerr << "pxbench cartridge: " << options.calibration
+                  << ": cannot read at least 4 KiB of text\n";
+        return 1;
+    }
+    nlohmann::json results = nlohmann::json::array(), device_json;
+    int status = 0;
+    for (const std::string& spec : options.batches) {
+        std::uint32_t batch = 0;
+        if (spec == "max")
+            batch = largest_batch(*weights, text);
+        else
+            try {
+                batch = std::uint32_t(std::stoul(spec));
+            } catch (const std::exception&) {
+                std::cerr << "pxbench cartridge: --batches: '" << spec
+                          << "' is not a number or max\n";
+                return 1;
+            }
+        PackOptions po;
+        po.batch = batch;
+        po.name = "benchmark";
+        auto packed = pack_cartridge(*weights, text, po);
+        if (!packed) {
+            std::cerr << "pxbench cartridge: batch " << batch << ": " << packed.error().message
+                      << "\n";
+            return 1;
+        }
+        const Cartridge cart{packed->image, packed->manifest, {}};
+        const auto prompts = prompts_from(cart.manifest, text, batch);
+
+        // The reference check: the same session type as pxrun, verification on; closed before
+        // the timed one opens.
+        vk::CartridgeSessionOptions so;
+        so.device = options.device;
+        so.verify = true;
+        double verify_ms = 0;
+        std::string device_name;
+        vk::DeviceInfo info;
+        Image image = cart.image;
+        GenerateOptions g;
+        {
+            auto checked = vk::CartridgeSession::open(cart, so);
+            if (!checked) {
+                std::cerr << "pxbench cartridge: " << checked.error().message << "\n";
+                return 1;
+            }
+            g.tokens = options.verified_steps;
+            auto verified = generate(image, cart.manifest, prompts, g, checked->as_step());
+            if (!verified) {
+                std::cerr << "pxbench cartridge: batch " << batch << ": "
+                          << verified.error().message << "\n";
+                status = verified.error().code == ErrorCode::mismatch ? 3 : 1;
+                continue;
+            }
+            verify_ms = checked->stats().verify_ms / double(checked->stats().steps);
+            info = checked->device_info();
+            device_name = checked->device_name();
+        }
+
+        so.verify = false;
+        auto session = vk::CartridgeSession::open(cart, so);
+        if (!session) {
+            std::cerr << "pxbench cartridge: " << session.error().message << "\n";
+            return 1;
+        }
+        std::vector<double> host_ms, gpu_ms;
+        double last_host = 0, last_gpu = 0;
+        const auto start = std::chrono::steady_clock::now();
+        bool warm = false;
+        g.tokens = 1u << 30; // stopped by the callback's deadline, through an error
+        g.after_step = [&](std::uint32_t) {
+            const vk::CartridgeSessionStats& st = session->stats();
+            const double h = st.host_step_ms - last_host, d = st.gpu_execute_ms - last_gpu;
+            last_host = st.host_step_ms;
+            last_gpu = st.gpu_execute_ms;
+            const double elapsed =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            if (!warm && elapsed > 0.5) {
+                warm = true; // idle GPUs clock up over ~0.5 s
+            } else if (warm) {
+                host_ms.push_back(h);
+                gpu_ms.push_back(d);
+            }
+        };
+        vk::CartridgeSession* live = &*session;
+        const CartridgeStep timed = [&, live](Image& img) -> Result<void> {
+            const double elapsed =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            if (warm && elapsed > 0.5 + options.seconds && host_ms.size() >= 10)
+                return Error{"done", ErrorCode::incomplete};
+            return live->step(img);
+        };
+        image = cart.image;
+        auto ran = generate(image, cart.manifest, prompts, g, timed);
+        if (!ran && ran.error().message != "done") {
+            std::cerr << "pxbench cartridge: batch " << batch << ": " << ran.error().message
+                      << "\n";
+            return 1;
+        }
+        const double step = median(host_ms), gpu = median(gpu_ms);
+        std::cout << std::fixed << std::setprecision(3) << "batch " << std::setw(5) << batch << " ("
+                  << cart.image.width() << "x" << cart.image.height() << "): step " << step
+                  << " ms (GPU " << gpu << " ms), " << std::setprecision(0)
+                  << double(batch) * 1e3 / step << " tokens/s; reference "
+                  << "check " << std::setprecision(3) << verify_ms << " ms/step, "
+                  << options.verified_steps << " steps verified\n";
+        results.push_back({{"batch", batch},
+                           {"image", std::to_string(cart.image.width()) + "x" +
+                                         std::to_string(cart.image.height())},
+                           {"steps_timed", host_ms.size()},
+                           {"step_ms_median", step},
+                           {"gpu_ms_median", gpu},
+                           {"step_ms_samples", host_ms},
+                           {"tokens_per_s", double(batch) * 1e3 / step},
+                           {"verified_steps", options.verified_steps},
+                           {"verify_ms_per_step", verify_ms}});
+        device_json = {{"name", device_name},
+                       {"driver", vk::format_driver_version(info)},
+                       {"api", vk::format_api_version(info.api_version)}};
+    }
+    if (!options.json_path.empty()) {
+        nlohmann::json j = {{"schema", "pxbench-cartridge-1"},
+                            {"weights", options.weights},
+                            {"device", device_json},
+                            {"results", results}};
+        std::ofstream(options.json_path) << j.dump(2) << "\n";
+    }
+    return status;
+}
+
+} // namespace px::bench

@@ -1,0 +1,67 @@
+// Cartridges on a device (lavapipe in CI): the resident image and recorded program of
+// px::vk::CartridgeSession give the reference's tokens for a batch of prompts, with every
+// kernel variant, every step verified, and the validation layer silent.
+#include "gpu_support.hpp"
+
+#include "cartridge_support.hpp"
+#include "command_runner.hpp"
+
+#include "pxvm/vulkan/cartridge_session.hpp"
+
+using namespace pxtest::cartridge;
+
+namespace {
+
+px::Cartridge reload(const px::PackedCartridge& p) {
+    auto bytes = px::encode_cartridge(p.image, p.manifest);
+    REQUIRE(bytes.ok());
+    auto c = px::decode_cartridge(*bytes, "tiny.pxa");
+    if (!c) FAIL(c.error().message);
+    return std::move(*c);
+}
+
+} // namespace
+
+TEST_CASE("a cartridge session generates the reference's tokens", "[gpu][cartridge]") {
+    pxgpu::require_validation_layer();
+    const px::Cartridge cart = reload(pack_tiny(4));
+    std::vector<std::vector<std::uint32_t>> prompts;
+    for (const char* text : {"a bad", "cab", "é", "dead bed. "})
+        prompts.push_back(*px::tokenize(cart.manifest, text));
+    prompts.pop_back(); // three prompts in four rows: the last row holds padding windows
+    px::GenerateOptions g;
+    g.tokens = 10;
+    px::Image reference_image = cart.image;
+    auto expected = px::generate(reference_image, cart.manifest, prompts, g, px::reference_step());
+    REQUIRE(expected.ok());
+    for (const char* variant : {"portable", "int-dot"}) {
+        INFO(variant);
+        px::vk::CartridgeSessionOptions options;
+        options.validate = true;
+        options.variant = px::vk::variant_from_name(variant);
+        options.cache_dir = pxgpu::temp_dir("cartridge");
+        auto session = px::vk::CartridgeSession::open(cart, options);
+        if (!session && session.error().code == px::ErrorCode::unsupported) continue;
+        if (!session) FAIL(session.error().message);
+        px::Image image = cart.image;
+        auto got = px::generate(image, cart.manifest, prompts, g, session->as_step());
+        if (!got) FAIL(got.error().message);
+        CHECK(*got == *expected);
+        CHECK(session->stats().steps == 10);
+        CHECK(session->device_name().find(variant) != std::string::npos);
+        CHECK(session->validation_messages().total() == 0);
+    }
+}
+
+TEST_CASE("pxrun runs the shipped cartridge's self-test on the default device",
+          "[gpu][cartridge][cli]") {
+    pxgpu::require_validation_layer();
+    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_cartridge_gpu");
+    REQUIRE(pxrun.tool_exists());
+    const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
+    const auto result = pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/kjv.pxa", env);
+    INFO(result.out << result.err);
+    CHECK(result.exit_code == 0);
+    CHECK_THAT(result.err, Catch::Contains("self-test passed"));
+    CHECK_THAT(result.err, Catch::Contains("every step matched the reference interpreter"));
+}

@@ -1,0 +1,276 @@
+// Cartridges: the safetensors reader, pxc pack's quantisation and layout, the manifest and its
+// checks (format version, checksum, regions against the program row), tokenizing, generation on
+// the reference, and every bad input the cartridge issue lists, through the library and the tools.
+#include "cartridge_support.hpp"
+#include "command_runner.hpp"
+
+#include "pxvm/cartridge.hpp"
+#include "pxvm/evaluate.hpp"
+#include "pxvm/pack.hpp"
+#include "pxvm/reference_interpreter.hpp"
+#include "pxvm/safetensors.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace {
+
+using px::testing::CommandRunner;
+using px::testing::tool_path;
+using namespace pxtest::cartridge;
+
+px::Cartridge reload(const px::PackedCartridge& p) {
+    auto bytes = px::encode_cartridge(p.image, p.manifest);
+    REQUIRE(bytes.ok());
+    auto c = px::decode_cartridge(*bytes, "tiny.pxa");
+    if (!c) FAIL(c.error().message);
+    return std::move(*c);
+}
+
+// The manifest JSON of a packed cartridge, changed by `edit`, re-encoded and decoded.
+px::Result<px::Cartridge> with_manifest(const px::PackedCartridge& p,
+                                        const std::function<void(nlohmann::json&)>& edit,
+                                        bool keep_checksum = true) {
+    nlohmann::json j = nlohmann::json::parse(px::manifest_to_json(p.manifest));
+    edit(j);
+    auto m = px::manifest_from_json(j.dump(), "edited");
+    if (!m) return m.error();
+    if (!keep_checksum) m->pixels_sha256 = px::cartridge_pixels_sha256(p.image, *m);
+    auto bytes = px::encode_cartridge(p.image, *m);
+    REQUIRE(bytes.ok());
+    return px::decode_cartridge(*bytes, "edited.pxa");
+}
+
+} // namespace
+
+TEST_CASE("safetensors: a valid file reads back value for value", "[cartridge][safetensors]") {
+    const auto bytes = tiny_model();
+    auto st = px::parse_safetensors(bytes, "tiny.safetensors");
+    REQUIRE(st.ok());
+    REQUIRE(st->tensors.size() == 7);
+    CHECK(st->tensors.at("fc1.weight").shape == std::vector<std::uint64_t>{12, 20});
+    CHECK(st->metadata.at("context") == "4");
+    std::mt19937 rng(1);
+    const auto first = random_tensor(rng, {vocab.size(), 5}, 1.0f);
+    CHECK(st->tensors.at("embed.weight").values == first.values);
+}
+
+TEST_CASE("safetensors: malformed files are refused with the reason", "[cartridge][safetensors]") {
+    const auto good = tiny_model();
+    auto refused = [](std::vector<std::uint8_t> bytes, const std::string& words) {
+        auto st = px::parse_safetensors(bytes, "bad.safetensors");
+        REQUIRE_FALSE(st.ok());
+        INFO(st.error().message);
+        CHECK(st.error().message.find("bad.safetensors") != std::string::npos);
+        CHECK(st.error().message.find(words) != std::string::npos);
+    };
+    refused({1, 2, 3}, "shorter than");
+    auto huge = good;
+    huge[5] = 0x10; // a header length of 2^44 bytes
+    refused(huge, "at most 100 MB");
+    auto past_end = good;
+    past_end[0] = 0xFF, past_end[1] = 0xFF, past_end[2] = 0x0F; // ~1 MB header in a small file
+    refused(past_end, "header of");
+    refused(std::vector<std::uint8_t>(good.begin(), good.end() - 4), "outside");
+    auto extra = good;
+    extra.insert(extra.end(), {0, 0, 0, 0});
+    refused(extra, "bytes after the last tensor");
+    auto not_json = good;
+    not_json[8] = '[';
+    refused(not_json, "not a JSON object");
+    std::mt19937 rng(2);
+    px::FloatTensor a = random_tensor(rng, {2, 2}, 1);
+    auto half = safetensors_bytes({{"a", a}}, {});
+    const std::string text(half.begin() + 8, half.end() - 16);
+    std::string f16 = text;
+    f16.replace(f16.find("F32"), 3, "F16");
+    std::vector<std::uint8_t> f16_bytes(half.begin(), half.begin() + 8);
+    f16_bytes.insert(f16_bytes.end(), f16.begin(), f16.end());
+    f16_bytes.insert(f16_bytes.end(), half.end() - 16, half.end());
+    refused(f16_bytes, "is F16");
+    std::string wrong = text;
+    wrong.replace(wrong.find("[2,2]"), 5, "[2,3]");
+    std::vector<std::uint8_t> wrong_bytes(half.begin(), half.begin() + 8);
+    wrong_bytes.insert(wrong_bytes.end(), wrong.begin(), wrong.end());
+    wrong_bytes.insert(wrong_bytes.end(), half.end() - 16, half.end());
+    refused(wrong_bytes, "16 bytes for 6 F32 values");
+}
+
+TEST_CASE("pack: the quantised cartridge tracks its float twin", "[cartridge][pack]") {
+    const px::PackedCartridge p = pack_tiny();
+    const px::Cartridge c = reload(p);
+    CHECK(c.manifest.batch == 1);
+    CHECK(c.manifest.context == 4);
+    CHECK(c.manifest.vocab == vocab);
+    CHECK(c.manifest.self_test_tokens == 12);
+    // The program row declares exactly the manifest's regions and runs to HALT.
+    const px::Plan plan = px::plan_program(c.image);
+    CHECK_FALSE(plan.fault);
+    CHECK(plan.halted);
+    // Over windows of the calibration text the integer logits follow the float ones.
+    auto weights = px::parse_safetensors(tiny_model(), "tiny.safetensors");
+    REQUIRE(weights.ok());
+    auto scored = px::evaluate(c, calibration, 0, &*weights);
+    REQUIRE(scored.ok());
+    INFO("agree on " << scored->agree << " of " << scored->cartridge.windows);
+    CHECK(double(scored->agree) >= 0.8 * double(scored->cartridge.windows));
+    CHECK(std::fabs(scored->cartridge.cross_entropy - scored->float_model->cross_entropy) < 0.2);
+}
+
+TEST_CASE("pack: batch rows compute the same windows as batch 1", "[cartridge][pack]") {
+    const px::Cartridge one = reload(pack_tiny(1));
+    const px::Cartridge four = reload(pack_tiny(4));
+    CHECK(four.manifest.batch == 4);
+    auto prompt = [&](const std::string& text) { return *px::tokenize(one.manifest, text); };
+    const std::vector<std::vector<std::uint32_t>> prompts = {prompt("a bad"), prompt("cab"),
+                                                             prompt("é"), prompt("dead bed. ")};
+    px::GenerateOptions g;
+    g.tokens = 9;
+    px::Image batch_image = four.image;
+    auto batched = px::generate(batch_image, four.manifest, prompts, g, px::reference_step());
+    REQUIRE(batched.ok());
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+        px::Image image = one.image;
+        auto alone = px::generate(image, one.manifest, {prompts[i]}, g, px::reference_step());
+        REQUIRE(alone.ok());
+        CHECK(alone->front() == (*batched)[i]);
+    }
+    px::Image image = one.image;
+    auto too_many = px::generate(image, one.manifest, prompts, g, px::reference_step());
+    REQUIRE_FALSE(too_many.ok());
+    CHECK(too_many.error().message.find("more than the 1 windows") != std::string::npos);
+}
+
+TEST_CASE("cartridge: tokenizing refuses empty, over-long and foreign text", "[cartridge]") {
+    const px::Cartridge c = reload(pack_tiny());
+    auto ids = px::tokenize(c.manifest, "a é\n");
+    REQUIRE(ids.ok());
+    CHECK(*ids == std::vector<std::uint32_t>{5, 2, 10, 1});
+    CHECK(px::detokenize(c.manifest, *ids) == "a é\n");
+    auto message = [&](const std::string& text) {
+        auto r = px::tokenize(c.manifest, text);
+        REQUIRE_FALSE(r.ok());
+        return r.error().message;
+    };
+    CHECK(message("").find("empty") != std::string::npos);
+    CHECK(message("abz").find("character 'z' at position 2") != std::string::npos);
+    CHECK(message("a\tb").find("'\\t' (tab)") != std::string::npos);
+    CHECK(message("a\xff").find("not UTF-8") != std::string::npos);
+    CHECK(message(std::string(px::MAX_PROMPT_CHARS + 1, 'a')).find("longer than 65536") !=
+          std::string::npos);
+}
+
+TEST_CASE("cartridge: bad files and manifests are refused with the reason", "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    auto refused = [](const px::Result<px::Cartridge>& r, const std::string& words) {
+        REQUIRE_FALSE(r.ok());
+        INFO(r.error().message);
+        CHECK(r.error().message.find(words) != std::string::npos);
+    };
+    SECTION("one changed weight pixel is a checksum mismatch") {
+        px::PackedCartridge changed = p;
+        const px::Tensor& w = changed.manifest.region("fc1.weight")->tensor;
+        px::Pixel px = changed.image.pixel(w.x + 1, w.y + 2);
+        px.g ^= 1;
+        changed.image.set_pixel(w.x + 1, w.y + 2, px);
+        auto bytes = px::encode_cartridge(changed.image, changed.manifest);
+        REQUIRE(bytes.ok());
+        refused(px::decode_cartridge(*bytes, "x.pxa"), "checksum mismatch");
+    }
+    SECTION("the input and output slots are outside the checksum") {
+        px::PackedCartridge changed = p;
+        px::write_window(changed.image, changed.manifest, 0, std::vector<std::uint32_t>{1, 2, 3});
+        auto bytes = px::encode_cartridge(changed.image, changed.manifest);
+        REQUIRE(px::decode_cartridge(*bytes, "x.pxa").ok());
+    }
+    SECTION("a newer format version names the pxVM it needs") {
+        refused(with_manifest(p,
+                              [](nlohmann::json& j) {
+                                  j["format_version"] = 2;
+                                  j["min_pxvm_version"] = "9.0.0";
+                              }),
+                "needs pxVM 9.0.0");
+    }
+    SECTION("regions that disagree with the program row") {
+        refused(with_manifest(
+                    p, [](nlohmann::json& j) { j["regions"][3]["rows"] = 11; }, false),
+                "disagrees with tensor 4 of the program row");
+        refused(with_manifest(
+                    p, [](nlohmann::json& j) { j["regions"][0]["tensor"] = 200; }, false),
+                "never declares");
+    }
+    SECTION("missing or malformed manifest fields") {
+        refused(with_manifest(p, [](nlohmann::json& j) { j.erase("tokenizer"); }),
+                "missing or wrong field");
+        refused(with_manifest(p, [](nlohmann::json& j) { j["architecture"] = "transformer"; }),
+                "architecture 'transformer'");
+        refused(with_manifest(p, [](nlohmann::json& j) { j["tokenizer"]["vocab"][3] = "ab"; }),
+                "not one UTF-8 character");
+        refused(with_manifest(p, [](nlohmann::json& j) { j["batch"] = 2; }),
+                "'tokens' is not batch x context");
+    }
+    SECTION("a PNG without a manifest, and corrupt bytes") {
+        auto plain = px::decode_cartridge(px::encode_png(p.image), "plain.png");
+        refused(plain, "no cartridge manifest");
+        auto bytes = *px::encode_cartridge(p.image, p.manifest);
+        bytes[bytes.size() / 2] ^= 0x40;
+        refused(px::decode_cartridge(bytes, "flipped.pxa"), "flipped.pxa");
+        auto not_json = px::manifest_from_json("{not json", "m");
+        REQUIRE_FALSE(not_json.ok());
+        CHECK(not_json.error().message.find("not a JSON object") != std::string::npos);
+    }
+}
+
+TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference",
+          "[cartridge][cli]") {
+    CommandRunner pxc(tool_path("pxc"), "pxc_cartridge");
+    REQUIRE(pxc.tool_exists());
+    const auto model = pxc.dir() / "tiny.safetensors";
+    const auto bytes = tiny_model();
+    px::testing::write_text(model, std::string(bytes.begin(), bytes.end()));
+    px::testing::write_text(pxc.dir() / "calib.txt", calibration);
+    const auto cart = (pxc.dir() / "tiny.pxa").string();
+    auto packed =
+        pxc.run("pack " + model.string() + " --calibration " + (pxc.dir() / "calib.txt").string() +
+                " -o " + cart + " --name tiny --self-test-prompt 'a bad' --self-test-tokens 12");
+    INFO(packed.out << packed.err);
+    REQUIRE(packed.exit_code == 0);
+    CHECK(packed.out.find("fc2.out  i8, calibrated scale") != std::string::npos);
+
+    auto inspected = pxc.run("inspect " + cart);
+    CHECK(inspected.exit_code == 0);
+    CHECK(inspected.out.find("checksum sha256") != std::string::npos);
+    CHECK(inspected.out.find("fc1.weight") != std::string::npos);
+    auto as_json = pxc.run("inspect --json " + cart);
+    CHECK(nlohmann::json::parse(as_json.out)["name"] == "tiny");
+
+    auto scored = pxc.run("eval " + cart + " " + (pxc.dir() / "calib.txt").string() + " --float " +
+                          model.string() + " --json " + (pxc.dir() / "eval.json").string());
+    CHECK(scored.exit_code == 0);
+    const auto eval = nlohmann::json::parse(px::testing::read_text(pxc.dir() / "eval.json"));
+    CHECK(eval["windows"] == calibration.size() - 2); // "é" is one token of two bytes
+
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_cartridge");
+    auto self_test = pxrun.run("--device cpu " + cart);
+    INFO(self_test.err);
+    CHECK(self_test.exit_code == 0);
+    CHECK(self_test.err.find("self-test passed") != std::string::npos);
+    auto foreign = pxrun.run("--device cpu " + cart + " --prompt 'abz'");
+    CHECK(foreign.exit_code == 1);
+    CHECK(foreign.err.find("character 'z' at position 2") != std::string::npos);
+    auto empty = pxrun.run("--device cpu " + cart + " --prompt ''");
+    CHECK(empty.exit_code == 1);
+    px::testing::write_text(pxrun.dir() / "two.txt", "a\nb\n");
+    auto batch = pxrun.run("--device cpu " + cart + " --batch " +
+                           (pxrun.dir() / "two.txt").string() + " --tokens 3");
+    CHECK(batch.exit_code == 1);
+    CHECK(batch.err.find("2 prompts are more than the 1 windows") != std::string::npos);
+    auto plain = pxrun.run("--device cpu " + std::string(PXVM_SOURCE_DIR) +
+                           "/assets/dot_test.pxi --prompt abc");
+    CHECK(plain.exit_code == 1);
+    CHECK(plain.err.find("no cartridge manifest") != std::string::npos);
+}
