@@ -148,15 +148,16 @@ int eval_command(const std::string& path, const std::string& text_path, std::uin
     if (!result) return fail(text_path + ": " + result.error().message);
     auto line = [](const std::string& what, const px::EvalScore& s) {
         std::cout << std::left << std::setw(40) << what << std::right << std::fixed
-                  << std::setprecision(2) << std::setw(7) << 100 * s.accuracy << "%"
-                  << std::setprecision(3) << std::setw(9) << s.cross_entropy << " nats\n";
+                  << std::setprecision(2) << std::setw(8) << 100 * s.accuracy << "%"
+                  << std::setprecision(3) << std::setw(11) << s.cross_entropy << " nats\n";
     };
     std::cout << result->cartridge.windows << " windows of " << text_path << "\n";
-    std::cout << std::left << std::setw(40) << "model" << std::right << std::setw(8) << "accuracy"
-              << std::setw(14) << "cross-entropy\n";
+    std::cout << std::left << std::setw(40) << "model" << std::right << std::setw(9) << "accuracy"
+              << std::setw(16) << "cross-entropy"
+              << "\n";
     line("cartridge (pxVM reference, integer)", result->cartridge);
     if (result->float_model) {
-        line("float twin (" + float_path + ")", *result->float_model);
+        line("float twin (--float)", *result->float_model);
         std::cout << "same prediction on " << std::setprecision(2)
                   << 100.0 * double(result->agree) / double(result->cartridge.windows)
                   << "% of windows\n";

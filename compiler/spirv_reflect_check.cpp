@@ -61,6 +61,10 @@ const std::vector<FamilyInterface> families = {
       {px::BINDING_STATUS, "BINDING_STATUS"},
       {px::BINDING_IMAGE_IN, "BINDING_IMAGE_IN"}},
      {sizeof(px::KernelPush), "sizeof(px::KernelPush)"}},
+    // The output packer a recording appends (runtime/src/vulkan/device.cpp): image in, outputs.
+    {"outputs",
+     {{px::BINDING_IMAGE_IN, "BINDING_IMAGE_IN"}, {px::BINDING_OUTPUTS, "BINDING_OUTPUTS"}},
+     {sizeof(px::PackPush), "sizeof(px::PackPush)"}},
 };
 
 // The workgroup sizes of the scheduled kernels: KERNEL_LOCAL_SIZE, or one invocation.
@@ -88,6 +92,7 @@ const std::vector<KernelEntry> kernels = {
     {"gather_mean", "kernels", kernel_local_size},
     {"embed_check", "kernels", kernel_local_size},
     {"embed", "kernels", kernel_local_size},
+    {"pack_outputs", "outputs", kernel_local_size},
     {"finish", "kernels", single_invocation},
 };
 

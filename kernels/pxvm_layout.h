@@ -17,6 +17,9 @@ PX_CONST(BINDING_STATUS, 1u);
 // image buffer (the protocol keeps inputs and outputs apart, or in place element for element), so
 // drivers may cache the loads; the interpreter's coherent view would bypass L1 on NVIDIA.
 PX_CONST(BINDING_IMAGE_IN, 2u);
+// A recording's output buffer (host-visible): the `pack_outputs` kernel copies chosen regions of
+// the image into it, row after row, so the host reads them with no copy on the GPU's queue.
+PX_CONST(BINDING_OUTPUTS, 3u);
 // Bytes of the status buffer: RunStatus, then scratch words the scheduled kernels share between
 // dispatches (KernelStatus).
 PX_CONST(STATUS_BUFFER_BYTES, 64u);
@@ -75,6 +78,13 @@ struct KernelPush {
     KernelTensor t[3];
     std::uint32_t arg[4];
 };
+/// Push constants of `pack_outputs`: the image width, a region (x, y, width, height in pixels)
+/// and the word of the output buffer its first pixel goes to; rows follow each other.
+struct PackPush {
+    std::uint32_t image_width;
+    std::uint32_t x, y, width, height;
+    std::uint32_t first_word;
+};
 /// The whole status buffer as the scheduled kernels see it.
 struct KernelStatus {
     RunStatus run;
@@ -82,6 +92,7 @@ struct KernelStatus {
 };
 static_assert(sizeof(KernelPush) == 92);
 static_assert(sizeof(KernelStatus) == 64);
+static_assert(sizeof(PackPush) == 24);
 } // namespace px
 #endif
 

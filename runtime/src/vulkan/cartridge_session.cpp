@@ -84,7 +84,10 @@ Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
     auto resident = state->device.upload(image);
     if (!resident) return resident.error();
     state->resident = std::move(*resident);
-    auto recording = state->device.record(*state->resident, schedule->dispatches);
+    std::vector<Region> outputs;
+    for (const SlotRect& r : output_rects(cartridge.manifest))
+        outputs.push_back(region_of(r));
+    auto recording = state->device.record(*state->resident, schedule->dispatches, outputs);
     if (!recording) return recording.error();
     state->recording = std::move(*recording);
     return CartridgeSession(std::move(state));
@@ -113,9 +116,8 @@ Result<void> CartridgeSession::step(Image& image) {
     const bool whole = s.verify && s.stats.steps == 0;
     if (whole) {
         if (auto r = s.resident->read(image); !r) return r.error();
-    } else {
-        for (const SlotRect& r : output_rects(s.manifest))
-            if (auto read = s.resident->read(image, region_of(r)); !read) return read.error();
+    } else if (auto read = s.recording->read_outputs(image); !read) {
+        return read.error();
     }
     s.stats.host_step_ms += ms_since(start);
     s.stats.gpu_execute_ms += run->timings.gpu_execute_ms.value_or(0);

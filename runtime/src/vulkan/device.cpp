@@ -634,10 +634,12 @@ Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
          nullptr},
         {BINDING_IMAGE_IN, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
          nullptr},
+        {BINDING_OUTPUTS, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
+         nullptr},
     };
     auto set_layout_info = make_struct<VkDescriptorSetLayoutCreateInfo>(
         VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO);
-    set_layout_info.bindingCount = 3;
+    set_layout_info.bindingCount = 4;
     set_layout_info.pBindings = bindings;
     VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
     if (VkResult r = vkCreateDescriptorSetLayout(device, &set_layout_info, nullptr, &set_layout);
@@ -760,6 +762,12 @@ struct RecordingState {
     Buffer status_copy;
     std::vector<std::string> labels;
     std::vector<PipelineInfo> pipelines;
+    // Output regions packed at the end of each run (Recording::read_outputs): the host-visible
+    // buffer, the descriptor set that binds it beside the image, and each region's first word.
+    Buffer outputs;
+    DescriptorPool pool;
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    std::vector<std::pair<Region, std::uint64_t>> regions;
 
     RecordingState() = default;
     RecordingState(const RecordingState&) = delete;
@@ -776,7 +784,9 @@ struct RecordingState {
         --image->recordings;
         if (!device->settle()) {
             leak(status_copy);
+            leak(outputs);
             (void)queries.release();
+            (void)pool.release();
             return;
         }
         if (commands != VK_NULL_HANDLE)
@@ -965,6 +975,24 @@ Recording::Recording(std::unique_ptr<detail::RecordingState> state) : state_(std
 Recording::~Recording() = default;
 Recording::Recording(Recording&&) noexcept = default;
 Recording& Recording::operator=(Recording&&) noexcept = default;
+
+Result<void> Recording::read_outputs(Image& target) const {
+    const RecordingState& rec = *state_;
+    const ResidentState& r = *rec.image;
+    if (target.width() != r.width || target.height() != r.height)
+        return Error{"reading outputs: the image is " + std::to_string(target.width()) + "x" +
+                     std::to_string(target.height()) + ", the resident image " +
+                     std::to_string(r.width) + "x" + std::to_string(r.height)};
+    if (rec.regions.empty()) return Error{"reading outputs: the recording has no output regions"};
+    if (auto seen = invalidate(*rec.device, rec.outputs); !seen) return seen.error();
+    const auto* words = static_cast<const std::uint8_t*>(rec.outputs.mapped);
+    for (const auto& [region, first] : rec.regions)
+        for (std::uint32_t row = 0; row < region.height; ++row)
+            std::memcpy(target.data() + (std::size_t(region.y + row) * r.width + region.x) * 4,
+                        words + (first + std::uint64_t(row) * region.width) * 4,
+                        std::size_t(region.width) * 4);
+    return {};
+}
 
 const std::vector<std::string>& Recording::labels() const {
     return state_->labels;
@@ -1174,7 +1202,8 @@ Result<ResidentImage> Device::upload(const Image& image) {
     return resident;
 }
 
-Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch> dispatches) {
+Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch> dispatches,
+                                 std::span<const Region> outputs) {
     DeviceState& s = *state_;
     DeviceObjects& o = *s.objects;
     const DeviceInfo& d = s.info;
@@ -1218,9 +1247,86 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
                                      readback_memory(), "status readback buffer");
     if (!status_copy) return status_copy.error();
     rec->status_copy = std::move(status_copy.value());
+
+    // The output packer: one dispatch per region into a host-visible buffer, bound by this
+    // recording's own descriptor set (the image's buffers, and the outputs at BINDING_OUTPUTS).
+    std::vector<Dispatch> packs;
+    std::vector<VkPipeline> pack_pipelines;
+    std::uint64_t words = 0;
+    for (const Region& region : outputs) {
+        if (region.width == 0 || region.height == 0 || region.x >= r.width ||
+            region.width > r.width - region.x || region.y >= r.height ||
+            region.height > r.height - region.y)
+            return Error{"output region " + std::to_string(region.width) + "x" +
+                         std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
+                         std::to_string(region.y) + ") is empty or outside the image"};
+        const std::uint64_t n = std::uint64_t(region.width) * region.height;
+        const PackPush push{r.width,      region.x,      region.y,
+                            region.width, region.height, std::uint32_t(words)};
+        const std::uint64_t groups = (n + KERNEL_LOCAL_SIZE - 1) / KERNEL_LOCAL_SIZE;
+        const std::uint32_t gy = std::uint32_t((groups + 65534) / 65535);
+        Dispatch pack = Dispatch::with_push("pack_outputs", push,
+                                            {std::uint32_t((groups + gy - 1) / gy), gy, 1});
+        pack.label = "outputs " + std::to_string(region.width) + "x" +
+                     std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
+                     std::to_string(region.y) + ")";
+        bool created = false;
+        auto entry = kernel_pipeline(s, pack, created);
+        if (!entry) return entry.error();
+        pack_pipelines.push_back((*entry)->pipeline.get());
+        rec->labels.push_back(pack.label);
+        rec->regions.emplace_back(region, words);
+        packs.push_back(std::move(pack));
+        words += n;
+    }
+    if (!packs.empty()) {
+        auto buffer = create_buffer(s, words * 4, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT,
+                                    readback_memory(), "output buffer");
+        if (!buffer) return buffer.error();
+        rec->outputs = std::move(buffer.value());
+        const VkDevice device = s.device.get();
+        const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 4};
+        auto pool_info =
+            make_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
+        pool_info.maxSets = 1;
+        pool_info.poolSizeCount = 1;
+        pool_info.pPoolSizes = &pool_size;
+        VkDescriptorPool pool = VK_NULL_HANDLE;
+        if (VkResult res = vkCreateDescriptorPool(device, &pool_info, nullptr, &pool);
+            res != VK_SUCCESS)
+            return vulkan_error("cannot create a descriptor pool on " + d.name, res);
+        rec->pool = DescriptorPool(device, pool);
+        VkDescriptorSetLayout set_layout = o.set_layout.get();
+        auto set_info = make_struct<VkDescriptorSetAllocateInfo>(
+            VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO);
+        set_info.descriptorPool = pool;
+        set_info.descriptorSetCount = 1;
+        set_info.pSetLayouts = &set_layout;
+        if (VkResult res = vkAllocateDescriptorSets(device, &set_info, &rec->set);
+            res != VK_SUCCESS)
+            return vulkan_error("cannot allocate a descriptor set on " + d.name, res);
+        const VkDescriptorBufferInfo image_info{r.image.buffer.get(), 0, r.bytes};
+        const VkDescriptorBufferInfo status_info{r.status.buffer.get(), 0, STATUS_BYTES};
+        const VkDescriptorBufferInfo outputs_info{rec->outputs.buffer.get(), 0, words * 4};
+        const VkDescriptorBufferInfo* infos[4] = {&image_info, &status_info, &image_info,
+                                                  &outputs_info};
+        const std::uint32_t binding_of[4] = {BINDING_IMAGE, BINDING_STATUS, BINDING_IMAGE_IN,
+                                             BINDING_OUTPUTS};
+        VkWriteDescriptorSet writes[4]{};
+        for (int i = 0; i < 4; ++i) {
+            writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+            writes[i].dstSet = rec->set;
+            writes[i].dstBinding = binding_of[i];
+            writes[i].descriptorCount = 1;
+            writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+            writes[i].pBufferInfo = infos[i];
+        }
+        vkUpdateDescriptorSets(device, 4, writes, 0, nullptr);
+    }
+
     const bool timestamps = s.timestamp_bits > 0;
     if (timestamps) {
-        rec->query_count = 2 + std::uint32_t(dispatches.size());
+        rec->query_count = 2 + std::uint32_t(dispatches.size() + packs.size());
         auto queries = create_query_pool(s, rec->query_count);
         if (!queries) return queries.error();
         rec->queries = std::move(queries.value());
@@ -1272,6 +1378,22 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
                                dispatch.push_constants.data());
         vkCmdDispatch(cmd, dispatch.groups[0], dispatch.groups[1], dispatch.groups[2]);
         stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
+    }
+    if (!packs.empty()) {
+        record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT);
+        vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, o.pipeline_layout.get(), 0, 1,
+                                &rec->set, 0, nullptr);
+        for (std::size_t i = 0; i < packs.size(); ++i) {
+            vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pack_pipelines[i]);
+            vkCmdPushConstants(cmd, o.pipeline_layout.get(), VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                               std::uint32_t(packs[i].push_constants.size()),
+                               packs[i].push_constants.data());
+            vkCmdDispatch(cmd, packs[i].groups[0], packs[i].groups[1], packs[i].groups[2]);
+            stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
+        }
+        record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                       VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     }
     record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                    VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_READ_BIT);

@@ -218,6 +218,10 @@ public:
     /// reads the status and the timestamps. A kernel reporting STATUS_INCOMPLETE is an error
     /// (code incomplete): the image is unreliable.
     Result<GpuRun> run();
+    /// Copies the output regions given to Device::record from the last run() into `target` (an
+    /// image of the resident image's size); the GPU packed them into host memory at the end of
+    /// the run, so this is a host copy only.
+    Result<void> read_outputs(Image& target) const;
     /// The labels of the dispatches, in order.
     const std::vector<std::string>& labels() const;
     /// The pipelines the dispatches use, in order of first use.
@@ -257,7 +261,10 @@ public:
 
     /// Records `dispatches` over `image` once (pipelines created or looked up now), for any
     /// number of runs.
-    Result<Recording> record(ResidentImage& image, std::span<const Dispatch> dispatches);
+    /// With `outputs`, the recording ends by packing those regions into host-visible memory
+    /// (one dispatch each) for Recording::read_outputs: a run and its results in one submit.
+    Result<Recording> record(ResidentImage& image, std::span<const Dispatch> dispatches,
+                             std::span<const Region> outputs = {});
 
     /// Registers SPIR-V under `name` (tests, experiments). Embedded kernels (px::find_kernel)
     /// need no registration: they are loaded on first use.
