@@ -128,6 +128,7 @@ int run_cartridge_bench(const CartridgeBenchOptions& options) {
         }
 
         so.verify = false;
+        so.read_logits = false; // greedy: only the next tokens come back
         auto session = vk::CartridgeSession::open(cart, so);
         if (!session) {
             std::cerr << "pxbench cartridge: " << session.error().message << "\n";

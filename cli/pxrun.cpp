@@ -63,6 +63,7 @@ struct CartridgeArgs {
     std::uint64_t seed = 0;
     bool self_test = false;
     bool prompt_given = false; ///< --prompt was on the command line (perhaps empty)
+    bool tokens_given = false; ///< --tokens was on the command line
 };
 
 int cartridge_error(const std::string& path, const px::Error& e) {
@@ -77,6 +78,14 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
     auto cart = px::load_cartridge(path);
     if (!cart) return cartridge_error(path, cart.error());
     const px::CartridgeManifest& m = cart->manifest;
+    // The self-test runs when asked, or when nothing else is: greedy, its own token count.
+    if (args.self_test && (args.prompt_given || !args.batch_file.empty() || args.temperature > 0 ||
+                           args.tokens_given))
+        return cartridge_error(path, {"--self-test runs the manifest's prompt, greedily, for its "
+                                      "own token count: drop --prompt, --batch, --temperature "
+                                      "and --tokens"});
+    const bool self_test = args.self_test || (!args.prompt_given && args.batch_file.empty() &&
+                                              args.temperature == 0 && !args.tokens_given);
     std::vector<std::string> texts;
     if (!args.batch_file.empty()) {
         std::ifstream in(args.batch_file);
@@ -84,7 +93,7 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
         for (std::string line; std::getline(in, line);)
             if (!line.empty()) texts.push_back(line);
         if (texts.empty()) return cartridge_error(path, {args.batch_file + ": no prompts"});
-    } else if (args.self_test || !args.prompt_given) {
+    } else if (!args.prompt_given) { // the self-test's prompt
         if (m.self_test_prompt.empty())
             return cartridge_error(path, {"the cartridge has no self-test; give --prompt TEXT"});
         texts.push_back(m.self_test_prompt);
@@ -101,8 +110,6 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
                                           ids.error().message});
         prompts.push_back(std::move(*ids));
     }
-    const bool self_test =
-        texts.size() == 1 && args.batch_file.empty() && (args.self_test || !args.prompt_given);
     px::GenerateOptions g;
     g.tokens = self_test ? m.self_test_tokens : args.tokens;
     g.temperature = args.temperature;
@@ -117,6 +124,7 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
         so.verify = options.verify;
         so.timeout = options.timeout;
         so.variant = options.variant;
+        so.read_logits = args.temperature > 0;
         auto opened = px::vk::CartridgeSession::open(*cart, so);
         if (!opened) return cartridge_error(path, opened.error());
         session.emplace(std::move(*opened));
@@ -185,7 +193,9 @@ int main(int argc, char** argv) {
         ->required();
     CartridgeArgs cart;
     app.add_option("--prompt", cart.prompt,
-                   "cartridge: the text to continue (default: the cartridge's self-test)");
+                   "cartridge: the text to continue (default: the self-test's prompt; with no "
+                   "--prompt, --tokens, --temperature or --batch, the self-test runs and is "
+                   "checked)");
     app.add_option("--tokens", cart.tokens, "cartridge: tokens to generate after each prompt")
         ->capture_default_str()
         ->check(CLI::Range(1, 1000000));
@@ -238,6 +248,7 @@ int main(int argc, char** argv) {
     if (timeout_ms) options.timeout = std::chrono::milliseconds(timeout_ms);
 
     cart.prompt_given = app.count("--prompt") > 0;
+    cart.tokens_given = app.count("--tokens") > 0;
     const bool cartridge_flags = cart.prompt_given || !cart.batch_file.empty() || cart.self_test ||
                                  app.count("--tokens") || app.count("--temperature") ||
                                  app.count("--seed");

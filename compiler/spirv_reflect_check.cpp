@@ -65,6 +65,10 @@ const std::vector<FamilyInterface> families = {
     {"outputs",
      {{px::BINDING_IMAGE_IN, "BINDING_IMAGE_IN"}, {px::BINDING_OUTPUTS, "BINDING_OUTPUTS"}},
      {sizeof(px::PackPush), "sizeof(px::PackPush)"}},
+    // The input unpacker: the input buffer into the image.
+    {"inputs",
+     {{px::BINDING_IMAGE, "BINDING_IMAGE"}, {px::BINDING_INPUTS, "BINDING_INPUTS"}},
+     {sizeof(px::PackPush), "sizeof(px::PackPush)"}},
 };
 
 // The workgroup sizes of the scheduled kernels: KERNEL_LOCAL_SIZE, or one invocation.
@@ -93,6 +97,7 @@ const std::vector<KernelEntry> kernels = {
     {"embed_check", "kernels", kernel_local_size},
     {"embed", "kernels", kernel_local_size},
     {"pack_outputs", "outputs", kernel_local_size},
+    {"unpack_inputs", "inputs", kernel_local_size},
     {"finish", "kernels", single_invocation},
 };
 

@@ -20,6 +20,9 @@ PX_CONST(BINDING_IMAGE_IN, 2u);
 // A recording's output buffer (host-visible): the `pack_outputs` kernel copies chosen regions of
 // the image into it, row after row, so the host reads them with no copy on the GPU's queue.
 PX_CONST(BINDING_OUTPUTS, 3u);
+// A recording's input buffer (host-visible): `unpack_inputs` copies it into chosen regions of the
+// image at the start of each run, so the host writes one contiguous block.
+PX_CONST(BINDING_INPUTS, 4u);
 // Bytes of the status buffer: RunStatus, then scratch words the scheduled kernels share between
 // dispatches (KernelStatus).
 PX_CONST(STATUS_BUFFER_BYTES, 64u);
@@ -78,8 +81,9 @@ struct KernelPush {
     KernelTensor t[3];
     std::uint32_t arg[4];
 };
-/// Push constants of `pack_outputs`: the image width, a region (x, y, width, height in pixels)
-/// and the word of the output buffer its first pixel goes to; rows follow each other.
+/// Push constants of `pack_outputs` and `unpack_inputs`: the image width, a region (x, y, width,
+/// height in pixels) and the word of the output (input) buffer that holds its first pixel; rows
+/// follow each other.
 struct PackPush {
     std::uint32_t image_width;
     std::uint32_t x, y, width, height;

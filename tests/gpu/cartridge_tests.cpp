@@ -64,4 +64,13 @@ TEST_CASE("pxrun runs the shipped cartridge's self-test on the default device",
     CHECK(result.exit_code == 0);
     CHECK_THAT(result.err, Catch::Contains("self-test passed"));
     CHECK_THAT(result.err, Catch::Contains("every step matched the reference interpreter"));
+    // Sampling is on the host from the logits: the device gives the reference's text.
+    const std::string sample =
+        " --prompt 'In the beginning' --tokens 60 --temperature 0.7 --seed 5";
+    const auto gpu = pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/kjv.pxa" + sample, env);
+    const auto cpu = pxrun.run("--device cpu " PXVM_SOURCE_DIR "/assets/kjv.pxa" + sample, env);
+    CHECK(gpu.exit_code == 0);
+    CHECK(cpu.exit_code == 0);
+    CHECK(gpu.out == cpu.out);
+    CHECK_THAT(gpu.out, Catch::StartsWith("In the beginning"));
 }

@@ -259,6 +259,18 @@ TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference
     INFO(self_test.err);
     CHECK(self_test.exit_code == 0);
     CHECK(self_test.err.find("self-test passed") != std::string::npos);
+    auto sampled = [&](int seed) {
+        auto r = pxrun.run("--device cpu " + cart +
+                           " --prompt 'a b' --tokens 40 --temperature 1.5 "
+                           "--seed " +
+                           std::to_string(seed));
+        CHECK(r.exit_code == 0);
+        return r.out;
+    };
+    CHECK(sampled(7) == sampled(7)); // a seed gives one text
+    CHECK(sampled(7) != sampled(8));
+    auto mixed = pxrun.run("--device cpu " + cart + " --self-test --tokens 3");
+    CHECK(mixed.exit_code == 1);
     auto foreign = pxrun.run("--device cpu " + cart + " --prompt 'abz'");
     CHECK(foreign.exit_code == 1);
     CHECK(foreign.err.find("character 'z' at position 2") != std::string::npos);

@@ -85,9 +85,15 @@ Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
     if (!resident) return resident.error();
     state->resident = std::move(*resident);
     std::vector<Region> outputs;
-    for (const SlotRect& r : output_rects(cartridge.manifest))
-        outputs.push_back(region_of(r));
-    auto recording = state->device.record(*state->resident, schedule->dispatches, outputs);
+    if (options.read_logits || options.verify) {
+        for (const SlotRect& r : output_rects(cartridge.manifest))
+            outputs.push_back(region_of(r));
+    } else {
+        const Tensor& next = cartridge.manifest.region("next")->tensor;
+        outputs.push_back(Region{next.x, next.y, next.pixel_width(), next.rows});
+    }
+    const Region inputs[] = {region_of(input_rect(cartridge.manifest))};
+    auto recording = state->device.record(*state->resident, schedule->dispatches, outputs, inputs);
     if (!recording) return recording.error();
     state->recording = std::move(*recording);
     return CartridgeSession(std::move(state));
@@ -105,7 +111,7 @@ CartridgeSession& CartridgeSession::operator=(CartridgeSession&&) noexcept = def
 Result<void> CartridgeSession::step(Image& image) {
     State& s = *state_;
     const auto start = std::chrono::steady_clock::now();
-    if (auto w = s.resident->write(image, region_of(input_rect(s.manifest))); !w) return w.error();
+    if (auto w = s.recording->write_inputs(image); !w) return w.error();
     auto run = s.recording->run();
     if (!run) return run.error();
     if (run->status.fault_code != FAULT_NONE)

@@ -636,10 +636,12 @@ Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
          nullptr},
         {BINDING_OUTPUTS, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
          nullptr},
+        {BINDING_INPUTS, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT,
+         nullptr},
     };
     auto set_layout_info = make_struct<VkDescriptorSetLayoutCreateInfo>(
         VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO);
-    set_layout_info.bindingCount = 4;
+    set_layout_info.bindingCount = 5;
     set_layout_info.pBindings = bindings;
     VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
     if (VkResult r = vkCreateDescriptorSetLayout(device, &set_layout_info, nullptr, &set_layout);
@@ -764,10 +766,10 @@ struct RecordingState {
     std::vector<PipelineInfo> pipelines;
     // Output regions packed at the end of each run (Recording::read_outputs): the host-visible
     // buffer, the descriptor set that binds it beside the image, and each region's first word.
-    Buffer outputs;
+    Buffer outputs, inputs;
     DescriptorPool pool;
     VkDescriptorSet set = VK_NULL_HANDLE;
-    std::vector<std::pair<Region, std::uint64_t>> regions;
+    std::vector<std::pair<Region, std::uint64_t>> regions, input_regions;
 
     RecordingState() = default;
     RecordingState(const RecordingState&) = delete;
@@ -785,6 +787,7 @@ struct RecordingState {
         if (!device->settle()) {
             leak(status_copy);
             leak(outputs);
+            leak(inputs);
             (void)queries.release();
             (void)pool.release();
             return;
@@ -992,6 +995,24 @@ Result<void> Recording::read_outputs(Image& target) const {
                         words + (first + std::uint64_t(row) * region.width) * 4,
                         std::size_t(region.width) * 4);
     return {};
+}
+
+Result<void> Recording::write_inputs(const Image& source) {
+    RecordingState& rec = *state_;
+    const ResidentState& r = *rec.image;
+    if (source.width() != r.width || source.height() != r.height)
+        return Error{"writing inputs: the image is " + std::to_string(source.width()) + "x" +
+                     std::to_string(source.height()) + ", the resident image " +
+                     std::to_string(r.width) + "x" + std::to_string(r.height)};
+    if (rec.input_regions.empty())
+        return Error{"writing inputs: the recording has no input regions"};
+    auto* words = static_cast<std::uint8_t*>(rec.inputs.mapped);
+    for (const auto& [region, first] : rec.input_regions)
+        for (std::uint32_t row = 0; row < region.height; ++row)
+            std::memcpy(words + (first + std::uint64_t(row) * region.width) * 4,
+                        source.data() + (std::size_t(region.y + row) * r.width + region.x) * 4,
+                        std::size_t(region.width) * 4);
+    return flush(*rec.device, rec.inputs);
 }
 
 const std::vector<std::string>& Recording::labels() const {
@@ -1203,7 +1224,7 @@ Result<ResidentImage> Device::upload(const Image& image) {
 }
 
 Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch> dispatches,
-                                 std::span<const Region> outputs) {
+                                 std::span<const Region> outputs, std::span<const Region> inputs) {
     DeviceState& s = *state_;
     DeviceObjects& o = *s.objects;
     const DeviceInfo& d = s.info;
@@ -1248,44 +1269,70 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
     if (!status_copy) return status_copy.error();
     rec->status_copy = std::move(status_copy.value());
 
-    // The output packer: one dispatch per region into a host-visible buffer, bound by this
-    // recording's own descriptor set (the image's buffers, and the outputs at BINDING_OUTPUTS).
-    std::vector<Dispatch> packs;
-    std::vector<VkPipeline> pack_pipelines;
-    std::uint64_t words = 0;
-    for (const Region& region : outputs) {
-        if (region.width == 0 || region.height == 0 || region.x >= r.width ||
-            region.width > r.width - region.x || region.y >= r.height ||
-            region.height > r.height - region.y)
-            return Error{"output region " + std::to_string(region.width) + "x" +
-                         std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
-                         std::to_string(region.y) + ") is empty or outside the image"};
-        const std::uint64_t n = std::uint64_t(region.width) * region.height;
-        const PackPush push{r.width,      region.x,      region.y,
-                            region.width, region.height, std::uint32_t(words)};
-        const std::uint64_t groups = (n + KERNEL_LOCAL_SIZE - 1) / KERNEL_LOCAL_SIZE;
-        const std::uint32_t gy = std::uint32_t((groups + 65534) / 65535);
-        Dispatch pack = Dispatch::with_push("pack_outputs", push,
-                                            {std::uint32_t((groups + gy - 1) / gy), gy, 1});
-        pack.label = "outputs " + std::to_string(region.width) + "x" +
-                     std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
-                     std::to_string(region.y) + ")";
-        bool created = false;
-        auto entry = kernel_pipeline(s, pack, created);
-        if (!entry) return entry.error();
-        pack_pipelines.push_back((*entry)->pipeline.get());
-        rec->labels.push_back(pack.label);
-        rec->regions.emplace_back(region, words);
-        packs.push_back(std::move(pack));
-        words += n;
-    }
-    if (!packs.empty()) {
-        auto buffer = create_buffer(s, words * 4, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT,
-                                    readback_memory(), "output buffer");
-        if (!buffer) return buffer.error();
-        rec->outputs = std::move(buffer.value());
+    // Input and output regions: one unpack dispatch per input region at the start, one pack
+    // dispatch per output region at the end, through host-visible buffers bound by this
+    // recording's own descriptor set (the image's buffers, plus BINDING_INPUTS and
+    // BINDING_OUTPUTS).
+    struct Io {
+        std::vector<Dispatch> dispatches;
+        std::vector<VkPipeline> pipelines;
+        std::uint64_t words = 0;
+    };
+    auto plan_io = [&](std::span<const Region> regions, const char* kernel, const char* what,
+                       std::vector<std::pair<Region, std::uint64_t>>& placed) -> Result<Io> {
+        Io io;
+        for (const Region& region : regions) {
+            if (region.width == 0 || region.height == 0 || region.x >= r.width ||
+                region.width > r.width - region.x || region.y >= r.height ||
+                region.height > r.height - region.y)
+                return Error{std::string(what) + " region " + std::to_string(region.width) + "x" +
+                             std::to_string(region.height) + " at (" + std::to_string(region.x) +
+                             ", " + std::to_string(region.y) + ") is empty or outside the image"};
+            const std::uint64_t n = std::uint64_t(region.width) * region.height;
+            const PackPush push{r.width,      region.x,      region.y,
+                                region.width, region.height, std::uint32_t(io.words)};
+            const std::uint64_t groups = (n + KERNEL_LOCAL_SIZE - 1) / KERNEL_LOCAL_SIZE;
+            const std::uint32_t gy = std::uint32_t((groups + 65534) / 65535);
+            Dispatch io_dispatch =
+                Dispatch::with_push(kernel, push, {std::uint32_t((groups + gy - 1) / gy), gy, 1});
+            io_dispatch.label = std::string(what) + " " + std::to_string(region.width) + "x" +
+                                std::to_string(region.height) + " at (" + std::to_string(region.x) +
+                                ", " + std::to_string(region.y) + ")";
+            bool created = false;
+            auto entry = kernel_pipeline(s, io_dispatch, created);
+            if (!entry) return entry.error();
+            io.pipelines.push_back((*entry)->pipeline.get());
+            placed.emplace_back(region, io.words);
+            io.dispatches.push_back(std::move(io_dispatch));
+            io.words += n;
+        }
+        return io;
+    };
+    auto in_io = plan_io(inputs, "unpack_inputs", "inputs", rec->input_regions);
+    if (!in_io) return in_io.error();
+    auto out_io = plan_io(outputs, "pack_outputs", "outputs", rec->regions);
+    if (!out_io) return out_io.error();
+    std::vector<std::string> io_labels;
+    for (const Dispatch& io_dispatch : in_io->dispatches)
+        io_labels.push_back(io_dispatch.label);
+    rec->labels.insert(rec->labels.begin(), io_labels.begin(), io_labels.end());
+    for (const Dispatch& io_dispatch : out_io->dispatches)
+        rec->labels.push_back(io_dispatch.label);
+    const bool has_io = !in_io->dispatches.empty() || !out_io->dispatches.empty();
+    if (has_io) {
+        // Both buffers exist (one word at least) so that every binding of the set is valid.
+        auto out_buffer =
+            create_buffer(s, std::max<std::uint64_t>(out_io->words, 1) * 4,
+                          VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, readback_memory(), "output buffer");
+        if (!out_buffer) return out_buffer.error();
+        rec->outputs = std::move(out_buffer.value());
+        auto in_buffer =
+            create_buffer(s, std::max<std::uint64_t>(in_io->words, 1) * 4,
+                          VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, upload_staging(), "input buffer");
+        if (!in_buffer) return in_buffer.error();
+        rec->inputs = std::move(in_buffer.value());
         const VkDevice device = s.device.get();
-        const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 4};
+        const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 5};
         auto pool_info =
             make_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
         pool_info.maxSets = 1;
@@ -1307,13 +1354,14 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
             return vulkan_error("cannot allocate a descriptor set on " + d.name, res);
         const VkDescriptorBufferInfo image_info{r.image.buffer.get(), 0, r.bytes};
         const VkDescriptorBufferInfo status_info{r.status.buffer.get(), 0, STATUS_BYTES};
-        const VkDescriptorBufferInfo outputs_info{rec->outputs.buffer.get(), 0, words * 4};
-        const VkDescriptorBufferInfo* infos[4] = {&image_info, &status_info, &image_info,
-                                                  &outputs_info};
-        const std::uint32_t binding_of[4] = {BINDING_IMAGE, BINDING_STATUS, BINDING_IMAGE_IN,
-                                             BINDING_OUTPUTS};
-        VkWriteDescriptorSet writes[4]{};
-        for (int i = 0; i < 4; ++i) {
+        const VkDescriptorBufferInfo outputs_info{rec->outputs.buffer.get(), 0, VK_WHOLE_SIZE};
+        const VkDescriptorBufferInfo inputs_info{rec->inputs.buffer.get(), 0, VK_WHOLE_SIZE};
+        const VkDescriptorBufferInfo* infos[5] = {&image_info, &status_info, &image_info,
+                                                  &outputs_info, &inputs_info};
+        const std::uint32_t binding_of[5] = {BINDING_IMAGE, BINDING_STATUS, BINDING_IMAGE_IN,
+                                             BINDING_OUTPUTS, BINDING_INPUTS};
+        VkWriteDescriptorSet writes[5]{};
+        for (int i = 0; i < 5; ++i) {
             writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
             writes[i].dstSet = rec->set;
             writes[i].dstBinding = binding_of[i];
@@ -1321,12 +1369,13 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
             writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
             writes[i].pBufferInfo = infos[i];
         }
-        vkUpdateDescriptorSets(device, 4, writes, 0, nullptr);
+        vkUpdateDescriptorSets(device, 5, writes, 0, nullptr);
     }
 
     const bool timestamps = s.timestamp_bits > 0;
     if (timestamps) {
-        rec->query_count = 2 + std::uint32_t(dispatches.size() + packs.size());
+        rec->query_count = 2 + std::uint32_t(dispatches.size() + in_io->dispatches.size() +
+                                             out_io->dispatches.size());
         auto queries = create_query_pool(s, rec->query_count);
         if (!queries) return queries.error();
         rec->queries = std::move(queries.value());
@@ -1364,7 +1413,25 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
                    VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
     stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
     vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, o.pipeline_layout.get(), 0, 1,
-                            &r.set, 0, nullptr);
+                            has_io ? &rec->set : &r.set, 0, nullptr);
+    const auto record_io = [&](const Io& io) {
+        for (std::size_t i = 0; i < io.dispatches.size(); ++i) {
+            const Dispatch& dispatch = io.dispatches[i];
+            vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, io.pipelines[i]);
+            vkCmdPushConstants(cmd, o.pipeline_layout.get(), VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                               std::uint32_t(dispatch.push_constants.size()),
+                               dispatch.push_constants.data());
+            vkCmdDispatch(cmd, dispatch.groups[0], dispatch.groups[1], dispatch.groups[2]);
+            stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
+        }
+    };
+    if (!in_io->dispatches.empty()) {
+        // The host's writes to the input buffer come before the unpack (submit orders them).
+        record_io(*in_io);
+        record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                       VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                       VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+    }
     for (std::size_t i = 0; i < dispatches.size(); ++i) {
         const Dispatch& dispatch = dispatches[i];
         if (i > 0)
@@ -1379,19 +1446,10 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
         vkCmdDispatch(cmd, dispatch.groups[0], dispatch.groups[1], dispatch.groups[2]);
         stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
     }
-    if (!packs.empty()) {
+    if (!out_io->dispatches.empty()) {
         record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT);
-        vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, o.pipeline_layout.get(), 0, 1,
-                                &rec->set, 0, nullptr);
-        for (std::size_t i = 0; i < packs.size(); ++i) {
-            vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pack_pipelines[i]);
-            vkCmdPushConstants(cmd, o.pipeline_layout.get(), VK_SHADER_STAGE_COMPUTE_BIT, 0,
-                               std::uint32_t(packs[i].push_constants.size()),
-                               packs[i].push_constants.data());
-            vkCmdDispatch(cmd, packs[i].groups[0], packs[i].groups[1], packs[i].groups[2]);
-            stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
-        }
+        record_io(*out_io);
         record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                        VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     }

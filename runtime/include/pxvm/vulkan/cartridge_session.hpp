@@ -18,6 +18,9 @@ struct CartridgeSessionOptions {
     std::string device = "auto"; ///< as pxrun --device
     bool validate = false;
     bool verify = true;
+    /// Read the logits back after each step (sampling needs them, and so does verification);
+    /// without, only the next tokens come back.
+    bool read_logits = true;
     std::optional<std::chrono::milliseconds> timeout;
     std::optional<KernelVariant> variant;
     std::string cache_dir; ///< the pipeline cache's directory (empty: RuntimeOptions' default)

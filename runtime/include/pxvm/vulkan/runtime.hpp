@@ -222,6 +222,9 @@ public:
     /// image of the resident image's size); the GPU packed them into host memory at the end of
     /// the run, so this is a host copy only.
     Result<void> read_outputs(Image& target) const;
+    /// Copies the input regions given to Device::record from `source` into the recording's input
+    /// buffer; the next run() copies them into the image first.
+    Result<void> write_inputs(const Image& source);
     /// The labels of the dispatches, in order.
     const std::vector<std::string>& labels() const;
     /// The pipelines the dispatches use, in order of first use.
@@ -262,9 +265,12 @@ public:
     /// Records `dispatches` over `image` once (pipelines created or looked up now), for any
     /// number of runs.
     /// With `outputs`, the recording ends by packing those regions into host-visible memory
-    /// (one dispatch each) for Recording::read_outputs: a run and its results in one submit.
+    /// (one dispatch each) for Recording::read_outputs; with `inputs`, it starts by copying
+    /// Recording::write_inputs' host-visible buffer into them: a step's input, run and results in
+    /// one submit, with no per-row copies on the GPU's queue.
     Result<Recording> record(ResidentImage& image, std::span<const Dispatch> dispatches,
-                             std::span<const Region> outputs = {});
+                             std::span<const Region> outputs = {},
+                             std::span<const Region> inputs = {});
 
     /// Registers SPIR-V under `name` (tests, experiments). Embedded kernels (px::find_kernel)
     /// need no registration: they are loaded on first use.
