@@ -134,16 +134,21 @@ int run_cartridge_bench(const CartridgeBenchOptions& options) {
             std::cerr << "pxbench cartridge: " << session.error().message << "\n";
             return 1;
         }
-        std::vector<double> host_ms, gpu_ms;
-        double last_host = 0, last_gpu = 0;
+        std::vector<double> host_ms, gpu_ms, write_ms, run_ms, read_ms;
+        double last_host = 0, last_gpu = 0, last_write = 0, last_run = 0, last_read = 0;
         const auto start = std::chrono::steady_clock::now();
         bool warm = false;
         g.tokens = 1u << 30; // stopped by the callback's deadline, through an error
         g.after_step = [&](std::uint32_t) {
             const vk::CartridgeSessionStats& st = session->stats();
             const double h = st.host_step_ms - last_host, d = st.gpu_execute_ms - last_gpu;
+            const double w = st.host_write_ms - last_write, x = st.host_run_ms - last_run,
+                         rd = st.host_read_ms - last_read;
             last_host = st.host_step_ms;
             last_gpu = st.gpu_execute_ms;
+            last_write = st.host_write_ms;
+            last_run = st.host_run_ms;
+            last_read = st.host_read_ms;
             const double elapsed =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             if (!warm && elapsed > 0.5) {
@@ -151,6 +156,9 @@ int run_cartridge_bench(const CartridgeBenchOptions& options) {
             } else if (warm) {
                 host_ms.push_back(h);
                 gpu_ms.push_back(d);
+                write_ms.push_back(w);
+                run_ms.push_back(x);
+                read_ms.push_back(rd);
             }
         };
         vk::CartridgeSession* live = &*session;
@@ -171,8 +179,9 @@ int run_cartridge_bench(const CartridgeBenchOptions& options) {
         const double step = median(host_ms), gpu = median(gpu_ms);
         std::cout << std::fixed << std::setprecision(3) << "batch " << std::setw(5) << batch << " ("
                   << cart.image.width() << "x" << cart.image.height() << "): step " << step
-                  << " ms (GPU " << gpu << " ms), " << std::setprecision(0)
-                  << double(batch) * 1e3 / step << " tokens/s; reference "
+                  << " ms (GPU " << gpu << " ms; host write " << median(write_ms)
+                  << ", submit-wait " << median(run_ms) << ", read " << median(read_ms) << "), "
+                  << std::setprecision(0) << double(batch) * 1e3 / step << " tokens/s; reference "
                   << "check " << std::setprecision(3) << verify_ms << " ms/step, "
                   << options.verified_steps << " steps verified\n";
         results.push_back({{"batch", batch},
@@ -181,6 +190,9 @@ int run_cartridge_bench(const CartridgeBenchOptions& options) {
                            {"steps_timed", host_ms.size()},
                            {"step_ms_median", step},
                            {"gpu_ms_median", gpu},
+                           {"host_write_ms_median", median(write_ms)},
+                           {"host_submit_wait_ms_median", median(run_ms)},
+                           {"host_read_ms_median", median(read_ms)},
                            {"step_ms_samples", host_ms},
                            {"tokens_per_s", double(batch) * 1e3 / step},
                            {"verified_steps", options.verified_steps},

@@ -112,8 +112,12 @@ Result<void> CartridgeSession::step(Image& image) {
     State& s = *state_;
     const auto start = std::chrono::steady_clock::now();
     if (auto w = s.recording->write_inputs(image); !w) return w.error();
+    const auto written = std::chrono::steady_clock::now();
     auto run = s.recording->run();
     if (!run) return run.error();
+    const auto ran = std::chrono::steady_clock::now();
+    s.stats.host_write_ms += std::chrono::duration<double, std::milli>(written - start).count();
+    s.stats.host_run_ms += std::chrono::duration<double, std::milli>(ran - written).count();
     if (run->status.fault_code != FAULT_NONE)
         return Error{"the cartridge's program faulted on the device: " +
                          std::string(fault_name(run->status.fault_code)) + " at pc " +
@@ -125,6 +129,7 @@ Result<void> CartridgeSession::step(Image& image) {
     } else if (auto read = s.recording->read_outputs(image); !read) {
         return read.error();
     }
+    s.stats.host_read_ms += ms_since(ran);
     s.stats.host_step_ms += ms_since(start);
     s.stats.gpu_execute_ms += run->timings.gpu_execute_ms.value_or(0);
     ++s.stats.steps;

@@ -31,6 +31,9 @@ struct CartridgeSessionStats {
     std::uint64_t steps = 0;
     double gpu_execute_ms = 0; ///< timestamps around the dispatches
     double host_step_ms = 0;   ///< write input, submit, wait, read outputs
+    double host_write_ms = 0;  ///< of which: the windows into the input buffer
+    double host_run_ms = 0;    ///< of which: submit, wait, status and timestamps
+    double host_read_ms = 0;   ///< of which: the outputs into the image
     double verify_ms = 0;      ///< the reference runs and comparisons
 };
 
