@@ -73,4 +73,12 @@ TEST_CASE("pxrun runs the shipped cartridge's self-test on the default device",
     CHECK(cpu.exit_code == 0);
     CHECK(gpu.out == cpu.out);
     CHECK_THAT(gpu.out, Catch::StartsWith("In the beginning"));
+    // The README's main job (./build.sh demo): the device gives the reference's text.
+    const std::string demo =
+        PXVM_SOURCE_DIR "/assets/kjv.pxa --prompt \"And God said\" --tokens 200";
+    const auto main_job = pxrun.run(demo, env);
+    const auto reference = pxrun.run("--device cpu " + demo, env);
+    CHECK(main_job.exit_code == 0);
+    CHECK(main_job.out == reference.out);
+    CHECK_THAT(main_job.err, Catch::Contains("every step matched the reference interpreter"));
 }

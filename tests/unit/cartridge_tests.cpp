@@ -225,6 +225,55 @@ TEST_CASE("cartridge: bad files and manifests are refused with the reason", "[ca
     }
 }
 
+TEST_CASE("the shipped cartridge: the documented commands, its figures, and its rebuild",
+          "[cartridge][cli][docs]") {
+    const std::string root = PXVM_SOURCE_DIR;
+    CommandRunner pxc(tool_path("pxc"), "pxc_shipped");
+    REQUIRE(pxc.tool_exists());
+    // docs/CARTRIDGE.md and README.md: pxc inspect assets/kjv.pxa
+    auto inspected = pxc.run("inspect " + root + "/assets/kjv.pxa");
+    INFO(inspected.err);
+    REQUIRE(inspected.exit_code == 0);
+    CHECK(inspected.out.find("kjv-char-window (window-mlp, cartridge format 1") !=
+          std::string::npos);
+    CHECK(inspected.out.find("(verified)") != std::string::npos);
+    // docs/CARTRIDGE.md: pxc pack with the documented flags rebuilds assets/kjv.pxa exactly from
+    // the committed weights (model/rebuild.sh runs the same command).
+    const std::string rebuilt = (pxc.dir() / "kjv.pxa").string();
+    auto packed = pxc.run(
+        "pack " + root + "/assets/kjv-window.safetensors --calibration " + root +
+        "/assets/kjv/calibration.txt -o " + rebuilt +
+        " --name kjv-char-window --licence 'CC0-1.0 (weights); text: public domain' --description "
+        "'character model of the King James Bible: the last 16 characters, embeddings of 24, one "
+        "hidden layer of 512' --self-test-prompt 'And God said' --self-test-tokens 80");
+    INFO(packed.err);
+    REQUIRE(packed.exit_code == 0);
+    auto shipped = px::load_cartridge(root + "/assets/kjv.pxa");
+    auto again = px::load_cartridge(rebuilt);
+    REQUIRE(shipped.ok());
+    REQUIRE(again.ok());
+    CHECK(again->image == shipped->image);
+    CHECK(again->manifest_json == shipped->manifest_json);
+    // benchmarks/RESULTS.md: the cartridge's held-out figures, on the whole held-out text.
+    auto scored =
+        pxc.run("eval " + root + "/assets/kjv.pxa " + root + "/assets/kjv/heldout.txt --float " +
+                root + "/assets/kjv-window.safetensors");
+    INFO(scored.err);
+    REQUIRE(scored.exit_code == 0);
+    CHECK(scored.out.find("429824 windows") != std::string::npos);
+    CHECK(scored.out.find("cartridge (pxVM reference, integer)        60.25%      1.384 nats") !=
+          std::string::npos);
+    CHECK(scored.out.find("float twin (--float)                       60.30%      1.384 nats") !=
+          std::string::npos);
+    // docs/CARTRIDGE.md: the reference alone continues the prompt as the self-test says.
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_shipped");
+    auto ran = pxrun.run("--device cpu " + root +
+                         "/assets/kjv.pxa --prompt \"And God said\" --tokens 200");
+    CHECK(ran.exit_code == 0);
+    CHECK(ran.out.rfind("And God said" + shipped->manifest.self_test_expect, 0) == 0);
+    CHECK(ran.out.size() == std::string("And God said").size() + 200 + 1);
+}
+
 TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference",
           "[cartridge][cli]") {
     CommandRunner pxc(tool_path("pxc"), "pxc_cartridge");
