@@ -272,6 +272,25 @@ TEST_CASE("the shipped cartridge: the documented commands, its figures, and its 
     CHECK(ran.exit_code == 0);
     CHECK(ran.out.rfind("And God said" + shipped->manifest.self_test_expect, 0) == 0);
     CHECK(ran.out.size() == std::string("And God said").size() + 200 + 1);
+    // docs/CARTRIDGE.md: a batch-64 cartridge of the same weights; each prompt of a batch run
+    // continues as it does alone in the batch-1 cartridge.
+    const std::string b64 = (pxc.dir() / "kjv-b64.pxa").string();
+    auto batch_packed = pxc.run("pack " + root + "/assets/kjv-window.safetensors --calibration " +
+                                root + "/assets/kjv/calibration.txt -o " + b64 + " --batch 64");
+    REQUIRE(batch_packed.exit_code == 0);
+    px::testing::write_text(pxrun.dir() / "prompts.txt", "In the beginning\nAnd it came to pass\n"
+                                                         "The LORD is my shepherd\n");
+    auto batch = pxrun.run("--device cpu " + b64 + " --batch " +
+                           (pxrun.dir() / "prompts.txt").string() + " --tokens 30");
+    INFO(batch.err);
+    REQUIRE(batch.exit_code == 0);
+    std::string alone;
+    for (const char* p : {"In the beginning", "And it came to pass", "The LORD is my shepherd"})
+        alone += pxrun
+                     .run("--device cpu " + root + "/assets/kjv.pxa --tokens 30 --prompt '" +
+                          std::string(p) + "'")
+                     .out;
+    CHECK(batch.out == alone);
 }
 
 TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference",
