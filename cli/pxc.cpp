@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <span>
 #include <sstream>
 #include <string>
@@ -53,12 +54,31 @@ int disassemble_command(const std::string& input, const std::string& out) {
 }
 
 int render_command(const std::string& input, const std::string& out, std::uint32_t scale,
-                   bool values) {
+                   bool values, bool regions) {
     auto image = px::load_png(input);
     if (!image) return fail(image.error().message);
     px::RenderOptions options;
     options.scale = scale;
     options.values = values;
+    if (regions) {
+        auto cart = px::load_cartridge(input);
+        if (!cart) return fail(cart.error().message);
+        // Colours by role, so the map reads at a glance; the legend names each number.
+        const std::map<std::string, px::Pixel> colours = {{"input", {0, 255, 255, 255}},
+                                                          {"output", {255, 64, 255, 255}},
+                                                          {"activation", {255, 255, 0, 255}},
+                                                          {"weight", {64, 255, 64, 255}},
+                                                          {"bias", {255, 140, 0, 255}}};
+        for (const px::CartridgeRegion& r : cart->manifest.regions) {
+            options.regions.push_back({r.tensor.x, r.tensor.y, r.tensor.pixel_width(),
+                                       r.tensor.rows, r.id, colours.at(r.role)});
+            std::cout << r.id << "  " << r.name << " (" << r.role << ", "
+                      << px::dtype_name(r.tensor.dtype) << " " << r.tensor.rows << "x"
+                      << r.tensor.cols << ")\n";
+        }
+        std::cout << "outlines: input cyan, output magenta, activation yellow, weight green, "
+                     "bias orange\n";
+    }
     auto picture = px::render_picture(*image, options);
     if (!picture) return fail(input + ": " + picture.error().message);
     if (auto saved = px::save_png(*picture, out); !saved) return fail(saved.error().message);
@@ -223,6 +243,11 @@ int main(int argc, char** argv) {
                          "also print each non-zero pixel's R, G, B, A values (top to bottom) in "
                          "small digits inside its block, for pixels too dark to read by colour; "
                          "needs --scale 24 or more");
+    bool render_regions = false;
+    render_cmd->add_flag("--regions", render_regions,
+                         "for a cartridge (.pxa): outline each manifest region in the colour of "
+                         "its role and number it with its tensor id; the legend goes to standard "
+                         "output");
 
     PackArgs pack;
     CLI::App* pack_cmd = app.add_subcommand(
@@ -280,7 +305,8 @@ int main(int argc, char** argv) {
 
     if (asm_cmd->parsed()) return assemble_command(asm_source, asm_out);
     if (dis_cmd->parsed()) return disassemble_command(dis_input, dis_out);
-    if (render_cmd->parsed()) return render_command(render_input, render_out, scale, values);
+    if (render_cmd->parsed())
+        return render_command(render_input, render_out, scale, values, render_regions);
     if (pack_cmd->parsed()) return pack_command(pack);
     if (inspect_cmd->parsed()) return inspect_command(inspect_input, inspect_json);
     if (eval_cmd->parsed())

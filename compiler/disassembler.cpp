@@ -6,6 +6,7 @@
 #include "pxvm/program.hpp"
 #include "pxvm/protocol.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -159,6 +160,29 @@ void label_block(Image& picture, Pixel p, std::uint32_t bx, std::uint32_t by, st
     }
 }
 
+// Draws `text` (digits) in the 3x5 font magnified `zoom` times at (x0, y0) on a dark box, clipped
+// to the picture.
+void draw_number(Image& picture, std::uint32_t value, std::uint32_t x0, std::uint32_t y0,
+                 std::uint32_t zoom, Pixel ink) {
+    const std::string text = std::to_string(value);
+    const std::uint32_t w = (4 * std::uint32_t(text.size()) + 1) * zoom, h = 7 * zoom;
+    auto put = [&](std::uint64_t x, std::uint64_t y, Pixel p) {
+        if (x < picture.width() && y < picture.height())
+            picture.set_pixel(std::uint32_t(x), std::uint32_t(y), p);
+    };
+    for (std::uint32_t y = 0; y < h; ++y)
+        for (std::uint32_t x = 0; x < w; ++x)
+            put(std::uint64_t(x0) + x, std::uint64_t(y0) + y, Pixel{0, 0, 0, 255});
+    for (std::size_t i = 0; i < text.size(); ++i)
+        for (std::uint32_t row = 0; row < 5; ++row)
+            for (std::uint32_t col = 0; col < 3; ++col)
+                if (digit_font[text[i] - '0'][row] >> (2 - col) & 1)
+                    for (std::uint32_t dy = 0; dy < zoom; ++dy)
+                        for (std::uint32_t dx = 0; dx < zoom; ++dx)
+                            put(std::uint64_t(x0) + (1 + 4 * i + col) * zoom + dx,
+                                std::uint64_t(y0) + (1 + row) * zoom + dy, ink);
+}
+
 } // namespace
 
 std::string disassemble(const Image& image, std::string_view name) {
@@ -236,6 +260,28 @@ Result<Image> render_picture(const Image& image, const RenderOptions& options) {
                 if (!is_zero(image.pixel(x, y)))
                     label_block(picture, image.pixel(x, y), std::uint32_t(x * cell + 1),
                                 std::uint32_t(y * cell + 1), options.scale);
+    // Region outlines: two picture pixels wide on the grid lines around the region's blocks.
+    const std::uint32_t zoom = std::max<std::uint32_t>(2, options.scale / 4);
+    for (const RenderRegion& r : options.regions) {
+        const std::uint64_t x0 = r.x * cell, y0 = r.y * cell;
+        const std::uint64_t x1 =
+            std::min<std::uint64_t>(picture.width() - 1, (r.x + r.width) * cell);
+        const std::uint64_t y1 =
+            std::min<std::uint64_t>(picture.height() - 1, (r.y + r.height) * cell);
+        for (std::uint64_t x = x0; x <= x1; ++x)
+            for (std::uint64_t t = 0; t < 2; ++t) {
+                picture.set_pixel(std::uint32_t(x), std::uint32_t(std::min(y0 + t, y1)), r.colour);
+                picture.set_pixel(std::uint32_t(x), std::uint32_t(y1 - std::min(t, y1 - y0)),
+                                  r.colour);
+            }
+        for (std::uint64_t y = y0; y <= y1; ++y)
+            for (std::uint64_t t = 0; t < 2; ++t) {
+                picture.set_pixel(std::uint32_t(std::min(x0 + t, x1)), std::uint32_t(y), r.colour);
+                picture.set_pixel(std::uint32_t(x1 - std::min(t, x1 - x0)), std::uint32_t(y),
+                                  r.colour);
+            }
+        draw_number(picture, r.label, std::uint32_t(x0 + 3), std::uint32_t(y0 + 3), zoom, r.colour);
+    }
     return picture;
 }
 

@@ -237,6 +237,16 @@ TEST_CASE("the shipped cartridge: the documented commands, its figures, and its 
     CHECK(inspected.out.find("kjv-char-window (window-mlp, cartridge format 1") !=
           std::string::npos);
     CHECK(inspected.out.find("(verified)") != std::string::npos);
+    // docs/CARTRIDGE.md: the map of the regions (docs/kjv_cartridge.png is this picture)
+    const std::string map = (pxc.dir() / "map.png").string();
+    auto drawn = pxc.run("render " + root + "/assets/kjv.pxa -o " + map + " --scale 1 --regions");
+    CHECK(drawn.exit_code == 0);
+    CHECK(drawn.out.find("4  fc1.weight (weight, i8 512x384)") != std::string::npos);
+    auto picture = px::load_png(map);
+    auto committed = px::load_png(root + "/docs/kjv_cartridge.png");
+    REQUIRE(picture.ok());
+    REQUIRE(committed.ok());
+    CHECK(*picture == *committed);
     // docs/CARTRIDGE.md: pxc pack with the documented flags rebuilds assets/kjv.pxa exactly from
     // the committed weights (model/rebuild.sh runs the same command).
     const std::string rebuilt = (pxc.dir() / "kjv.pxa").string();

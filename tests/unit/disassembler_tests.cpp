@@ -22,6 +22,13 @@
 
 namespace {
 
+// Render options with only the scale set.
+px::RenderOptions scaled(std::uint32_t scale) {
+    px::RenderOptions options;
+    options.scale = scale;
+    return options;
+}
+
 using px::Image;
 using px::Pixel;
 
@@ -295,7 +302,7 @@ TEST_CASE("render_picture zooms, draws a grid and forces alpha to 255", "[render
     Image image(3, 2);
     image.set_pixel(0, 0, Pixel{1, 1, 2, 3});
     image.set_pixel(2, 1, Pixel{200, 100, 50, 0});
-    auto picture = px::render_picture(image, px::RenderOptions{4});
+    auto picture = px::render_picture(image, scaled(4));
     REQUIRE(picture.ok());
     CHECK(picture->width() == 3 * 5 + 1);
     CHECK(picture->height() == 2 * 5 + 1);
@@ -338,9 +345,9 @@ TEST_CASE("render_picture prints channel values on request", "[render]") {
 }
 
 TEST_CASE("render_picture refuses scales and sizes it cannot draw", "[render]") {
-    CHECK_FALSE(px::render_picture(Image(2, 2), px::RenderOptions{0}).ok());
-    CHECK_FALSE(px::render_picture(Image(2, 2), px::RenderOptions{257}).ok());
-    auto huge = px::render_picture(Image(4000, 1), px::RenderOptions{16});
+    CHECK_FALSE(px::render_picture(Image(2, 2), scaled(0)).ok());
+    CHECK_FALSE(px::render_picture(Image(2, 2), scaled(257)).ok());
+    auto huge = px::render_picture(Image(4000, 1), scaled(16));
     REQUIRE_FALSE(huge.ok());
     CHECK_THAT(huge.error().message, Catch::Contains("smaller scale"));
 }

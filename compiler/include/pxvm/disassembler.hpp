@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace px {
 
@@ -20,6 +21,14 @@ namespace px {
 std::string disassemble(const Image& image, std::string_view name = {});
 
 /// How render_picture draws an image.
+/// A rectangle of the image (pixels) to outline in the picture, with a number drawn in its
+/// top-left corner (a cartridge's regions: the tensor id).
+struct RenderRegion {
+    std::uint32_t x = 0, y = 0, width = 0, height = 0;
+    std::uint32_t label = 0;
+    Pixel colour{255, 255, 255, 255};
+};
+
 struct RenderOptions {
     std::uint32_t scale = 16;    ///< each pixel becomes a scale x scale block (1 ... 256)
     Pixel grid{48, 48, 48, 255}; ///< colour of the 1-pixel lines between (and around) the blocks
@@ -27,6 +36,8 @@ struct RenderOptions {
     /// block (needs scale >= 24). Useful where the colours are too dark to read, e.g. data 1
     /// ... 40.
     bool values = false;
+    /// Outlined and numbered on top of the blocks, in order.
+    std::vector<RenderRegion> regions;
 };
 
 /// A zoomed-in, fully opaque picture of `image`: pixel (x, y) becomes a scale x scale block of
