@@ -3,6 +3,7 @@
 #include "pxvm/reference_interpreter.hpp"
 
 #include <chrono>
+#include <cstring>
 
 namespace px::vk {
 
@@ -16,6 +17,7 @@ struct CartridgeSession::State {
     CartridgeManifest manifest;
     Image reference; ///< the reference's image, run in place each step
     bool verify = true;
+    bool read_logits = true;
     CartridgeSessionStats stats;
     std::string name;
 };
@@ -75,6 +77,7 @@ Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
                                                   cartridge.manifest,
                                                   image,
                                                   options.verify,
+                                                  options.read_logits || options.verify,
                                                   {},
                                                   {}});
     const DeviceInfo& info = state->device.info();
@@ -157,6 +160,92 @@ Result<void> CartridgeSession::step(Image& image) {
     }
     s.stats.verify_ms += ms_since(check);
     return {};
+}
+
+Result<std::vector<std::vector<std::uint32_t>>>
+CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompts,
+                           const GenerateOptions& options) {
+    State& s = *state_;
+    const CartridgeManifest& m = s.manifest;
+    if (s.verify) {
+        Image image = s.reference;
+        return px::generate(image, m, prompts, options, as_step());
+    }
+    if (prompts.size() > m.batch)
+        return Error{std::to_string(prompts.size()) + " prompts are more than the " +
+                         std::to_string(m.batch) + " windows this cartridge computes at once",
+                     ErrorCode::invalid_input};
+    const CartridgeRegion* logits = m.region("logits");
+    if (options.temperature > 0 && (!logits || !s.read_logits))
+        return Error{"sampling needs the logits: open the session with read_logits",
+                     ErrorCode::invalid_input};
+    // Where the regions lie in the packed buffers: the input slot alone; the outputs in the
+    // order the session recorded them.
+    const Tensor& tokens = m.region("tokens")->tensor;
+    const std::size_t token_size = dtype_size(tokens.dtype), row_bytes = tokens.pixel_width() * 4;
+    std::size_t next_at = 0, logits_at = 0, at = 0;
+    for (const CartridgeRegion& r : m.regions) {
+        if (r.role != "output" || (!s.read_logits && r.name != "next")) continue;
+        if (r.name == "next") next_at = at;
+        if (r.name == "logits") logits_at = at;
+        at += std::size_t(r.tensor.pixel_width()) * r.tensor.rows * 4;
+    }
+    std::vector<std::vector<std::uint32_t>> history = prompts, generated(prompts.size());
+    std::uint64_t state = options.seed;
+    const std::span<std::uint8_t> input = s.recording->input_buffer();
+    for (std::uint32_t step = 0; step < options.tokens; ++step) {
+        const auto start = std::chrono::steady_clock::now();
+        for (std::uint32_t row = 0; row < m.batch; ++row) {
+            std::uint8_t* p = input.data() + row * row_bytes;
+            const std::vector<std::uint32_t>* h = row < history.size() ? &history[row] : nullptr;
+            const std::size_t n = h ? h->size() : 0;
+            for (std::uint32_t j = 0; j < m.context; ++j) {
+                const std::size_t back = m.context - j;
+                const std::uint32_t id = back <= n ? (*h)[n - back] : m.pad_id;
+                for (std::size_t b = 0; b < token_size; ++b)
+                    p[j * token_size + b] = std::uint8_t(id >> (8 * b));
+            }
+        }
+        if (auto f = s.recording->flush_inputs(); !f) return f.error();
+        const auto written = std::chrono::steady_clock::now();
+        auto run = s.recording->run();
+        if (!run) return run.error();
+        const auto ran = std::chrono::steady_clock::now();
+        if (run->status.fault_code != FAULT_NONE)
+            return Error{"the cartridge's program faulted on the device: " +
+                             std::string(fault_name(run->status.fault_code)) + " at pc " +
+                             std::to_string(run->status.fault_pc),
+                         ErrorCode::invalid_input};
+        auto out = s.recording->output_buffer();
+        if (!out) return out.error();
+        for (std::size_t row = 0; row < prompts.size(); ++row) {
+            std::uint32_t id = 0;
+            std::memcpy(&id, out->data() + next_at + row * 4, 4);
+            if (options.temperature > 0) {
+                std::vector<std::int64_t> z(logits->tensor.cols);
+                for (std::size_t c = 0; c < z.size(); ++c) {
+                    std::int32_t v = 0;
+                    std::memcpy(&v, out->data() + logits_at + (row * z.size() + c) * 4, 4);
+                    z[c] = v;
+                }
+                id = sample_logits(z, logits->scale, options.temperature, state);
+            }
+            if (id >= m.vocab.size())
+                return Error{"the program answered token id " + std::to_string(id) +
+                                 ", outside the vocabulary",
+                             ErrorCode::invalid_input};
+            history[row].push_back(id);
+            generated[row].push_back(id);
+        }
+        s.stats.host_write_ms += std::chrono::duration<double, std::milli>(written - start).count();
+        s.stats.host_run_ms += std::chrono::duration<double, std::milli>(ran - written).count();
+        s.stats.host_read_ms += ms_since(ran);
+        s.stats.host_step_ms += ms_since(start);
+        s.stats.gpu_execute_ms += run->timings.gpu_execute_ms.value_or(0);
+        ++s.stats.steps;
+        if (options.after_step) options.after_step(step);
+    }
+    return generated;
 }
 
 CartridgeStep CartridgeSession::as_step() {

@@ -1015,6 +1015,29 @@ Result<void> Recording::write_inputs(const Image& source) {
     return flush(*rec.device, rec.inputs);
 }
 
+std::span<std::uint8_t> Recording::input_buffer() {
+    const RecordingState& rec = *state_;
+    std::uint64_t words = 0;
+    for (const auto& [region, first] : rec.input_regions)
+        words = std::max(words, first + std::uint64_t(region.width) * region.height);
+    return {static_cast<std::uint8_t*>(rec.inputs.mapped), std::size_t(words * 4)};
+}
+
+Result<void> Recording::flush_inputs() {
+    return flush(*state_->device, state_->inputs);
+}
+
+Result<std::span<const std::uint8_t>> Recording::output_buffer() const {
+    const RecordingState& rec = *state_;
+    if (rec.regions.empty()) return Error{"the recording has no output regions"};
+    if (auto seen = invalidate(*rec.device, rec.outputs); !seen) return seen.error();
+    std::uint64_t words = 0;
+    for (const auto& [region, first] : rec.regions)
+        words = std::max(words, first + std::uint64_t(region.width) * region.height);
+    return std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(rec.outputs.mapped),
+                                         std::size_t(words * 4));
+}
+
 const std::vector<std::string>& Recording::labels() const {
     return state_->labels;
 }

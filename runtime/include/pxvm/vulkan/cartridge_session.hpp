@@ -52,6 +52,13 @@ public:
     Result<void> step(Image& image);
     /// step() as a px::CartridgeStep for px::generate.
     CartridgeStep as_step();
+    /// px::generate without the host image: each step writes the windows straight into the
+    /// recording's input buffer and reads the next tokens (and the logits when sampling) straight
+    /// from its output buffer. The same tokens as px::generate; for a session opened without
+    /// verification (with it, this is px::generate over step()).
+    Result<std::vector<std::vector<std::uint32_t>>>
+    generate(const std::vector<std::vector<std::uint32_t>>& prompts,
+             const GenerateOptions& options);
 
     std::string device_name() const; ///< "[0] NVIDIA H200 (scheduled kernels, int-dot variant)"
     const DeviceInfo& device_info() const;

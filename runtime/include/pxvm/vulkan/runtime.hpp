@@ -225,6 +225,12 @@ public:
     /// Copies the input regions given to Device::record from `source` into the recording's input
     /// buffer; the next run() copies them into the image first.
     Result<void> write_inputs(const Image& source);
+    /// The input buffer itself (the input regions' pixels, each region's rows one after another,
+    /// regions in order), to fill without a host image; make it visible with flush_inputs().
+    std::span<std::uint8_t> input_buffer();
+    Result<void> flush_inputs();
+    /// The output buffer of the last run (the output regions' pixels, packed the same way).
+    Result<std::span<const std::uint8_t>> output_buffer() const;
     /// The labels of the dispatches, in order.
     const std::vector<std::string>& labels() const;
     /// The pipelines the dispatches use, in order of first use.
