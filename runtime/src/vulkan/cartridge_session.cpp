@@ -190,22 +190,30 @@ CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompt
         if (r.name == "logits") logits_at = at;
         at += std::size_t(r.tensor.pixel_width()) * r.tensor.rows * 4;
     }
-    std::vector<std::vector<std::uint32_t>> history = prompts, generated(prompts.size());
+    // The windows live in host memory, one row per batch slot; each step shifts every row left by
+    // one token and appends its answer, then the whole block goes to the input buffer in one copy
+    // (mapped device memory wants large sequential writes).
+    std::vector<std::uint8_t> windows(std::size_t(m.batch) * row_bytes, 0);
+    auto put = [&](std::uint8_t* p, std::uint32_t id) {
+        for (std::size_t b = 0; b < token_size; ++b)
+            p[b] = std::uint8_t(id >> (8 * b));
+    };
+    for (std::uint32_t row = 0; row < m.batch; ++row) {
+        const std::vector<std::uint32_t> none;
+        const std::vector<std::uint32_t>& h = row < prompts.size() ? prompts[row] : none;
+        for (std::uint32_t j = 0; j < m.context; ++j) {
+            const std::size_t back = m.context - j;
+            put(windows.data() + row * row_bytes + j * token_size,
+                back <= h.size() ? h[h.size() - back] : m.pad_id);
+        }
+    }
+    std::vector<std::vector<std::uint32_t>> generated(prompts.size());
+    std::vector<std::uint8_t> next_ids(std::size_t(m.batch) * 4);
     std::uint64_t state = options.seed;
     const std::span<std::uint8_t> input = s.recording->input_buffer();
     for (std::uint32_t step = 0; step < options.tokens; ++step) {
         const auto start = std::chrono::steady_clock::now();
-        for (std::uint32_t row = 0; row < m.batch; ++row) {
-            std::uint8_t* p = input.data() + row * row_bytes;
-            const std::vector<std::uint32_t>* h = row < history.size() ? &history[row] : nullptr;
-            const std::size_t n = h ? h->size() : 0;
-            for (std::uint32_t j = 0; j < m.context; ++j) {
-                const std::size_t back = m.context - j;
-                const std::uint32_t id = back <= n ? (*h)[n - back] : m.pad_id;
-                for (std::size_t b = 0; b < token_size; ++b)
-                    p[j * token_size + b] = std::uint8_t(id >> (8 * b));
-            }
-        }
+        std::memcpy(input.data(), windows.data(), windows.size());
         if (auto f = s.recording->flush_inputs(); !f) return f.error();
         const auto written = std::chrono::steady_clock::now();
         auto run = s.recording->run();
@@ -218,23 +226,24 @@ CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompt
                          ErrorCode::invalid_input};
         auto out = s.recording->output_buffer();
         if (!out) return out.error();
+        std::memcpy(next_ids.data(), out->data() + next_at, next_ids.size()); // one read
         for (std::size_t row = 0; row < prompts.size(); ++row) {
             std::uint32_t id = 0;
-            std::memcpy(&id, out->data() + next_at + row * 4, 4);
+            std::memcpy(&id, next_ids.data() + row * 4, 4);
             if (options.temperature > 0) {
-                std::vector<std::int64_t> z(logits->tensor.cols);
-                for (std::size_t c = 0; c < z.size(); ++c) {
-                    std::int32_t v = 0;
-                    std::memcpy(&v, out->data() + logits_at + (row * z.size() + c) * 4, 4);
-                    z[c] = v;
-                }
+                std::vector<std::int32_t> raw(logits->tensor.cols);
+                std::memcpy(raw.data(), out->data() + logits_at + row * raw.size() * 4,
+                            raw.size() * 4);
+                const std::vector<std::int64_t> z(raw.begin(), raw.end());
                 id = sample_logits(z, logits->scale, options.temperature, state);
             }
             if (id >= m.vocab.size())
                 return Error{"the program answered token id " + std::to_string(id) +
                                  ", outside the vocabulary",
                              ErrorCode::invalid_input};
-            history[row].push_back(id);
+            std::uint8_t* w = windows.data() + row * row_bytes;
+            std::memmove(w, w + token_size, (m.context - 1) * token_size);
+            put(w + (m.context - 1) * token_size, id);
             generated[row].push_back(id);
         }
         s.stats.host_write_ms += std::chrono::duration<double, std::milli>(written - start).count();
