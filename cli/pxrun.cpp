@@ -233,7 +233,9 @@ int main(int argc, char** argv) {
     app.add_flag("--validate", options.validate,
                  "enable the Khronos validation layer (PXVM_VALIDATE=1 does too)");
     app.add_option("--timeout-ms", timeout_ms,
-                   "give up on a device run after this long (default 10000; PXVM_TIMEOUT_MS)");
+                   "give up on a device run after this long, 1 to 86400000 ms (default: "
+                   "PXVM_TIMEOUT_MS, else 10000; the flag beats the environment)")
+        ->check(CLI::Range(1u, 86'400'000u));
     pxcli::add_version(app, "pxrun");
     PXCLI_PARSE(app, argc, argv);
     options.verify = !no_verify;

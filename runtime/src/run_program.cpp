@@ -48,7 +48,7 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
 
     vk::RuntimeOptions runtime_options;
     runtime_options.validate = options.validate;
-    if (options.timeout) runtime_options.timeout = *options.timeout;
+    runtime_options.timeout = options.timeout;
     auto runtime = vk::Runtime::create(runtime_options);
     if (!runtime)
         return Error{runtime.error().message +

@@ -449,6 +449,18 @@ TEST_CASE("the environment overrides options, and bad values are errors", "[gpu]
         auto runtime = Runtime::create(pxgpu::test_options());
         REQUIRE(runtime);
         CHECK(runtime->options().timeout == std::chrono::milliseconds(2500));
+        // A caller's value (pxrun --timeout-ms) beats the environment.
+        px::vk::RuntimeOptions given = pxgpu::test_options();
+        given.timeout = std::chrono::milliseconds(7000);
+        auto flagged = Runtime::create(given);
+        REQUIRE(flagged);
+        CHECK(flagged->options().timeout == std::chrono::milliseconds(7000));
+    }
+    for (const char* huge : {"18446744073710", "86400001", "0"}) {
+        const pxgpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", huge);
+        auto runtime = Runtime::create(pxgpu::test_options());
+        REQUIRE_FALSE(runtime);
+        CHECK(contains(runtime.error().message, "from 1 to 86400000"));
     }
     {
         const pxgpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", "soon");

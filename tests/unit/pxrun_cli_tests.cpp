@@ -101,3 +101,14 @@ TEST_CASE("every tool has --version; --device CPU is the reference", "[cli][pxru
     CHECK(upper.exit_code == 0);
     CHECK_THAT(upper.out, Catch::Contains("cpu (reference interpreter)"));
 }
+
+TEST_CASE("pxrun --timeout-ms takes 1 ms to 24 h", "[cli][pxrun]") {
+    for (const char* bad : {"0", "-5", "86400001", "soon"}) {
+        INFO(bad);
+        const auto r =
+            pxrun().run(std::string("--device cpu --timeout-ms ") + bad + " " + dot_test);
+        CHECK(r.exit_code == 1);
+        CHECK_THAT(r.err, Catch::Contains("--timeout-ms"));
+    }
+    CHECK(pxrun().run("--device cpu --timeout-ms 86400000 " + dot_test).exit_code == 0);
+}

@@ -57,7 +57,7 @@ Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
                                                 const CartridgeSessionOptions& options) {
     RuntimeOptions runtime_options;
     runtime_options.validate = options.validate;
-    if (options.timeout) runtime_options.timeout = *options.timeout;
+    runtime_options.timeout = options.timeout;
     runtime_options.cache_dir = options.cache_dir;
     auto runtime = Runtime::create(runtime_options);
     if (!runtime)

@@ -95,7 +95,7 @@ struct DeviceState {
         if (!pending) return true;
         if (abandoned) return false; // waited once already: everything is leaked alike
         const auto ns = std::uint64_t(std::max<std::int64_t>(
-            std::chrono::nanoseconds(runtime->options.timeout).count(), 5'000'000'000));
+            std::chrono::nanoseconds(*runtime->options.timeout).count(), 5'000'000'000));
         VkFence fence = objects->fence.get();
         if (vkWaitForFences(device.get(), 1, &fence, VK_TRUE, ns) == VK_SUCCESS)
             pending = false;
@@ -330,7 +330,7 @@ Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
            (waited = vkGetFenceStatus(s.device.get(), fence)) == VK_NOT_READY) {
     }
     if (waited == VK_NOT_READY) {
-        const auto timeout = s.runtime->options.timeout;
+        const auto timeout = *s.runtime->options.timeout;
         waited = vkWaitForFences(s.device.get(), 1, &fence, VK_TRUE,
                                  std::uint64_t(std::chrono::nanoseconds(timeout).count()));
         if (waited == VK_TIMEOUT) {

@@ -77,18 +77,20 @@ bool layer_installed(const char* name) {
 Result<RuntimeOptions> apply_environment(RuntimeOptions options) {
     if (const char* v = std::getenv("PXVM_VALIDATE"); v && *v && std::strcmp(v, "0") != 0)
         options.validate = true;
-    if (const char* t = std::getenv("PXVM_TIMEOUT_MS"); t && *t) {
+    const char* t = std::getenv("PXVM_TIMEOUT_MS");
+    if (!options.timeout && t && *t) { // a caller's (or a flag's) value beats the environment
         std::uint64_t ms = 0;
         const char* end = t + std::strlen(t);
         auto [ptr, ec] = std::from_chars(t, end, ms);
-        if (ec != std::errc() || ptr != end || ms == 0)
+        if (ec != std::errc() || ptr != end || ms == 0 || ms > std::uint64_t(MAX_TIMEOUT.count()))
             return Error{"PXVM_TIMEOUT_MS='" + std::string(t) +
-                         "' is not a positive whole number of milliseconds"};
+                         "' is not a whole number of milliseconds from 1 to 86400000 (24 h)"};
         options.timeout = std::chrono::milliseconds(ms);
     }
-    if (options.timeout.count() <= 0)
-        return Error{"the run timeout must be positive (it is " +
-                     std::to_string(options.timeout.count()) + " ms)"};
+    if (!options.timeout) options.timeout = DEFAULT_TIMEOUT;
+    if (options.timeout->count() <= 0 || *options.timeout > MAX_TIMEOUT)
+        return Error{"the run timeout must be from 1 ms to 24 h (it is " +
+                     std::to_string(options.timeout->count()) + " ms)"};
     return options;
 }
 

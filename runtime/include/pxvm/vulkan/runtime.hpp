@@ -27,6 +27,11 @@
 
 namespace px::vk {
 
+/// The longest run timeout (RuntimeOptions::timeout, PXVM_TIMEOUT_MS, --timeout-ms): 24 hours.
+inline constexpr std::chrono::milliseconds MAX_TIMEOUT{86'400'000};
+/// The timeout when neither the caller nor the environment gives one.
+inline constexpr std::chrono::milliseconds DEFAULT_TIMEOUT{10'000};
+
 /// How the image reaches the device-local image buffer.
 enum class UploadMode {
     automatic, ///< direct when a DEVICE_LOCAL|HOST_VISIBLE memory type exists, else staging
@@ -41,9 +46,10 @@ struct RuntimeOptions {
     bool validate = false;
     /// Print each validation message to stderr as it arrives (they are counted either way).
     bool print_validation_messages = true;
-    /// How long one submit may run before the run fails with a timeout.
-    /// PXVM_TIMEOUT_MS in the environment replaces it.
-    std::chrono::milliseconds timeout{10'000};
+    /// How long one submit may run before the run fails with a timeout, 1 ms to 24 h. Left
+    /// empty, PXVM_TIMEOUT_MS in the environment sets it, else 10 s; a value given here (a
+    /// command-line flag) beats the environment. Runtime::options() always has it set.
+    std::optional<std::chrono::milliseconds> timeout;
     /// Load and save pipeline caches on disk.
     bool pipeline_cache = true;
     /// Where pipeline caches live; empty: $PXVM_CACHE_DIR, else $XDG_CACHE_HOME/pxvm, else
