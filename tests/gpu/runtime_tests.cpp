@@ -14,6 +14,8 @@
 #include "int64.spv.h"
 #include "spin.spv.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <fstream>
 #include <iterator>
@@ -501,4 +503,34 @@ TEST_CASE("the validation layer's messages are counted (a deliberate error)", "[
     CHECK(messages.errors >= 1);
     REQUIRE(!messages.texts.empty());
     CHECK(contains(messages.texts[0], "error: "));
+}
+
+TEST_CASE("a pipeline-cache path that is a directory, a FIFO or /dev/zero turns the cache off",
+          "[gpu][cache]") {
+    const px::vk::RuntimeOptions options = pxgpu::test_options("pipeline-cache-odd");
+    Runtime runtime = pxgpu::make_runtime(options);
+    const std::string path =
+        options.cache_dir + "/" + px::vk::pipeline_cache_file_name(runtime.devices()[0]);
+    auto open_and_run = [&](const std::string& what) {
+        INFO(what);
+        Device device = pxgpu::open_device(runtime);
+        const px::vk::PipelineCacheStatus& cache = device.pipeline_cache();
+        CHECK_FALSE(cache.enabled);
+        CHECK_FALSE(cache.loaded);
+        CHECK_THAT(cache.note, Catch::Contains("not a regular file"));
+        REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
+        CHECK(device.prepare_kernel("test_affine"));
+    }; // closing the device saves nothing over what is there
+    std::filesystem::create_directories(path);
+    open_and_run("a directory");
+    CHECK(std::filesystem::is_directory(path));
+    std::filesystem::remove(path);
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    open_and_run("a FIFO (opening it to read would block)");
+    CHECK(std::filesystem::is_fifo(path));
+    std::filesystem::remove(path);
+    std::filesystem::create_symlink("/dev/zero", path);
+    open_and_run("/dev/zero (reading it would never end)");
+    CHECK(std::filesystem::is_symlink(path));
+    pxgpu::check_no_validation_messages(runtime);
 }

@@ -380,6 +380,9 @@ void save_pipeline_cache(DeviceState& s) {
         s.cache_status.note = "cannot save the pipeline cache: " + written.error().message;
 }
 
+// A pipeline cache file larger than this is ignored (drivers' caches are a few MiB).
+constexpr std::uintmax_t MAX_PIPELINE_CACHE_BYTES = std::uintmax_t(256) << 20;
+
 Result<void> create_pipeline_cache(DeviceState& s) {
     const RuntimeOptions& options = s.runtime->options;
     std::vector<std::uint8_t> data;
@@ -390,8 +393,26 @@ Result<void> create_pipeline_cache(DeviceState& s) {
         } else {
             s.cache_status.enabled = true;
             s.cache_status.path = dir + "/" + pipeline_cache_file_name(s.info);
-            std::ifstream file(s.cache_status.path, std::ios::binary);
-            if (!file) {
+            // Only a regular file of a sane size is read: a directory, a device such as
+            // /dev/zero or a FIFO at that path would throw, exhaust memory or block.
+            std::error_code ec;
+            const auto status = std::filesystem::status(s.cache_status.path, ec);
+            const bool exists = !ec && std::filesystem::exists(status);
+            const bool regular = exists && std::filesystem::is_regular_file(status);
+            const std::uintmax_t size =
+                regular ? std::filesystem::file_size(s.cache_status.path, ec) : 0;
+            std::ifstream file;
+            if (exists && !regular) {
+                s.cache_status.enabled = false; // never replace what is there
+                s.cache_status.note = "the cache path is not a regular file; the cache is off";
+            } else if (regular && (ec || size > MAX_PIPELINE_CACHE_BYTES)) {
+                s.cache_status.note = "cache file ignored: larger than 256 MiB or unreadable";
+            } else if (regular) {
+                file.open(s.cache_status.path, std::ios::binary);
+            }
+            if (!s.cache_status.note.empty()) {
+                // decided above
+            } else if (!file) {
                 s.cache_status.note = "no cache file yet";
             } else {
                 data.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
