@@ -9,8 +9,10 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STB_IMAGE_IMPLEMENTATION
@@ -178,9 +180,23 @@ Result<void> write_file_atomic(const std::string& path, std::string_view text) {
 }
 
 Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
-    const std::string temporary = path + ".tmp" + std::to_string(::getpid());
+    // A symlink stays a symlink: its final target is the file replaced. An existing file keeps its
+    // permission bits; something that is not a regular file is never replaced.
+    std::error_code ec;
+    std::string target = path;
+    if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec))) {
+        const auto resolved = std::filesystem::weakly_canonical(path, ec);
+        if (ec) return Error{path + ": cannot resolve the symlink (" + ec.message() + ")"};
+        target = resolved.string();
+    }
+    const auto status = std::filesystem::status(target, ec);
+    const bool exists = !ec && std::filesystem::exists(status);
+    if (exists && !std::filesystem::is_regular_file(status))
+        return Error{path + ": is not a regular file; left unchanged"};
+    const std::string temporary = target + ".tmp" + std::to_string(::getpid());
     std::FILE* f = std::fopen(temporary.c_str(), "wb");
     if (!f) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
+    if (exists) ::fchmod(::fileno(f), static_cast<mode_t>(status.permissions()) & 07777);
     // An empty span may have a null data(), which fwrite must not get (glibc declares it nonnull).
     const bool written =
         bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
@@ -190,7 +206,7 @@ Result<void> write_file_atomic(const std::string& path, std::span<const std::uin
         std::remove(temporary.c_str());
         return Error{path + ": write failed (" + std::strerror(errno) + "); file left unchanged"};
     }
-    if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    if (std::rename(temporary.c_str(), target.c_str()) != 0) {
         const std::string reason = std::strerror(errno);
         std::remove(temporary.c_str());
         return Error{path + ": cannot replace (" + reason + "); file left unchanged"};

@@ -225,6 +225,22 @@ TEST_CASE("write_file_atomic", "[image][io]") {
         REQUIRE(read_file(file).empty());
         REQUIRE(entries(dir) == 1);
     }
+    SECTION("a replaced file keeps its mode; a symlink stays a symlink") {
+        const fs::path dir = scratch_dir("mode_link");
+        const fs::path file = dir / "f.bin", link = dir / "link.bin";
+        write_file(file, old_bytes);
+        REQUIRE(::chmod(file.c_str(), 0600) == 0);
+        REQUIRE(px::write_file_atomic(file.string(), new_bytes).ok());
+        CHECK((fs::status(file).permissions() & fs::perms::all) ==
+              (fs::perms::owner_read | fs::perms::owner_write));
+        fs::create_symlink(file, link);
+        REQUIRE(px::write_file_atomic(link.string(), old_bytes).ok());
+        CHECK(fs::is_symlink(link));
+        CHECK(read_file(file) == old_bytes);
+        CHECK((fs::status(file).permissions() & fs::perms::all) ==
+              (fs::perms::owner_read | fs::perms::owner_write));
+        REQUIRE(entries(dir) == 2);
+    }
     SECTION("the target path is a directory: it is left alone") {
         const fs::path dir = scratch_dir("is_directory");
         const fs::path target = dir / "target";
