@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
     render_cmd->add_flag("--values", values,
                          "also print each non-zero pixel's R, G, B, A values (top to bottom) in "
                          "small digits inside its block, for pixels too dark to read by colour; "
-                         "needs --scale 24 or more");
+                         "needs --scale 24 or more (the default scale with --values)");
     bool render_regions = false;
     render_cmd->add_flag("--regions", render_regions,
                          "for a cartridge (.pxa): outline each manifest region in the colour of "
@@ -305,6 +305,8 @@ int main(int argc, char** argv) {
 
     if (asm_cmd->parsed()) return assemble_command(asm_source, asm_out);
     if (dis_cmd->parsed()) return disassemble_command(dis_input, dis_out);
+    // --values needs blocks of 24 pixels: without --scale it picks that size.
+    if (render_cmd->parsed() && values && render_cmd->count("--scale") == 0) scale = 24;
     if (render_cmd->parsed())
         return render_command(render_input, render_out, scale, values, render_regions);
     if (pack_cmd->parsed()) return pack_command(pack);

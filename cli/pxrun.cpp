@@ -1,6 +1,7 @@
 // pxrun: runs a pixel program on a Vulkan device (scheduled kernels or the GPU interpreter,
 // verified against the CPU reference interpreter) or on the reference itself, prints what the
 // program wrote, optionally saves the image. Given a model cartridge (.pxa), it generates text.
+#include "pxvm/assembler.hpp"
 #include "pxvm/cartridge.hpp"
 #include "pxvm/image.hpp"
 #include "pxvm/program.hpp"
@@ -193,7 +194,8 @@ int main(int argc, char** argv) {
     bool no_verify = false;
     unsigned timeout_ms = 0;
     app.add_option("program", program,
-                   "the .pxi program image (8-bit RGBA PNG), or a .pxa model cartridge")
+                   "the .pxi program image (8-bit RGBA PNG), a .pxs source (assembled first), or "
+                   "a .pxa model cartridge")
         ->required();
     CartridgeArgs cart;
     app.add_option("--prompt", cart.prompt,
@@ -267,7 +269,20 @@ int main(int argc, char** argv) {
         return run_cartridge(program, cart, options);
     }
 
-    auto image = px::load_png(program);
+    // A .pxs source is assembled first (pxc asm), so a program can be run as it is written.
+    px::Result<px::Image> image = px::Error{"not loaded"};
+    if (program.ends_with(".pxs")) {
+        auto assembled = px::assemble_file(program);
+        if (!assembled) {
+            std::cerr << "pxrun: " << assembled.error().message << "\n";
+            return 1;
+        }
+        for (const std::string& warning : assembled->warnings)
+            std::cerr << warning << "\n";
+        image = std::move(assembled->image);
+    } else {
+        image = px::load_png(program);
+    }
     if (!image) {
         std::cerr << "pxrun: " << image.error().message << "\n";
         return 1;

@@ -365,36 +365,7 @@ Result<Cartridge> load_cartridge(const std::string& path) {
 
 Result<std::vector<std::uint8_t>> encode_cartridge(const Image& image,
                                                    const CartridgeManifest& manifest) {
-    SpngContext ctx(spng_ctx_new(SPNG_CTX_ENCODER));
-    if (!ctx) return Error{"out of memory", ErrorCode::out_of_memory};
-    spng_set_option(ctx.get(), SPNG_ENCODE_TO_BUFFER, 1);
-    spng_ihdr ihdr{};
-    ihdr.width = image.width();
-    ihdr.height = image.height();
-    ihdr.bit_depth = 8;
-    ihdr.color_type = SPNG_COLOR_TYPE_TRUECOLOR_ALPHA;
-    if (int e = spng_set_ihdr(ctx.get(), &ihdr)) return spng_error("cartridge", "header", e);
-    std::string text = manifest_to_json(manifest);
-    spng_text chunk{};
-    std::copy(CARTRIDGE_KEYWORD.begin(), CARTRIDGE_KEYWORD.end(), chunk.keyword);
-    chunk.type = SPNG_ITXT;
-    chunk.length = text.size();
-    chunk.text = text.data();
-    chunk.compression_flag = 1; // zlib: the vocabulary and names compress well
-    chunk.language_tag = const_cast<char*>("");
-    chunk.translated_keyword = const_cast<char*>("");
-    if (int e = spng_set_text(ctx.get(), &chunk, 1)) return spng_error("cartridge", "manifest", e);
-    if (int e = spng_encode_image(ctx.get(), image.data(), image.size_bytes(), SPNG_FMT_PNG,
-                                  SPNG_ENCODE_FINALIZE))
-        return spng_error("cartridge", "encoding", e);
-    std::size_t length = 0;
-    int error = 0;
-    void* buffer = spng_get_png_buffer(ctx.get(), &length, &error);
-    if (!buffer) return spng_error("cartridge", "encoding", error);
-    std::vector<std::uint8_t> out(static_cast<std::uint8_t*>(buffer),
-                                  static_cast<std::uint8_t*>(buffer) + length);
-    std::free(buffer);
-    return out;
+    return encode_png_with_itxt(image, CARTRIDGE_KEYWORD, manifest_to_json(manifest));
 }
 
 Result<void> save_cartridge(const std::string& path, Image image, CartridgeManifest manifest) {

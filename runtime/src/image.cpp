@@ -1,9 +1,11 @@
-// PNG decoding (stb_image) with the header checked first, PNG encoding (stb_image_write), atomic
+// PNG decoding (stb_image) with the header checked first, PNG encoding (libspng, which reports a
+// failed allocation instead of writing past it), atomic
 // file writes, and pixel-by-pixel image comparison.
 #include "pxvm/image.hpp"
 
 #include "pxvm/protocol.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,10 +22,8 @@
 #define STBI_ONLY_PNG
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
+#include <spng.h>
 #include <stb/stb_image.h>
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
-#include <stb/stb_image_write.h>
 
 namespace px {
 
@@ -162,16 +163,54 @@ Result<Image> load_png(const std::string& path) {
     return decode_png(file, path);
 }
 
-std::vector<std::uint8_t> encode_png(const Image& image) {
-    std::vector<std::uint8_t> out;
-    auto append = [](void* context, void* data, int size) {
-        auto* v = static_cast<std::vector<std::uint8_t>*>(context);
-        auto* p = static_cast<std::uint8_t*>(data);
-        v->insert(v->end(), p, p + size);
+Result<std::vector<std::uint8_t>> encode_png_with_itxt(const Image& image, std::string_view keyword,
+                                                       std::string_view text) {
+    struct Free {
+        void operator()(spng_ctx* ctx) const { spng_ctx_free(ctx); }
     };
-    stbi_write_png_to_func(append, &out, int(image.width()), int(image.height()), 4, image.data(),
-                           int(image.width() * 4));
+    const std::unique_ptr<spng_ctx, Free> ctx(spng_ctx_new(SPNG_CTX_ENCODER));
+    auto failed = [](int code) {
+        return Error{std::string("PNG encoding failed: ") + spng_strerror(code),
+                     code == SPNG_EMEM ? ErrorCode::out_of_memory : ErrorCode::invalid_input};
+    };
+    if (!ctx) return Error{"PNG encoding failed: out of memory", ErrorCode::out_of_memory};
+    spng_set_option(ctx.get(), SPNG_ENCODE_TO_BUFFER, 1);
+    spng_ihdr ihdr{};
+    ihdr.width = image.width();
+    ihdr.height = image.height();
+    ihdr.bit_depth = 8;
+    ihdr.color_type = SPNG_COLOR_TYPE_TRUECOLOR_ALPHA;
+    if (int e = spng_set_ihdr(ctx.get(), &ihdr)) return failed(e);
+    std::string body(text);
+    spng_text chunk{};
+    if (!keyword.empty()) {
+        if (keyword.size() >= sizeof chunk.keyword)
+            return Error{"PNG text keyword longer than 79 bytes"};
+        std::copy(keyword.begin(), keyword.end(), chunk.keyword);
+        chunk.type = SPNG_ITXT;
+        chunk.length = body.size();
+        chunk.text = body.data();
+        chunk.compression_flag = 1; // zlib
+        chunk.language_tag = const_cast<char*>("");
+        chunk.translated_keyword = const_cast<char*>("");
+        if (int e = spng_set_text(ctx.get(), &chunk, 1)) return failed(e);
+    }
+    if (int e = spng_encode_image(ctx.get(), image.data(), image.size_bytes(), SPNG_FMT_PNG,
+                                  SPNG_ENCODE_FINALIZE))
+        return failed(e);
+    std::size_t length = 0;
+    int error = 0;
+    void* buffer = spng_get_png_buffer(ctx.get(), &length, &error);
+    if (!buffer) return failed(error);
+    std::vector<std::uint8_t> out(static_cast<std::uint8_t*>(buffer),
+                                  static_cast<std::uint8_t*>(buffer) + length);
+    std::free(buffer);
     return out;
+}
+
+std::vector<std::uint8_t> encode_png(const Image& image) {
+    auto png = encode_png_with_itxt(image, {}, {});
+    return png ? std::move(*png) : std::vector<std::uint8_t>{};
 }
 
 Result<void> write_file_atomic(const std::string& path, std::string_view text) {

@@ -112,3 +112,25 @@ TEST_CASE("pxrun --timeout-ms takes 1 ms to 24 h", "[cli][pxrun]") {
     }
     CHECK(pxrun().run("--device cpu --timeout-ms 86400000 " + dot_test).exit_code == 0);
 }
+
+TEST_CASE("pxrun assembles a .pxs source and runs it; pxc render --values picks its scale",
+          "[cli][pxrun]") {
+    const std::string source = std::string(PXVM_SOURCE_DIR) + "/assets/tensor_demo.pxs";
+    const auto from_source = pxrun().run("--device cpu " + source);
+    const auto from_image =
+        pxrun().run("--device cpu " + std::string(PXVM_SOURCE_DIR) + "/assets/tensor_demo.pxi");
+    CHECK(from_source.exit_code == 0);
+    // The same run; only the first line names the file.
+    CHECK(from_source.out.substr(from_source.out.find('\n')) ==
+          from_image.out.substr(from_image.out.find('\n')));
+    const px::testing::CommandRunner runner = pxrun();
+    px::testing::write_text(runner.dir() / "bad.pxs", ".image 4 4\nfrobnicate t1\n");
+    const auto bad = runner.run("--device cpu " + (runner.dir() / "bad.pxs").string());
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Catch::Contains("bad.pxs:2"));
+    // README: pxc render prog.pxi -o picture.png --values, as written
+    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "render_values");
+    const auto drawn =
+        pxc.run("render " + dot_test + " -o " + (pxc.dir() / "p.png").string() + " --values");
+    CHECK(drawn.exit_code == 0);
+}

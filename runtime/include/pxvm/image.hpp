@@ -51,8 +51,13 @@ Result<void> check_dimensions(std::uint64_t width, std::uint64_t height);
 Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& name);
 /// Reads and decodes a PNG file; refuses anything but 8-bit RGBA with the reason.
 Result<Image> load_png(const std::string& path);
-/// Encodes an image as PNG bytes (deterministic for equal images).
+/// Encodes an image as PNG bytes (deterministic for equal images); empty when encoding failed
+/// (out of memory).
 std::vector<std::uint8_t> encode_png(const Image& image);
+/// The same, with a zlib-compressed iTXt chunk `keyword` holding `text` (none for an empty
+/// keyword); the error says why encoding failed.
+Result<std::vector<std::uint8_t>> encode_png_with_itxt(const Image& image, std::string_view keyword,
+                                                       std::string_view text);
 /// Writes bytes to `path` atomically: a temporary file beside it, then a rename.
 Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
 /// Writes text to `path` atomically (reports, charts, listings).
