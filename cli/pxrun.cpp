@@ -12,6 +12,7 @@
 #include "cli_support.hpp"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -55,6 +56,71 @@ void print_gpu_details(const px::ProgramRun& run) {
         std::cout << "\n";
     }
     std::cout << "  pipeline cache: " << run.pipeline_cache << "\n";
+}
+
+nlohmann::json pixel_json(px::Pixel p) {
+    return {p.r, p.g, p.b, p.a};
+}
+
+// The run as one JSON object (pxrun --json): what the text output says, for scripts.
+nlohmann::json run_json(const std::string& program, const px::Image& image,
+                        const px::ProgramRun& run, const px::RunOptions& options, int status) {
+    const px::RunOutcome& outcome = run.outcome;
+    nlohmann::json j = {{"program", program},
+                        {"width", image.width()},
+                        {"height", image.height()},
+                        {"device", run.device},
+                        {"path", run.gpu ? std::string(px::to_string(options.path)) : "reference"},
+                        {"executed", outcome.executed},
+                        {"halted", outcome.halted},
+                        {"exit_status", status}};
+    j["fault"] = nullptr;
+    if (outcome.fault)
+        j["fault"] = {{"code", outcome.fault.code},
+                      {"name", std::string(px::fault_name(outcome.fault.code))},
+                      {"pc", outcome.fault.pc},
+                      {"reason", outcome.fault.reason}};
+    std::string variant;
+    for (const px::vk::ScheduledStep& s : run.schedule)
+        if (s.variant != "portable" || variant.empty()) variant = s.variant;
+    j["variant"] = variant.empty() ? nlohmann::json(nullptr) : nlohmann::json(variant);
+    j["verification"] = nullptr;
+    if (const auto& v = run.verification) {
+        nlohmann::json d = {{"matches", v->matches()},
+                            {"method", v->summary()},
+                            {"ms", v->seconds * 1e3},
+                            {"differing_pixels", v->difference.count}};
+        if (v->difference.count)
+            d["first_difference"] = {{"x", v->difference.x},
+                                     {"y", v->difference.y},
+                                     {"expected", pixel_json(v->difference.expected)},
+                                     {"actual", pixel_json(v->difference.actual)}};
+        if (!v->status_mismatch.empty()) d["status_mismatch"] = v->status_mismatch;
+        j["verification"] = d;
+    }
+    j["timings_ms"] = nullptr;
+    if (run.gpu) {
+        const px::vk::StageTimings& t = run.gpu->timings;
+        auto opt = [](const std::optional<double>& v) {
+            return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+        };
+        nlohmann::json dispatches = nlohmann::json::array();
+        for (const px::vk::LabelledTime& d : t.gpu_dispatch)
+            dispatches.push_back({{"label", d.label}, {"ms", d.ms}});
+        j["timings_ms"] = {{"host_prepare", t.host_prepare_ms},
+                           {"host_upload", t.host_upload_ms},
+                           {"host_submit_wait", t.host_submit_wait_ms},
+                           {"host_readback", t.host_readback_ms},
+                           {"host_total", t.host_total_ms},
+                           {"gpu_upload", opt(t.gpu_upload_ms)},
+                           {"gpu_execute", opt(t.gpu_execute_ms)},
+                           {"gpu_readback", opt(t.gpu_readback_ms)},
+                           {"gpu_dispatches", dispatches}};
+        j["pipeline_cache"] = run.pipeline_cache;
+        j["validation"] = {{"errors", run.validation.errors},
+                           {"warnings", run.validation.warnings}};
+    }
+    return j;
 }
 
 struct CartridgeArgs {
@@ -238,6 +304,11 @@ int main(int argc, char** argv) {
                    "give up on a device run after this long, 1 to 86400000 ms (default: "
                    "PXVM_TIMEOUT_MS, else 10000; the flag beats the environment)")
         ->check(CLI::Range(1u, 86'400'000u));
+    bool as_json = false;
+    app.add_flag("--json", as_json,
+                 "print the run as one JSON object instead of text: device, path, variant, "
+                 "fault, instructions executed, the verification's method and result, stage and "
+                 "dispatch timings (the exit status is the same)");
     pxcli::add_version(app, "pxrun");
     PXCLI_PARSE(app, argc, argv);
     options.verify = !no_verify;
@@ -293,6 +364,18 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    if (as_json) {
+        int status = run->outcome.fault ? 2 : 0;
+        if (run->verification && !run->verification->matches()) status = 3;
+        if (run->validation.total()) status = 3;
+        if (!out.empty())
+            if (auto saved = px::save_png(run->result, out); !saved) {
+                std::cerr << "pxrun: " << saved.error().message << "\n";
+                return 1;
+            }
+        std::cout << run_json(program, *image, *run, options, status).dump(2) << "\n";
+        return status;
+    }
     std::cout << program << ": " << image->width() << "x" << image->height() << ", device "
               << run->device << "\n";
     const px::Plan plan = px::plan_program(*image);

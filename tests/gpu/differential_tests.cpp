@@ -12,6 +12,8 @@
 #include "pxvm/reference_interpreter.hpp"
 #include "pxvm/run_program.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -96,4 +98,20 @@ TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][c
     const auto missing = pxrun.run("--device 99 " PXVM_SOURCE_DIR "/assets/dot_test.pxi", env);
     CHECK(missing.exit_code == 1);
     CHECK_THAT(missing.err, Catch::Contains("99"));
+}
+
+TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "[gpu][cli]") {
+    pxgpu::require_validation_layer();
+    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_json_test");
+    const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
+    const auto r = pxrun.run("--validate --json " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi", env);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["path"] == "kernels");
+    CHECK((j["variant"] == "portable" || j["variant"] == "int-dot"));
+    CHECK(j["verification"]["matches"] == true);
+    CHECK_THAT(j["verification"]["method"].get<std::string>(), Catch::Contains("exact"));
+    CHECK(j["timings_ms"]["gpu_dispatches"].size() >= 2);
+    CHECK(j["validation"]["errors"] == 0);
 }

@@ -6,6 +6,7 @@
 #include "pxvm/protocol.hpp"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 
@@ -133,4 +134,26 @@ TEST_CASE("pxrun assembles a .pxs source and runs it; pxc render --values picks 
     const auto drawn =
         pxc.run("render " + dot_test + " -o " + (pxc.dir() / "p.png").string() + " --values");
     CHECK(drawn.exit_code == 0);
+}
+
+TEST_CASE("pxrun --json prints the run as one object", "[cli][pxrun]") {
+    const auto runner = pxrun();
+    const auto ok = runner.run("--device cpu --json " + dot_test);
+    CHECK(ok.exit_code == 0);
+    const auto j = nlohmann::json::parse(ok.out);
+    CHECK(j["path"] == "reference");
+    CHECK(j["executed"] == 1);
+    CHECK(j["halted"] == true);
+    CHECK(j["fault"].is_null());
+    CHECK(j["exit_status"] == 0);
+    px::Image program(8, 4);
+    program.set_pixel(0, 0, {px::OP_DOT_RGB, 1, 2, 9});
+    const fs::path in = runner.dir() / "fault.pxi";
+    REQUIRE(px::save_png(program, in.string()).ok());
+    const auto faulted = runner.run("--device cpu --json " + in.string());
+    CHECK(faulted.exit_code == 2);
+    const auto f = nlohmann::json::parse(faulted.out);
+    CHECK(f["fault"]["name"] == "OUT_OF_BOUNDS");
+    CHECK(f["fault"]["pc"] == 0);
+    CHECK(f["exit_status"] == 2);
 }
