@@ -163,7 +163,9 @@ function(pxvm_add_kernel_library target)
     VERBATIM)
 
   add_library(${target} STATIC ${embedded})
-  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/runtime/include
-                                              ${arg_KERNEL_DIR} ${PXVM_GENERATED_INCLUDE_DIR})
+  target_include_directories(${target} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/runtime/include>
+    $<BUILD_INTERFACE:${arg_KERNEL_DIR}> $<BUILD_INTERFACE:${PXVM_GENERATED_INCLUDE_DIR}>
+    $<INSTALL_INTERFACE:include>)
   target_link_libraries(${target} PRIVATE pxvm_warnings)
 endfunction()

@@ -1,0 +1,48 @@
+# Installs the build tree into a fresh prefix, then builds tests/install/ against it twice: with
+# find_package(pxvm) and with pkg-config, and runs both.
+#   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK=... -P run.cmake
+file(REMOVE_RECURSE ${WORK})
+execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK}/prefix
+                OUTPUT_QUIET RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cmake --install failed")
+endif()
+foreach(file lib/libpxvm.a lib/cmake/pxvm/pxvmConfig.cmake lib/pkgconfig/pxvm.pc bin/pxrun
+             include/pxvm/vulkan/runtime.hpp include/pxvm_layout.h)
+  if(NOT EXISTS ${WORK}/prefix/${file})
+    message(FATAL_ERROR "not installed: ${file}")
+  endif()
+endforeach()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install -B ${WORK}/build
+                        -DCMAKE_PREFIX_PATH=${WORK}/prefix -DCMAKE_BUILD_TYPE=Release
+                RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "configuring the outside project with find_package(pxvm) failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "building the outside project failed")
+endif()
+execute_process(COMMAND ${WORK}/build/consumer ${SOURCE_DIR} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the outside project's program failed")
+endif()
+# pkg-config, as a Makefile would use it
+find_program(PKG_CONFIG pkg-config REQUIRED)
+find_program(CXX NAMES c++ g++ REQUIRED)
+set(ENV{PKG_CONFIG_PATH} ${WORK}/prefix/lib/pkgconfig)
+execute_process(COMMAND ${PKG_CONFIG} --cflags --libs pxvm OUTPUT_VARIABLE flags
+                OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pkg-config --cflags --libs pxvm failed")
+endif()
+separate_arguments(flags UNIX_COMMAND "${flags}")
+execute_process(COMMAND ${CXX} -std=c++20 ${SOURCE_DIR}/tests/install/main.cpp ${flags}
+                        -o ${WORK}/consumer-pc RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "building with pkg-config's flags failed")
+endif()
+execute_process(COMMAND ${WORK}/consumer-pc ${SOURCE_DIR} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the pkg-config build's program failed")
+endif()
