@@ -791,6 +791,7 @@ struct RecordingState {
     DescriptorPool pool;
     VkDescriptorSet set = VK_NULL_HANDLE;
     std::vector<std::pair<Region, std::uint64_t>> regions, input_regions;
+    std::uint64_t output_words = 0, input_words = 0; // the regions' pixels, packed
 
     RecordingState() = default;
     RecordingState(const RecordingState&) = delete;
@@ -840,12 +841,9 @@ std::vector<VkBufferCopy> region_copies(const ResidentState& r, const Region& re
     return copies;
 }
 
-Result<void> check_region(const ResidentState& r, const Image& image, const Region& region,
-                          std::string_view what) {
-    if (image.width() != r.width || image.height() != r.height)
-        return Error{std::string(what) + ": the image is " + std::to_string(image.width()) + "x" +
-                     std::to_string(image.height()) + ", the resident image " +
-                     std::to_string(r.width) + "x" + std::to_string(r.height)};
+// A region that is empty or not inside the resident image is an error naming `what`.
+Result<void> check_region_inside(const ResidentState& r, const Region& region,
+                                 std::string_view what) {
     if (region.width == 0 || region.height == 0 || region.x >= r.width ||
         region.width > r.width - region.x || region.y >= r.height ||
         region.height > r.height - region.y)
@@ -853,6 +851,63 @@ Result<void> check_region(const ResidentState& r, const Image& image, const Regi
                      std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
                      std::to_string(region.y) + ") is empty or outside the " +
                      std::to_string(r.width) + "x" + std::to_string(r.height) + " image"};
+    return {};
+}
+
+// check_region_inside, and `image` has the resident image's size.
+Result<void> check_region(const ResidentState& r, const Image& image, const Region& region,
+                          std::string_view what) {
+    if (image.width() != r.width || image.height() != r.height)
+        return Error{std::string(what) + ": the image is " + std::to_string(image.width()) + "x" +
+                     std::to_string(image.height()) + ", the resident image " +
+                     std::to_string(r.width) + "x" + std::to_string(r.height)};
+    return check_region_inside(r, region, what);
+}
+
+// A descriptor pool of one set in the shared layout, and that set with storage buffers bound:
+// (binding, buffer, range) each. A resident image binds its image and status buffers; a
+// recording with input and output regions binds those too.
+struct BufferBinding {
+    std::uint32_t binding;
+    VkBuffer buffer;
+    VkDeviceSize range;
+};
+Result<void> make_descriptor_set(DeviceState& s, std::span<const BufferBinding> bindings,
+                                 DescriptorPool& pool_out, VkDescriptorSet& set) {
+    const VkDevice device = s.device.get();
+    const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                         std::uint32_t(bindings.size())};
+    auto pool_info =
+        make_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
+    pool_info.maxSets = 1;
+    pool_info.poolSizeCount = 1;
+    pool_info.pPoolSizes = &pool_size;
+    VkDescriptorPool pool = VK_NULL_HANDLE;
+    if (VkResult res = vkCreateDescriptorPool(device, &pool_info, nullptr, &pool);
+        res != VK_SUCCESS)
+        return vulkan_error("cannot create a descriptor pool on " + s.info.name, res);
+    pool_out = DescriptorPool(device, pool);
+    VkDescriptorSetLayout set_layout = s.objects->set_layout.get();
+    auto set_info =
+        make_struct<VkDescriptorSetAllocateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO);
+    set_info.descriptorPool = pool;
+    set_info.descriptorSetCount = 1;
+    set_info.pSetLayouts = &set_layout;
+    if (VkResult res = vkAllocateDescriptorSets(device, &set_info, &set); res != VK_SUCCESS)
+        return vulkan_error("cannot allocate a descriptor set on " + s.info.name, res);
+    std::vector<VkDescriptorBufferInfo> infos;
+    for (const BufferBinding& b : bindings)
+        infos.push_back({b.buffer, 0, b.range});
+    std::vector<VkWriteDescriptorSet> writes(bindings.size());
+    for (std::size_t i = 0; i < bindings.size(); ++i) {
+        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+        writes[i].dstSet = set;
+        writes[i].dstBinding = bindings[i].binding;
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &infos[i];
+    }
+    vkUpdateDescriptorSets(device, std::uint32_t(writes.size()), writes.data(), 0, nullptr);
     return {};
 }
 
@@ -1038,10 +1093,7 @@ Result<void> Recording::write_inputs(const Image& source) {
 
 std::span<std::uint8_t> Recording::input_buffer() {
     const RecordingState& rec = *state_;
-    std::uint64_t words = 0;
-    for (const auto& [region, first] : rec.input_regions)
-        words = std::max(words, first + std::uint64_t(region.width) * region.height);
-    return {static_cast<std::uint8_t*>(rec.inputs.mapped), std::size_t(words * 4)};
+    return {static_cast<std::uint8_t*>(rec.inputs.mapped), std::size_t(rec.input_words * 4)};
 }
 
 Result<void> Recording::flush_inputs() {
@@ -1052,11 +1104,8 @@ Result<std::span<const std::uint8_t>> Recording::output_buffer() const {
     const RecordingState& rec = *state_;
     if (rec.regions.empty()) return Error{"the recording has no output regions"};
     if (auto seen = invalidate(*rec.device, rec.outputs); !seen) return seen.error();
-    std::uint64_t words = 0;
-    for (const auto& [region, first] : rec.regions)
-        words = std::max(words, first + std::uint64_t(region.width) * region.height);
     return std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(rec.outputs.mapped),
-                                         std::size_t(words * 4));
+                                         std::size_t(rec.output_words * 4));
 }
 
 const std::vector<std::string>& Recording::labels() const {
@@ -1217,39 +1266,10 @@ Result<ResidentImage> Device::upload(const Image& image) {
     if (!status) return status.error();
     r->status = std::move(status.value());
 
-    const VkDevice device = s.device.get();
-    const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 3};
-    auto pool_info =
-        make_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
-    pool_info.maxSets = 1;
-    pool_info.poolSizeCount = 1;
-    pool_info.pPoolSizes = &pool_size;
-    VkDescriptorPool pool = VK_NULL_HANDLE;
-    if (VkResult res = vkCreateDescriptorPool(device, &pool_info, nullptr, &pool);
-        res != VK_SUCCESS)
-        return vulkan_error("cannot create a descriptor pool on " + s.info.name, res);
-    r->pool = DescriptorPool(device, pool);
-    VkDescriptorSetLayout set_layout = s.objects->set_layout.get();
-    auto set_info =
-        make_struct<VkDescriptorSetAllocateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO);
-    set_info.descriptorPool = pool;
-    set_info.descriptorSetCount = 1;
-    set_info.pSetLayouts = &set_layout;
-    if (VkResult res = vkAllocateDescriptorSets(device, &set_info, &r->set); res != VK_SUCCESS)
-        return vulkan_error("cannot allocate a descriptor set on " + s.info.name, res);
-    const VkDescriptorBufferInfo image_info{r->image.buffer.get(), 0, bytes};
-    const VkDescriptorBufferInfo status_info{r->status.buffer.get(), 0, STATUS_BYTES};
-    VkWriteDescriptorSet writes[3]{};
-    const std::uint32_t binding_of[3] = {BINDING_IMAGE, BINDING_STATUS, BINDING_IMAGE_IN};
-    for (int i = 0; i < 3; ++i) {
-        writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-        writes[i].dstSet = r->set;
-        writes[i].dstBinding = binding_of[i];
-        writes[i].descriptorCount = 1;
-        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-        writes[i].pBufferInfo = i == 1 ? &status_info : &image_info;
-    }
-    vkUpdateDescriptorSets(device, 3, writes, 0, nullptr);
+    const BufferBinding bindings[] = {{BINDING_IMAGE, r->image.buffer.get(), bytes},
+                                      {BINDING_STATUS, r->status.buffer.get(), STATUS_BYTES},
+                                      {BINDING_IMAGE_IN, r->image.buffer.get(), bytes}};
+    if (auto made = make_descriptor_set(s, bindings, r->pool, r->set); !made) return made.error();
 
     ResidentImage resident(std::move(r));
     if (auto written = resident.write(image); !written) return written.error();
@@ -1326,12 +1346,7 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
                        std::vector<std::pair<Region, std::uint64_t>>& placed) -> Result<Io> {
         Io io;
         for (const Region& region : regions) {
-            if (region.width == 0 || region.height == 0 || region.x >= r.width ||
-                region.width > r.width - region.x || region.y >= r.height ||
-                region.height > r.height - region.y)
-                return Error{std::string(what) + " region " + std::to_string(region.width) + "x" +
-                             std::to_string(region.height) + " at (" + std::to_string(region.x) +
-                             ", " + std::to_string(region.y) + ") is empty or outside the image"};
+            if (auto ok = check_region_inside(r, region, what); !ok) return ok.error();
             const std::uint64_t n = std::uint64_t(region.width) * region.height;
             const PackPush push{r.width,      region.x,      region.y,
                                 region.width, region.height, std::uint32_t(io.words)};
@@ -1356,6 +1371,8 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
     if (!in_io) return in_io.error();
     auto out_io = plan_io(outputs, "pack_outputs", "outputs", rec->regions);
     if (!out_io) return out_io.error();
+    rec->input_words = in_io->words;
+    rec->output_words = out_io->words;
     std::vector<std::string> io_labels;
     for (const Dispatch& io_dispatch : in_io->dispatches)
         io_labels.push_back(io_dispatch.label);
@@ -1375,45 +1392,14 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
                           VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, upload_staging(), "input buffer");
         if (!in_buffer) return in_buffer.error();
         rec->inputs = std::move(in_buffer.value());
-        const VkDevice device = s.device.get();
-        const VkDescriptorPoolSize pool_size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 5};
-        auto pool_info =
-            make_struct<VkDescriptorPoolCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO);
-        pool_info.maxSets = 1;
-        pool_info.poolSizeCount = 1;
-        pool_info.pPoolSizes = &pool_size;
-        VkDescriptorPool pool = VK_NULL_HANDLE;
-        if (VkResult res = vkCreateDescriptorPool(device, &pool_info, nullptr, &pool);
-            res != VK_SUCCESS)
-            return vulkan_error("cannot create a descriptor pool on " + d.name, res);
-        rec->pool = DescriptorPool(device, pool);
-        VkDescriptorSetLayout set_layout = o.set_layout.get();
-        auto set_info = make_struct<VkDescriptorSetAllocateInfo>(
-            VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO);
-        set_info.descriptorPool = pool;
-        set_info.descriptorSetCount = 1;
-        set_info.pSetLayouts = &set_layout;
-        if (VkResult res = vkAllocateDescriptorSets(device, &set_info, &rec->set);
-            res != VK_SUCCESS)
-            return vulkan_error("cannot allocate a descriptor set on " + d.name, res);
-        const VkDescriptorBufferInfo image_info{r.image.buffer.get(), 0, r.bytes};
-        const VkDescriptorBufferInfo status_info{r.status.buffer.get(), 0, STATUS_BYTES};
-        const VkDescriptorBufferInfo outputs_info{rec->outputs.buffer.get(), 0, VK_WHOLE_SIZE};
-        const VkDescriptorBufferInfo inputs_info{rec->inputs.buffer.get(), 0, VK_WHOLE_SIZE};
-        const VkDescriptorBufferInfo* infos[5] = {&image_info, &status_info, &image_info,
-                                                  &outputs_info, &inputs_info};
-        const std::uint32_t binding_of[5] = {BINDING_IMAGE, BINDING_STATUS, BINDING_IMAGE_IN,
-                                             BINDING_OUTPUTS, BINDING_INPUTS};
-        VkWriteDescriptorSet writes[5]{};
-        for (int i = 0; i < 5; ++i) {
-            writes[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
-            writes[i].dstSet = rec->set;
-            writes[i].dstBinding = binding_of[i];
-            writes[i].descriptorCount = 1;
-            writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
-            writes[i].pBufferInfo = infos[i];
-        }
-        vkUpdateDescriptorSets(device, 5, writes, 0, nullptr);
+        const BufferBinding bindings[] = {
+            {BINDING_IMAGE, r.image.buffer.get(), r.bytes},
+            {BINDING_STATUS, r.status.buffer.get(), STATUS_BYTES},
+            {BINDING_IMAGE_IN, r.image.buffer.get(), r.bytes},
+            {BINDING_OUTPUTS, rec->outputs.buffer.get(), VK_WHOLE_SIZE},
+            {BINDING_INPUTS, rec->inputs.buffer.get(), VK_WHOLE_SIZE}};
+        if (auto made = make_descriptor_set(s, bindings, rec->pool, rec->set); !made)
+            return made.error();
     }
 
     const bool timestamps = s.timestamp_bits > 0;
