@@ -156,20 +156,16 @@ std::pair<std::int32_t, std::uint32_t> fixed_point(double real) {
     return {std::int32_t(multiplier), std::uint32_t(std::max(shift, 0))};
 }
 
-// Windows of the calibration text (ids), spread evenly over it.
-std::vector<std::vector<std::uint32_t>>
+// Windows of the calibration text (ids), spread evenly over it; a character outside the
+// vocabulary is an error, as in every other text pxVM reads.
+Result<std::vector<std::vector<std::uint32_t>>>
 calibration_windows(const FloatModel& m, std::string_view text, std::uint32_t count) {
-    std::map<std::string, std::uint32_t, std::less<>> ids;
-    for (std::uint32_t i = 1; i < m.vocabulary.size(); ++i)
-        ids.emplace(m.vocabulary[i], i);
-    std::vector<std::uint32_t> tokens;
-    for (std::size_t at = 0; at < text.size();) {
-        std::size_t n = 1;
-        while (at + n < text.size() && (static_cast<unsigned char>(text[at + n]) & 0xC0) == 0x80)
-            ++n;
-        if (auto it = ids.find(text.substr(at, n)); it != ids.end()) tokens.push_back(it->second);
-        at += n;
-    }
+    CartridgeManifest vocabulary;
+    vocabulary.vocab = m.vocabulary;
+    vocabulary.context = m.context;
+    auto ids = tokenize_text(vocabulary, text);
+    if (!ids) return Error{"calibration text: " + ids.error().message, ErrorCode::invalid_input};
+    const std::vector<std::uint32_t>& tokens = *ids;
     std::vector<std::vector<std::uint32_t>> windows;
     if (tokens.size() <= m.context) return windows;
     const std::size_t step = std::max<std::size_t>(1, (tokens.size() - m.context) / count);
@@ -236,18 +232,15 @@ std::string fmt_scale(double v) {
 
 } // namespace
 
-Result<std::vector<std::vector<float>>>
-float_logits(const Safetensors& weights, const std::vector<std::vector<std::uint32_t>>& windows) {
-    auto model = read_model(weights);
+Result<FloatForward> float_model(const Safetensors& weights) {
+    auto model = read_model(weights); // checked and parsed once; the tensors stay in `weights`
     if (!model) return model.error();
-    std::vector<std::vector<float>> out;
-    for (const auto& w : windows) {
-        std::vector<float> x = embed_window(*model, w);
-        for (const FloatLayer& l : model->hidden)
+    return FloatForward([m = std::move(*model)](const std::vector<std::uint32_t>& window) {
+        std::vector<float> x = embed_window(m, window);
+        for (const FloatLayer& l : m.hidden)
             x = dense(l, x, true);
-        out.push_back(dense(model->output, x, false));
-    }
-    return out;
+        return dense(m.output, x, false);
+    });
 }
 
 Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_view calibration,
@@ -257,7 +250,9 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
     const FloatModel& m = *read;
     const std::uint32_t B = options.batch, K = m.context, V = m.vocab;
     if (B == 0 || B > 32767) return Error{"--batch must be 1 to 32767", ErrorCode::invalid_input};
-    const auto windows = calibration_windows(m, calibration, options.calibration_windows);
+    auto calibrated = calibration_windows(m, calibration, options.calibration_windows);
+    if (!calibrated) return calibrated.error();
+    const auto& windows = *calibrated;
     if (windows.size() < 16)
         return Error{"the calibration text gives " + std::to_string(windows.size()) +
                          " windows; at least 16 are needed",

@@ -334,11 +334,7 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
                      ErrorCode::invalid_input};
     auto manifest = manifest_from_json(*manifest_text, name);
     if (!manifest) return manifest.error();
-    for (const CartridgeRegion& r : manifest->regions)
-        if (std::uint64_t(r.tensor.x) + r.tensor.pixel_width() > image.width() ||
-            std::uint64_t(r.tensor.y) + r.tensor.rows > image.height() || r.tensor.y == 0)
-            return Error{name + ": manifest region '" + r.name + "' lies outside the image",
-                         ErrorCode::invalid_input};
+    // Every region must be a tensor the program declares, so it lies inside the image.
     if (auto ok = check_program(image, *manifest, name); !ok) return ok.error();
     const std::string sum = cartridge_pixels_sha256(image, *manifest);
     if (sum != manifest->pixels_sha256)
@@ -375,8 +371,11 @@ Result<void> save_cartridge(const std::string& path, Image image, CartridgeManif
     return write_file_atomic(path, std::span<const std::uint8_t>(*bytes));
 }
 
-Result<std::vector<std::uint32_t>> tokenize(const CartridgeManifest& m, std::string_view text) {
-    if (text.empty()) return Error{"the prompt is empty", ErrorCode::invalid_input};
+namespace {
+
+// One id per UTF-8 character; `what` names the text in messages, at most `limit` characters.
+Result<std::vector<std::uint32_t>> tokenize_chars(const CartridgeManifest& m, std::string_view text,
+                                                  const char* what, std::size_t limit) {
     std::map<std::string, std::uint32_t, std::less<>> ids;
     for (std::uint32_t i = 0; i < m.vocab.size(); ++i)
         if (i != m.pad_id) ids.emplace(m.vocab[i], i);
@@ -385,10 +384,11 @@ Result<std::vector<std::uint32_t>> tokenize(const CartridgeManifest& m, std::str
     for (std::size_t at = 0; at < text.size(); ++chars) {
         const std::size_t n = utf8_length((unsigned char)text[at]);
         if (n == 0 || at + n > text.size())
-            return Error{"the prompt is not UTF-8 text (byte " + std::to_string(at) + ")",
+            return Error{std::string("the ") + what + " is not UTF-8 text (byte " +
+                             std::to_string(at) + ")",
                          ErrorCode::invalid_input};
-        if (chars >= MAX_PROMPT_CHARS)
-            return Error{"the prompt is longer than " + std::to_string(MAX_PROMPT_CHARS) +
+        if (chars >= limit)
+            return Error{std::string("the ") + what + " is longer than " + std::to_string(limit) +
                              " characters (the model sees only the last " +
                              std::to_string(m.context) + ")",
                          ErrorCode::invalid_input};
@@ -396,13 +396,25 @@ Result<std::vector<std::uint32_t>> tokenize(const CartridgeManifest& m, std::str
         const auto it = ids.find(c);
         if (it == ids.end())
             return Error{"character " + printable(c) + " at position " + std::to_string(chars) +
-                             " of the prompt is not in the model's vocabulary of " +
+                             " of the " + what + " is not in the model's vocabulary of " +
                              std::to_string(m.vocab.size() - 1) + " characters",
                          ErrorCode::invalid_input};
         out.push_back(it->second);
         at += n;
     }
     return out;
+}
+
+} // namespace
+
+Result<std::vector<std::uint32_t>> tokenize(const CartridgeManifest& m, std::string_view text) {
+    if (text.empty()) return Error{"the prompt is empty", ErrorCode::invalid_input};
+    return tokenize_chars(m, text, "prompt", MAX_PROMPT_CHARS);
+}
+
+Result<std::vector<std::uint32_t>> tokenize_text(const CartridgeManifest& m,
+                                                 std::string_view text) {
+    return tokenize_chars(m, text, "text", std::size_t(-1));
 }
 
 std::string detokenize(const CartridgeManifest& m, std::span<const std::uint32_t> ids) {
@@ -412,16 +424,22 @@ std::string detokenize(const CartridgeManifest& m, std::span<const std::uint32_t
     return out;
 }
 
+std::vector<std::uint32_t> window_of(const CartridgeManifest& m,
+                                     std::span<const std::uint32_t> history) {
+    // Position j of the window holds the token context - j places before the next one.
+    std::vector<std::uint32_t> window(m.context, m.pad_id);
+    const std::size_t known = std::min<std::size_t>(m.context, history.size());
+    std::copy(history.end() - std::ptrdiff_t(known), history.end(),
+              window.end() - std::ptrdiff_t(known));
+    return window;
+}
+
 void write_window(Image& image, const CartridgeManifest& m, std::uint32_t row,
                   std::span<const std::uint32_t> history) {
     const Tensor& t = m.region("tokens")->tensor;
-    const std::size_t k = m.context;
-    for (std::size_t j = 0; j < k; ++j) {
-        // Position j of the window holds the token k - j places before the next one.
-        const std::size_t back = k - j;
-        const std::uint32_t id = back <= history.size() ? history[history.size() - back] : m.pad_id;
-        store_element(image, t, row, std::uint32_t(j), id);
-    }
+    const std::vector<std::uint32_t> window = window_of(m, history);
+    for (std::uint32_t j = 0; j < m.context; ++j)
+        store_element(image, t, row, j, window[j]);
 }
 
 std::vector<std::uint32_t> read_next(const Image& image, const CartridgeManifest& m) {
@@ -487,20 +505,26 @@ CartridgeStep reference_step() {
     };
 }
 
-Result<std::vector<std::vector<std::uint32_t>>>
-generate(Image& image, const CartridgeManifest& m,
-         const std::vector<std::vector<std::uint32_t>>& prompts, const GenerateOptions& options,
-         const CartridgeStep& step) {
-    if (prompts.size() > m.batch)
-        return Error{std::to_string(prompts.size()) + " prompts are more than the " +
+Result<void> check_generation(const CartridgeManifest& m, std::size_t prompts,
+                              const GenerateOptions& options) {
+    if (prompts > m.batch)
+        return Error{std::to_string(prompts) + " prompts are more than the " +
                          std::to_string(m.batch) +
                          " windows this cartridge computes at once "
                          "(pxc pack --batch N makes a larger one)",
                      ErrorCode::invalid_input};
-    const CartridgeRegion* logits = m.region("logits");
-    if (options.temperature > 0 && !logits)
+    if (options.temperature > 0 && !m.region("logits"))
         return Error{"sampling needs a 'logits' output region; this cartridge has none",
                      ErrorCode::invalid_input};
+    return {};
+}
+
+Result<std::vector<std::vector<std::uint32_t>>>
+generate(Image& image, const CartridgeManifest& m,
+         const std::vector<std::vector<std::uint32_t>>& prompts, const GenerateOptions& options,
+         const CartridgeStep& step) {
+    if (auto ok = check_generation(m, prompts.size(), options); !ok) return ok.error();
+    const CartridgeRegion* logits = m.region("logits");
     std::vector<std::vector<std::uint32_t>> history = prompts, generated(prompts.size());
     std::uint64_t state = options.seed;
     for (std::uint32_t s = 0; s < options.tokens; ++s) {

@@ -254,9 +254,9 @@ Result<void> write_file_atomic(const std::string& path, std::span<const std::uin
 }
 
 Result<void> save_png(const Image& image, const std::string& path) {
-    const std::vector<std::uint8_t> png = encode_png(image);
-    if (png.empty()) return Error{path + ": PNG encoding failed"};
-    return write_file_atomic(path, png);
+    auto png = encode_png_with_itxt(image, {}, {});
+    if (!png) return Error{path + ": " + png.error().message, png.error().code};
+    return write_file_atomic(path, *png);
 }
 
 ImageDifference compare_images(const Image& expected, const Image& actual) {

@@ -10,18 +10,6 @@
 
 using namespace pxtest::cartridge;
 
-namespace {
-
-px::Cartridge reload(const px::PackedCartridge& p) {
-    auto bytes = px::encode_cartridge(p.image, p.manifest);
-    REQUIRE(bytes.ok());
-    auto c = px::decode_cartridge(*bytes, "tiny.pxa");
-    if (!c) FAIL(c.error().message);
-    return std::move(*c);
-}
-
-} // namespace
-
 TEST_CASE("a cartridge session generates the reference's tokens", "[gpu][cartridge]") {
     pxgpu::require_validation_layer();
     const px::Cartridge cart = reload(pack_tiny(4));

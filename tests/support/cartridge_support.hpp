@@ -87,4 +87,13 @@ inline px::PackedCartridge pack_tiny(std::uint32_t batch = 1) {
     return std::move(*packed);
 }
 
+/// A packed cartridge through its PNG bytes and back, checked as any file is.
+inline px::Cartridge reload(const px::PackedCartridge& p) {
+    auto bytes = px::encode_cartridge(p.image, p.manifest);
+    REQUIRE(bytes.ok());
+    auto c = px::decode_cartridge(*bytes, "tiny.pxa");
+    if (!c) FAIL(c.error().message);
+    return std::move(*c);
+}
+
 } // namespace pxtest::cartridge

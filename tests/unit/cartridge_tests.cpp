@@ -23,14 +23,6 @@ using px::testing::CommandRunner;
 using px::testing::tool_path;
 using namespace pxtest::cartridge;
 
-px::Cartridge reload(const px::PackedCartridge& p) {
-    auto bytes = px::encode_cartridge(p.image, p.manifest);
-    REQUIRE(bytes.ok());
-    auto c = px::decode_cartridge(*bytes, "tiny.pxa");
-    if (!c) FAIL(c.error().message);
-    return std::move(*c);
-}
-
 // The manifest JSON of a packed cartridge, changed by `edit`, re-encoded and decoded.
 px::Result<px::Cartridge> with_manifest(const px::PackedCartridge& p,
                                         const std::function<void(nlohmann::json&)>& edit,

@@ -7,6 +7,7 @@
 #include "pxvm/safetensors.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -30,8 +31,9 @@ struct PackedCartridge {
 Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_view calibration,
                                        const PackOptions& options);
 
-/// The float model of the safetensors file run over `windows` (batch x context ids): the logits.
-Result<std::vector<std::vector<float>>>
-float_logits(const Safetensors& weights, const std::vector<std::vector<std::uint32_t>>& windows);
+/// The float model of a safetensors file: one window of `context` ids to its logits. It refers to
+/// the tensors of `weights`, which must outlive it.
+using FloatForward = std::function<std::vector<float>(const std::vector<std::uint32_t>& window)>;
+Result<FloatForward> float_model(const Safetensors& weights);
 
 } // namespace px

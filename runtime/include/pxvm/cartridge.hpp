@@ -98,11 +98,17 @@ Result<CartridgeManifest> manifest_from_json(std::string_view json, const std::s
 /// characters outside the vocabulary (naming the first one and its position).
 Result<std::vector<std::uint32_t>> tokenize(const CartridgeManifest& manifest,
                                             std::string_view text);
+/// The same for a text of any length (a corpus to score or calibrate on); empty text gives no ids.
+Result<std::vector<std::uint32_t>> tokenize_text(const CartridgeManifest& manifest,
+                                                 std::string_view text);
 /// Token ids back to text.
 std::string detokenize(const CartridgeManifest& manifest, std::span<const std::uint32_t> ids);
 
-/// Writes into input slot row `row` the window that predicts the token after `history`: its last
-/// `context` ids, left-padded with pad_id.
+/// The window that predicts the token after `history`: its last `context` ids, oldest first,
+/// left-padded with pad_id.
+std::vector<std::uint32_t> window_of(const CartridgeManifest& manifest,
+                                     std::span<const std::uint32_t> history);
+/// Writes window_of(history) into row `row` of the input slot.
 void write_window(Image& image, const CartridgeManifest& manifest, std::uint32_t row,
                   std::span<const std::uint32_t> history);
 /// The predicted token id of each row (the "next" output region).
@@ -136,6 +142,11 @@ struct GenerateOptions {
     /// Called after each step with the step index (for progress and timing); may be empty.
     std::function<void(std::uint32_t)> after_step;
 };
+
+/// Whether `prompts` prompts fit the cartridge's batch and its regions allow `options` (sampling
+/// needs the logits); the error says what to change.
+Result<void> check_generation(const CartridgeManifest& manifest, std::size_t prompts,
+                              const GenerateOptions& options);
 
 /// Generates options.tokens tokens after each of the prompts (at most manifest.batch; the other
 /// rows get windows of padding): each step writes every row's window, runs `step` once and appends

@@ -111,31 +111,37 @@ CartridgeSession::~CartridgeSession() {
 CartridgeSession::CartridgeSession(CartridgeSession&&) noexcept = default;
 CartridgeSession& CartridgeSession::operator=(CartridgeSession&&) noexcept = default;
 
-Result<void> CartridgeSession::step(Image& image) {
+Result<void> CartridgeSession::submit(const std::function<Result<void>()>& write,
+                                      const std::function<Result<void>()>& read) {
     State& s = *state_;
     const auto start = std::chrono::steady_clock::now();
-    if (auto w = s.recording->write_inputs(image); !w) return w.error();
+    if (auto w = write(); !w) return w.error();
     const auto written = std::chrono::steady_clock::now();
     auto run = s.recording->run();
     if (!run) return run.error();
     const auto ran = std::chrono::steady_clock::now();
-    s.stats.host_write_ms += std::chrono::duration<double, std::milli>(written - start).count();
-    s.stats.host_run_ms += std::chrono::duration<double, std::milli>(ran - written).count();
     if (run->status.fault_code != FAULT_NONE)
         return Error{"the cartridge's program faulted on the device: " +
                          std::string(fault_name(run->status.fault_code)) + " at pc " +
                          std::to_string(run->status.fault_pc),
                      ErrorCode::invalid_input};
-    const bool whole = s.verify && s.stats.steps == 0;
-    if (whole) {
-        if (auto r = s.resident->read(image); !r) return r.error();
-    } else if (auto read = s.recording->read_outputs(image); !read) {
-        return read.error();
-    }
+    if (auto r = read(); !r) return r.error();
+    s.stats.host_write_ms += std::chrono::duration<double, std::milli>(written - start).count();
+    s.stats.host_run_ms += std::chrono::duration<double, std::milli>(ran - written).count();
     s.stats.host_read_ms += ms_since(ran);
     s.stats.host_step_ms += ms_since(start);
     s.stats.gpu_execute_ms += run->timings.gpu_execute_ms.value_or(0);
     ++s.stats.steps;
+    return {};
+}
+
+Result<void> CartridgeSession::step(Image& image) {
+    State& s = *state_;
+    const bool whole = s.verify && s.stats.steps == 0; // the first check compares everything
+    auto ran =
+        submit([&] { return s.recording->write_inputs(image); },
+               [&] { return whole ? s.resident->read(image) : s.recording->read_outputs(image); });
+    if (!ran) return ran.error();
     if (!s.verify) return {};
 
     const auto check = std::chrono::steady_clock::now();
@@ -171,12 +177,9 @@ CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompt
         Image image = s.reference;
         return px::generate(image, m, prompts, options, as_step());
     }
-    if (prompts.size() > m.batch)
-        return Error{std::to_string(prompts.size()) + " prompts are more than the " +
-                         std::to_string(m.batch) + " windows this cartridge computes at once",
-                     ErrorCode::invalid_input};
+    if (auto ok = check_generation(m, prompts.size(), options); !ok) return ok.error();
     const CartridgeRegion* logits = m.region("logits");
-    if (options.temperature > 0 && (!logits || !s.read_logits))
+    if (options.temperature > 0 && !s.read_logits)
         return Error{"sampling needs the logits: open the session with read_logits",
                      ErrorCode::invalid_input};
     // Where the regions lie in the packed buffers: the input slot alone; the outputs in the
@@ -199,40 +202,37 @@ CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompt
             p[b] = std::uint8_t(id >> (8 * b));
     };
     for (std::uint32_t row = 0; row < m.batch; ++row) {
-        const std::vector<std::uint32_t> none;
-        const std::vector<std::uint32_t>& h = row < prompts.size() ? prompts[row] : none;
-        for (std::uint32_t j = 0; j < m.context; ++j) {
-            const std::size_t back = m.context - j;
-            put(windows.data() + row * row_bytes + j * token_size,
-                back <= h.size() ? h[h.size() - back] : m.pad_id);
-        }
+        const std::vector<std::uint32_t> window =
+            window_of(m, row < prompts.size() ? std::span<const std::uint32_t>(prompts[row])
+                                              : std::span<const std::uint32_t>());
+        for (std::uint32_t j = 0; j < m.context; ++j)
+            put(windows.data() + row * row_bytes + j * token_size, window[j]);
     }
     std::vector<std::vector<std::uint32_t>> generated(prompts.size());
     std::vector<std::uint8_t> next_ids(std::size_t(m.batch) * 4);
     std::uint64_t state = options.seed;
     const std::span<std::uint8_t> input = s.recording->input_buffer();
+    std::span<const std::uint8_t> out;
     for (std::uint32_t step = 0; step < options.tokens; ++step) {
-        const auto start = std::chrono::steady_clock::now();
-        std::memcpy(input.data(), windows.data(), windows.size());
-        if (auto f = s.recording->flush_inputs(); !f) return f.error();
-        const auto written = std::chrono::steady_clock::now();
-        auto run = s.recording->run();
-        if (!run) return run.error();
-        const auto ran = std::chrono::steady_clock::now();
-        if (run->status.fault_code != FAULT_NONE)
-            return Error{"the cartridge's program faulted on the device: " +
-                             std::string(fault_name(run->status.fault_code)) + " at pc " +
-                             std::to_string(run->status.fault_pc),
-                         ErrorCode::invalid_input};
-        auto out = s.recording->output_buffer();
-        if (!out) return out.error();
-        std::memcpy(next_ids.data(), out->data() + next_at, next_ids.size()); // one read
+        auto ran = submit(
+            [&] {
+                std::memcpy(input.data(), windows.data(), windows.size());
+                return s.recording->flush_inputs();
+            },
+            [&]() -> Result<void> {
+                auto buffer = s.recording->output_buffer();
+                if (!buffer) return buffer.error();
+                out = *buffer;
+                std::memcpy(next_ids.data(), out.data() + next_at, next_ids.size()); // one read
+                return {};
+            });
+        if (!ran) return ran.error();
         for (std::size_t row = 0; row < prompts.size(); ++row) {
             std::uint32_t id = 0;
             std::memcpy(&id, next_ids.data() + row * 4, 4);
             if (options.temperature > 0) {
                 std::vector<std::int32_t> raw(logits->tensor.cols);
-                std::memcpy(raw.data(), out->data() + logits_at + row * raw.size() * 4,
+                std::memcpy(raw.data(), out.data() + logits_at + row * raw.size() * 4,
                             raw.size() * 4);
                 const std::vector<std::int64_t> z(raw.begin(), raw.end());
                 id = sample_logits(z, logits->scale, options.temperature, state);
@@ -246,12 +246,6 @@ CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompt
             put(w + (m.context - 1) * token_size, id);
             generated[row].push_back(id);
         }
-        s.stats.host_write_ms += std::chrono::duration<double, std::milli>(written - start).count();
-        s.stats.host_run_ms += std::chrono::duration<double, std::milli>(ran - written).count();
-        s.stats.host_read_ms += ms_since(ran);
-        s.stats.host_step_ms += ms_since(start);
-        s.stats.gpu_execute_ms += run->timings.gpu_execute_ms.value_or(0);
-        ++s.stats.steps;
         if (options.after_step) options.after_step(step);
     }
     return generated;

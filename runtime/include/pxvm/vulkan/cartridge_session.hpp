@@ -8,6 +8,7 @@
 #include "pxvm/vulkan/runtime.hpp"
 #include "pxvm/vulkan/scheduler.hpp"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,10 @@ public:
 private:
     struct State;
     explicit CartridgeSession(std::unique_ptr<State> state);
+    /// One timed submit: `write` fills the inputs, the recording runs (a fault is an error),
+    /// `read` takes the answers; the stats count it.
+    Result<void> submit(const std::function<Result<void>()>& write,
+                        const std::function<Result<void>()>& read);
     std::unique_ptr<State> state_;
 };
 
