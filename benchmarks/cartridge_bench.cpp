@@ -3,6 +3,7 @@
 // without the check: submit to result, only the input slot written and the outputs read.
 #include "cartridge_bench.hpp"
 
+#include "pxvm/image.hpp"
 #include "pxvm/pack.hpp"
 #include "pxvm/vulkan/cartridge_session.hpp"
 #include "pxvm/vulkan/device_info.hpp"
@@ -11,10 +12,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 namespace px::bench {
 namespace {
@@ -63,11 +62,9 @@ int run_cartridge_bench(const CartridgeBenchOptions& options) {
         std::cerr << "pxbench cartridge: " << weights.error().message << "\n";
         return 1;
     }
-    std::ifstream in(options.calibration, std::ios::binary);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    const std::string text = buffer.str();
-    if (!in || text.size() < 4096) {
+    auto bytes = read_file(options.calibration, std::uint64_t(1) << 30);
+    const std::string text = bytes ? std::string(bytes->begin(), bytes->end()) : std::string();
+    if (text.size() < 4096) {
         std::cerr << "pxbench cartridge: " << options.calibration
                   << ": cannot read at least 4 KiB of text\n";
         return 1;
@@ -203,7 +200,11 @@ int run_cartridge_bench(const CartridgeBenchOptions& options) {
                             {"weights", options.weights},
                             {"device", device_json},
                             {"results", results}};
-        std::ofstream(options.json_path) << j.dump(2) << "\n";
+        if (auto written = write_file_atomic(options.json_path, std::string_view(j.dump(2) + "\n"));
+            !written) {
+            std::cerr << "pxbench cartridge: " << written.error().message << "\n";
+            return 1;
+        }
     }
     return status;
 }

@@ -15,7 +15,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -86,12 +85,9 @@ int render_command(const std::string& input, const std::string& out, std::uint32
 }
 
 px::Result<std::string> read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return px::Error{path + ": cannot open", px::ErrorCode::invalid_input};
-    std::ostringstream s;
-    s << in.rdbuf();
-    if (in.bad()) return px::Error{path + ": read error", px::ErrorCode::invalid_input};
-    return s.str();
+    auto bytes = px::read_file(path, std::uint64_t(1) << 30);
+    if (!bytes) return bytes.error();
+    return std::string(bytes->begin(), bytes->end());
 }
 
 struct PackArgs {

@@ -2,11 +2,12 @@
 // without gaps or overlaps (checked here, as the format requires).
 #include "pxvm/safetensors.hpp"
 
+#include "pxvm/image.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 
 namespace px {
 
@@ -90,16 +91,9 @@ Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
 }
 
 Result<Safetensors> load_safetensors(const std::string& path) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return Error{path + ": cannot open", ErrorCode::invalid_input};
-    const std::streamoff size = in.tellg();
-    if (size < 0 || std::uint64_t(size) > (std::uint64_t(4) << 30))
-        return Error{path + ": not a regular file of at most 4 GiB", ErrorCode::invalid_input};
-    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-    in.seekg(0);
-    if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
-        return Error{path + ": read error", ErrorCode::invalid_input};
-    return parse_safetensors(bytes, path);
+    auto bytes = read_file(path, std::uint64_t(4) << 30);
+    if (!bytes) return bytes.error();
+    return parse_safetensors(*bytes, path);
 }
 
 } // namespace px

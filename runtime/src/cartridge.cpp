@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -347,16 +346,9 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
 }
 
 Result<Cartridge> load_cartridge(const std::string& path) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return Error{path + ": cannot open", ErrorCode::invalid_input};
-    const std::streamoff size = in.tellg();
-    if (size < 0 || std::uint64_t(size) > MAX_FILE_BYTES)
-        return Error{path + ": not a regular file of at most 2 GiB", ErrorCode::invalid_input};
-    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-    in.seekg(0);
-    if (!in.read(reinterpret_cast<char*>(bytes.data()), size))
-        return Error{path + ": read error", ErrorCode::invalid_input};
-    return decode_cartridge(bytes, path);
+    auto bytes = read_file(path, MAX_FILE_BYTES);
+    if (!bytes) return bytes.error();
+    return decode_cartridge(*bytes, path);
 }
 
 Result<std::vector<std::uint8_t>> encode_cartridge(const Image& image,

@@ -149,18 +149,34 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
     return image;
 }
 
-Result<Image> load_png(const std::string& path) {
+Result<std::vector<std::uint8_t>> read_file(const std::string& path, std::uint64_t max_bytes) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(status))
+        return Error{path + ": cannot open (" + (ec ? ec.message() : "no such file") + ")"};
+    if (!std::filesystem::is_regular_file(status))
+        return Error{path + ": cannot read (not a regular file)"};
     std::ifstream in(path, std::ios::binary);
     if (!in) return Error{path + ": cannot open (" + std::strerror(errno) + ")"};
-    std::vector<std::uint8_t> file;
-    try {
-        file.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    } catch (const std::exception& e) {
-        // libstdc++ throws from istreambuf_iterator on a read error, e.g. when path is a directory
-        return Error{path + ": cannot read (" + e.what() + ")"};
+    // Read in blocks rather than trusting the size: /proc files say 0 and grow while read.
+    std::vector<std::uint8_t> bytes;
+    std::vector<char> block(1 << 20);
+    while (in) {
+        in.read(block.data(), std::streamsize(block.size()));
+        const auto got = std::size_t(in.gcount());
+        if (bytes.size() + got > max_bytes)
+            return Error{path + ": larger than " + std::to_string(max_bytes) + " bytes"};
+        bytes.insert(bytes.end(), block.begin(), block.begin() + std::ptrdiff_t(got));
     }
     if (in.bad()) return Error{path + ": read error"};
-    return decode_png(file, path);
+    return bytes;
+}
+
+Result<Image> load_png(const std::string& path) {
+    // The largest image is 1 GiB of pixels; its PNG is at most slightly larger.
+    auto file = read_file(path, std::uint64_t(2) << 30);
+    if (!file) return file.error();
+    return decode_png(*file, path);
 }
 
 Result<std::vector<std::uint8_t>> encode_png_with_itxt(const Image& image, std::string_view keyword,

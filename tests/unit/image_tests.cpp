@@ -292,3 +292,27 @@ TEST_CASE("write_file_atomic", "[image][io]") {
         REQUIRE(entries(dir) == 1);
     }
 }
+
+TEST_CASE("read_file: regular files only, up to a limit", "[image][io]") {
+    const fs::path dir = scratch_dir("read_file");
+    const Bytes bytes = {1, 2, 3, 4, 5};
+    write_file(dir / "f.bin", bytes);
+    auto read = px::read_file((dir / "f.bin").string(), 5);
+    REQUIRE(read.ok());
+    CHECK(*read == bytes);
+    auto refused = [](const std::string& path, std::uint64_t limit, const std::string& words) {
+        auto r = px::read_file(path, limit);
+        REQUIRE_FALSE(r.ok());
+        CHECK_THAT(r.error().message, Catch::StartsWith(path + ": "));
+        CHECK_THAT(r.error().message, Catch::Contains(words));
+    };
+    refused((dir / "f.bin").string(), 4, "larger than 4 bytes");
+    refused(dir.string(), 100, "not a regular file");
+    refused("/dev/zero", 100, "not a regular file"); // would never end
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    refused((dir / "fifo").string(), 100, "not a regular file"); // would block
+    refused((dir / "missing").string(), 100, "cannot open");
+    auto png = px::load_png("/dev/zero");
+    REQUIRE_FALSE(png.ok());
+    CHECK_THAT(png.error().message, Catch::Contains("not a regular file"));
+}

@@ -49,6 +49,9 @@ Result<void> check_dimensions(std::uint64_t width, std::uint64_t height);
 
 /// Decodes a PNG held in memory; `name` prefixes error messages.
 Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& name);
+/// Reads a whole regular file of at most `max_bytes` (a directory, a FIFO or a device such as
+/// /dev/zero is refused, never read); errors name the file.
+Result<std::vector<std::uint8_t>> read_file(const std::string& path, std::uint64_t max_bytes);
 /// Reads and decodes a PNG file; refuses anything but 8-bit RGBA with the reason.
 Result<Image> load_png(const std::string& path);
 /// Encodes an image as PNG bytes (deterministic for equal images); empty when encoding failed
