@@ -154,6 +154,8 @@ Result<std::vector<std::uint8_t>> read_file(const std::string& path, std::uint64
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status))
         return Error{path + ": cannot open (" + (ec ? ec.message() : "no such file") + ")"};
+    if (std::filesystem::is_directory(status))
+        return Error{path + ": cannot read (" + std::strerror(EISDIR) + ")"};
     if (!std::filesystem::is_regular_file(status))
         return Error{path + ": cannot read (not a regular file)"};
     std::ifstream in(path, std::ios::binary);
