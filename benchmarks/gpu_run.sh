@@ -3,9 +3,11 @@
 # with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
-#   benchmarks/gpu_run.sh [full|smoke|cartridge]
+#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul]
 # `cartridge` instead checks and times the shipped model cartridge (assets/kjv.pxa): its GPU tests,
 # its self-test and a generation on the GPU, `pxbench cartridge` per batch size and its PyTorch peer.
+# `matmul` runs the kernel tests, then every matmul with every tensor-core tile (pxbench --sweep),
+# the tensor-core ceiling and cuBLASLt.
 # Outputs: machine.txt, pxinfo.txt, gpu_tests.txt, pxconform.txt and conformance/, pxbench.json,
 # peer.json, compare.txt and pxbench-vs-peer.svg.
 set -uo pipefail
@@ -43,6 +45,16 @@ if [ "$preset" = cartridge ]; then
   PYTHONUNBUFFERED=1 timeout 250 python3 benchmarks/peers/cartridge_peer.py \
     assets/kjv-window.safetensors --batches 1 64 4096 "$largest" --json "$out/cartridge_peer.json" \
     2>&1 | tee "$out/cartridge_peer.txt"
+  exit 0
+fi
+
+if [ "$preset" = matmul ]; then # the tensor-core matmuls: their tests, every tile, the peer
+  PXVM_VALIDATE=1 timeout 240 .devrun/pxvm_gpu_tests "[kernels]" > "$out/gpu_tests.txt" 2>&1
+  echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"
+  timeout 330 .devrun/pxbench --only matmul --sweep --time-limit-s 0.4 --warmup-ms 300 \
+    --json "$out/pxbench.json" 2>&1 | tee "$out/pxbench.txt"
+  PYTHONUNBUFFERED=1 timeout 100 python3 benchmarks/peers/torch_peer.py --only matmul \
+    --json "$out/peer.json" 2>&1 | tee "$out/peer.txt"
   exit 0
 fi
 

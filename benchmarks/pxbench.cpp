@@ -361,10 +361,12 @@ px::Result<void> make_flush(px::vk::Device& device, CacheFlush& flush) {
 
 Measured measure(px::vk::Device& device, const Workload& w, const std::string& path,
                  std::optional<px::vk::KernelVariant> variant, const Sampling& sampling,
-                 CacheFlush* flush, bool verify) {
+                 CacheFlush* flush, bool verify,
+                 std::optional<px::vk::CoopmatTile> tile = std::nullopt) {
     Measured m;
     m.path = path;
     m.variant = variant ? std::string(px::vk::to_string(*variant)) : "";
+    if (tile) m.variant += " " + tile->name();
     std::vector<px::vk::Dispatch> dispatches;
     if (path == "interpreter") {
         px::vk::Dispatch d = px::vk::Dispatch::with_push(
@@ -372,8 +374,10 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
         d.label = "interpreter";
         dispatches.push_back(d);
     } else {
+        px::vk::ScheduleOptions options{variant};
+        options.coopmat_tile = tile;
         auto schedule = px::vk::schedule_program(px::plan_program(w.image), w.image.width(),
-                                                 w.image.height(), device.info(), {variant});
+                                                 w.image.height(), device.info(), options);
         if (!schedule) {
             m.error = schedule.error().message;
             return m;
@@ -514,9 +518,64 @@ nlohmann::json fingerprint(const px::vk::DeviceInfo& info) {
         {"variants", variants}};
 }
 
+/// The tensor cores' ceiling: kernels/coopmat_peak_nv.comp, int8 multiply-adds in registers only,
+/// timed like a workload (median of the dispatch's GPU time).
+struct Ceiling {
+    std::string shape; ///< "16x16x32"
+    double ops = 0;
+    Stats gpu_ms;
+    std::string error;
+};
+
+Ceiling measure_coopmat_ceiling(px::vk::Device& device, std::uint32_t shape_n,
+                                const Sampling& sampling) {
+    constexpr std::uint32_t groups = 4096, rounds = 2048, chains = 8, subgroups = 8;
+    Ceiling c;
+    c.shape = "16x" + std::to_string(shape_n) + "x32";
+    c.ops = 2.0 * 16 * shape_n * 32 * chains * rounds * subgroups * groups;
+    Image image(64, 32);
+    px::KernelPush push{};
+    push.width = image.width();
+    push.height = image.height();
+    push.arg[0] = rounds;
+    px::vk::Dispatch d = px::vk::Dispatch::with_push("coopmat_peak_nv", push, {groups, 1, 1});
+    d.specialization = {16, shape_n, 32};
+    d.label = "coopmat peak";
+    auto resident = device.upload(image);
+    if (!resident) {
+        c.error = resident.error().message;
+        return c;
+    }
+    const std::vector<px::vk::Dispatch> dispatches = {d};
+    auto recording = device.record(*resident, dispatches);
+    if (!recording) {
+        c.error = recording.error().message;
+        return c;
+    }
+    std::vector<double> gpu;
+    const auto start = Clock::now();
+    for (int i = 0;; ++i) {
+        auto run = recording->run();
+        if (!run) {
+            c.error = run.error().message;
+            return c;
+        }
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        if (elapsed * 1e3 < sampling.warmup_ms || i < 2) continue;
+        gpu.push_back(run->timings.gpu_dispatch.empty() ? run->timings.host_submit_wait_ms
+                                                        : run->timings.gpu_dispatch.front().ms);
+        if (int(gpu.size()) >= sampling.min_samples &&
+            (stats(gpu).spread <= sampling.target_spread ||
+             elapsed >= sampling.time_limit_s + sampling.warmup_ms / 1e3))
+            break;
+    }
+    c.gpu_ms = stats(gpu);
+    return c;
+}
+
 int run_benchmarks(const std::string& device_name, const std::string& preset,
                    const std::string& json_path, const std::string& only, const std::string& upload,
-                   const Sampling& sampling, bool verify) {
+                   const Sampling& sampling, bool verify, bool sweep) {
     px::vk::RuntimeOptions options;
     options.upload = upload == "staging"  ? px::vk::UploadMode::staging
                      : upload == "direct" ? px::vk::UploadMode::direct
@@ -568,6 +627,37 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
         for (const px::vk::VariantSupport& v : px::vk::variant_support(info))
             if (v.available) variants.push_back(v.variant);
 
+        // The tensor cores' ceiling, in each int8 shape the matmul kernels may use.
+        std::vector<std::uint32_t> widths;
+        for (const px::vk::CoopmatTile& t : px::vk::coopmat_tiles(info))
+            if (std::find(widths.begin(), widths.end(), t.shape_n) == widths.end())
+                widths.push_back(t.shape_n);
+        if (std::find(variants.begin(), variants.end(), px::vk::KernelVariant::coopmat_nv) ==
+            variants.end())
+            widths.clear();
+        for (std::uint32_t width : widths) {
+            // With --only, the ceiling comes with the matmuls.
+            if (std::string("tensor-core ceiling matmul").find(only) == std::string::npos) break;
+            const Ceiling c = measure_coopmat_ceiling(*device, width, sampling);
+            const double tops = c.gpu_ms.median > 0 ? c.ops / c.gpu_ms.median / 1e9 : 0;
+            const std::string name = "tensor-core ceiling i8 " + c.shape + " (registers only)";
+            char line[256];
+            std::snprintf(line, sizeof line, "%-36s %-20s %10.4f ms %9.2f TOPS", name.c_str(),
+                          "coopmat-nv", c.gpu_ms.median, tops);
+            std::cout << line << (c.error.empty() ? "" : "  " + c.error) << "\n" << std::flush;
+            if (!c.error.empty()) status = std::max(status, 1);
+            results.push_back({{"device", device_label},
+                               {"device_index", info.index},
+                               {"workload", name},
+                               {"path", "kernels"},
+                               {"variant", "coopmat-nv"},
+                               {"ops", c.ops},
+                               {"gpu_ms", to_json(c.gpu_ms)},
+                               {"tops", tops},
+                               {"ceiling", true},
+                               {"error", c.error}});
+        }
+
         std::optional<double> copy_gbps; // this device's bandwidth ceiling, from the copy
         for (const auto& make : list) {
             const Workload w = make();
@@ -589,9 +679,15 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
             if (w.interpreter)
                 measured.push_back(measure(*device, w, "interpreter", std::nullopt, sampling,
                                            sampling.cold ? &flush : nullptr, verify));
-            for (const auto& v : variants)
+            for (const auto& v : variants) {
                 measured.push_back(measure(*device, w, "kernels", v, sampling,
                                            sampling.cold ? &flush : nullptr, verify));
+                // --sweep: every tensor-core tile too, each verified.
+                if (sweep && w.label == "matmul" && v == px::vk::KernelVariant::coopmat_nv)
+                    for (const px::vk::CoopmatTile& tile : px::vk::coopmat_tiles(info))
+                        measured.push_back(measure(*device, w, "kernels", v, sampling,
+                                                   sampling.cold ? &flush : nullptr, verify, tile));
+            }
             for (const Measured& m : measured) {
                 const double ms = m.gpu_ms.median;
                 const bool compute = w.label == "matmul";
@@ -686,8 +782,9 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
               {"target_relative_stddev", sampling.target_spread},
               {"time_limit_s", sampling.time_limit_s}}},
             {"ceilings",
-             "memory-bound figures as a percentage of the copy measured in the same run; no "
-             "tensor-throughput ceiling (pxVM has no cooperative-matrix kernel yet)"},
+             "memory-bound figures as a percentage of the copy measured in the same run; "
+             "tensor-core figures against the register-only cooperative-matrix loop measured in "
+             "the same run (results with \"ceiling\": true)"},
             {"devices", devices},
             {"results", results}};
         std::ofstream(json_path) << doc.dump(2) << "\n";
@@ -729,6 +826,9 @@ int main(int argc, char** argv) {
     app.add_option("--warmup-ms", warmup_ms,
                    "warm up each workload for at least this long (default: 0 smoke, 500 full)");
     app.add_flag("--no-verify", no_verify, "skip the reference check");
+    bool sweep = false;
+    app.add_flag("--sweep", sweep,
+                 "also time every matmul with every tensor-core tile (coopmat-nv), each verified");
     app.add_option("--only", only, "run only the workloads whose name contains this text");
     app.add_option("--upload", upload,
                    "how images reach the device: automatic (direct where the device has "
@@ -798,5 +898,6 @@ int main(int argc, char** argv) {
     sampling.warmup_ms = warmup_ms >= 0 ? warmup_ms : smoke ? 0 : 500;
     sampling.time_limit_s = time_limit >= 0 ? time_limit : smoke ? 0.2 : 2;
     if (smoke && sampling.min_samples == 10) sampling.min_samples = 3;
-    return run_benchmarks(device_name, preset, json_path, only, upload, sampling, !no_verify);
+    return run_benchmarks(device_name, preset, json_path, only, upload, sampling, !no_verify,
+                          sweep);
 }

@@ -2,6 +2,7 @@
 // devices, every path and kernel variant, and reports pass, fail, skipped or expected failure
 // per case (docs/CONFORMANCE.md).
 #include "pxvm/conformance.hpp"
+#include "pxvm/vulkan/scheduler.hpp"
 
 #include "cli_support.hpp"
 
@@ -38,8 +39,11 @@ int main(int argc, char** argv) {
     app.add_option("--path", options.path, "interpreter, kernels or all")
         ->check(CLI::IsMember({"interpreter", "kernels", "all"}))
         ->capture_default_str();
-    app.add_option("--variant", options.variant, "a kernel variant (portable, int-dot) or all")
-        ->check(CLI::IsMember({"portable", "int-dot", "all"}))
+    std::vector<std::string> variants = px::vk::variant_names();
+    variants.push_back("all");
+    app.add_option("--variant", options.variant,
+                   "a kernel variant (portable, int-dot, coopmat-nv) or all")
+        ->check(CLI::IsMember(variants))
         ->capture_default_str();
     app.add_option("--junit", junit, "write a JUnit XML report here");
     app.add_option("--json", json, "write a JSON report here");

@@ -293,9 +293,10 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"kernels", "interpreter"}))
         ->capture_default_str();
     app.add_option("--variant", variant,
-                   "force a kernel variant of the kernels path: 'portable' or 'int-dot' (default: "
-                   "the fastest the device and this build support; pxinfo lists them)")
-        ->check(CLI::IsMember({"portable", "int-dot"}));
+                   "force a kernel variant of the kernels path: 'portable', 'int-dot' or "
+                   "'coopmat-nv' (default: the fastest the device and this build support; pxinfo "
+                   "lists them)")
+        ->check(CLI::IsMember(px::vk::variant_names()));
     app.add_option("--out,-o", out, "write the executed image here (atomically)");
     app.add_flag("--no-verify", no_verify, "do not check a device's result against the reference");
     app.add_flag("--validate", options.validate,

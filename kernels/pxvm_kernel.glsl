@@ -21,10 +21,20 @@ image_out;
 
 // Inputs. The protocol keeps an instruction's inputs and outputs apart (or in place element for
 // element, which kernels read through image_out), so this view never sees a write of its dispatch.
+// Kernels that load 128 bits at a time define PX_IMAGE_IN_VEC4 and see the words in fours.
+#ifdef PX_IMAGE_IN_VEC4
+layout(set = 0, binding = BINDING_IMAGE_IN) readonly restrict buffer ImageIn {
+    uvec4 vecs[];
+}
+image_in;
+#define PX_IMAGE_WORD(index) image_in.vecs[(index) >> 2][(index)&3u]
+#else
 layout(set = 0, binding = BINDING_IMAGE_IN) readonly restrict buffer ImageIn {
     uint words[];
 }
 image_in;
+#define PX_IMAGE_WORD(index) image_in.words[index]
+#endif
 
 struct RunStatus {
     uint fault_code, fault_pc, executed, halted;
@@ -36,7 +46,6 @@ layout(set = 0, binding = BINDING_STATUS) buffer KernelStatus {
 }
 status;
 
-#define PX_IMAGE_WORD(index) image_in.words[index]
 #include "pxvm_tensor.glsl"
 
 layout(push_constant) uniform KernelPush {

@@ -104,15 +104,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--json")
     parser.add_argument("--preset", default="full", choices=["smoke", "full"])
+    parser.add_argument("--only", default="", help="only the workloads whose name contains this")
     args = parser.parse_args()
     device = f"[0] {torch.cuda.get_device_name(0)}"
     sizes = [(128, 128, 128)] if args.preset == "smoke" else [
         (128, 128, 128), (1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096),
         (4096, 4096, 1024), (8192, 8192, 8192)]
-    results = [matmul(device, m, n, k) for m, n, k in sizes]
+    results = [matmul(device, m, n, k) for m, n, k in sizes if args.only in f"matmul i8 {m}x{n}x{k}"]
     for mib in ([1] if args.preset == "smoke" else [128, 508]):
-        results += memory(device, mib)
-    results.append(launch_sync(device))
+        if args.only in f"relu i8 {mib} MiB in + out" or args.only in f"copy (relu u8) {mib} MiB":
+            results += memory(device, mib)
+    if not args.only:
+        results.append(launch_sync(device))
     doc = {"schema": 2, "tool": "peer", "peer": f"PyTorch {torch.__version__} (CUDA {torch.version.cuda})",
            "host": socket.gethostname(),
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -22,7 +22,7 @@ TEST_CASE("a cartridge session generates the reference's tokens", "[gpu][cartrid
     px::Image reference_image = cart.image;
     auto expected = px::generate(reference_image, cart.manifest, prompts, g, px::reference_step());
     REQUIRE(expected.ok());
-    for (const char* variant : {"portable", "int-dot"}) {
+    for (const char* variant : {"portable", "int-dot", "coopmat-nv"}) {
         INFO(variant);
         px::vk::CartridgeSessionOptions options;
         options.validate = true;

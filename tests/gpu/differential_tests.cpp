@@ -82,7 +82,7 @@ TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][c
                        Catch::Contains("verified: identical to the reference interpreter"));
             CHECK(result.err.empty()); // no validation message, no mismatch
         }
-    for (const char* variant : {"portable", "int-dot"}) {
+    for (const char* variant : {"portable", "int-dot", "coopmat-nv"}) {
         const auto result = pxrun.run(std::string("--variant ") + variant +
                                           " " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi",
                                       env);
@@ -109,7 +109,8 @@ TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "
     CHECK(r.exit_code == 0);
     const auto j = nlohmann::json::parse(r.out);
     CHECK(j["path"] == "kernels");
-    CHECK((j["variant"] == "portable" || j["variant"] == "int-dot"));
+    CHECK((j["variant"] == "portable" || j["variant"] == "int-dot" ||
+           j["variant"] == "coopmat-nv"));
     CHECK(j["verification"]["matches"] == true);
     CHECK_THAT(j["verification"]["method"].get<std::string>(), Catch::Contains("exact"));
     CHECK(j["timings_ms"]["gpu_dispatches"].size() >= 2);

@@ -173,11 +173,14 @@ TEST_CASE("kernels: variant names, support and forced variants", "[kernels]") {
     CHECK((std::find(gpu.variants.begin(), gpu.variants.end(), KernelVariant::int_dot) !=
            gpu.variants.end()) == int_dot_here);
 
-    // A device without integer dot products: int-dot is unavailable, and forcing it is an error.
+    // A device without integer dot products (nor tensor cores): int-dot is unavailable, and
+    // forcing it is an error.
     px::vk::DeviceInfo without = info;
     without.features.integer_dot_product.supported = false;
+    without.features.cooperative_matrix_nv = false;
     const auto support = px::vk::variant_support(without);
-    REQUIRE(support.size() == 2);
+    REQUIRE(support.size() == 3);
+    CHECK_FALSE(support[2].available);
     CHECK(support[0].variant == KernelVariant::portable);
     CHECK(support[0].available);
     CHECK(support[1].variant == KernelVariant::int_dot);
@@ -202,10 +205,12 @@ TEST_CASE("kernels: variant names, support and forced variants", "[kernels]") {
 
     // On this device: the fastest available variant by default, for matmul and dot only.
     const auto& dot = info.features.integer_dot_product;
-    const KernelVariant fastest =
+    const KernelVariant scalar =
         int_dot_here && (dot.packed_4x8_signed_accelerated || dot.packed_4x8_unsigned_accelerated)
             ? KernelVariant::int_dot
             : KernelVariant::portable;
+    const bool coopmat_here = px::vk::variant_support(info)[2].available;
+    const KernelVariant fastest = coopmat_here ? KernelVariant::coopmat_nv : scalar;
     auto best = px::vk::schedule_program(plan, w, h, info);
     REQUIRE(best.ok());
     CHECK(best->variant == fastest);
@@ -213,8 +218,10 @@ TEST_CASE("kernels: variant names, support and forced variants", "[kernels]") {
     for (const auto& [op, variant] : px::vk::instruction_variants(info))
         kinds[op] = variant;
     CHECK(kinds.size() == 9);
-    CHECK(kinds["matmul"] == px::vk::to_string(fastest));
-    CHECK(kinds["dot"] == px::vk::to_string(fastest));
+    const std::string scalar_name(px::vk::to_string(scalar));
+    CHECK(kinds["matmul"] ==
+          (coopmat_here ? "coopmat-nv (" + scalar_name + " up to 16 rows)" : scalar_name));
+    CHECK(kinds["dot"] == scalar_name);
     CHECK(kinds["relu"] == "portable");
     CHECK(kinds["gather_mean"] == "portable");
     pxgpu::check_no_validation_messages(gpu.runtime);
@@ -432,13 +439,60 @@ TEST_CASE("kernels: matmul edge values and wrap-around", "[kernels]") {
     // The largest products everywhere; then K = 66100 bytes of 255 * 255, whose sum wraps 2^32.
     for (std::uint32_t dtype : {U8, I8})
         for (std::uint32_t k : {67u, 66100u}) {
-            const std::uint32_t m = k > 1000 ? 2 : 33, n = k > 1000 ? 3 : 35;
+            // 20 rows: the tensor-core kernels take matmuls of more than 16.
+            const std::uint32_t m = k > 1000 ? 20 : 33, n = k > 1000 ? 3 : 35;
             ProgramBuilder b = matmul_program(m, n, k, dtype, 1, 2, 0, k);
             const std::int64_t lo = px::dtype_min(dtype), hi = px::dtype_max(dtype);
             std::mt19937 rng(k);
             b.fill(1, values_from(rng, {lo, hi}, std::size_t(m) * k));
             b.fill(2, values_from(rng, {lo, hi, lo}, std::size_t(n) * k));
             check_kernels(gpu, b.image, "matmul extremes K=" + std::to_string(k));
+        }
+    pxgpu::check_no_validation_messages(gpu.runtime);
+}
+
+TEST_CASE("kernels: every tensor-core tile, at its size and +-1, with aligned and odd origins",
+          "[kernels]") {
+    Gpu gpu = open_gpu();
+    const std::vector<px::vk::CoopmatTile> tiles = px::vk::coopmat_tiles(gpu.device.info());
+    if (std::find(gpu.variants.begin(), gpu.variants.end(), KernelVariant::coopmat_nv) ==
+        gpu.variants.end()) {
+        WARN("no coopmat-nv on " << gpu.device.info().name << ": its matmuls are not tested here");
+        return;
+    }
+    REQUIRE_FALSE(tiles.empty());
+    std::uint32_t seed = 7;
+    for (const px::vk::CoopmatTile& tile : tiles)
+        for (int d : {-1, 0, 1}) {
+            // C one tile +-1 in each direction (two by two tiles for +1), K two steps +-3 bytes;
+            // with d = 0 every row 16-byte aligned (128-bit loads, C stored directly).
+            const std::uint32_t m = tile.m + (d > 0 ? tile.m + 1 : d), n = tile.n - d;
+            const std::uint32_t k = 2 * tile.k + 3 * d, kw = (k + 3) / 4;
+            const bool aligned = d == 0;
+            const std::uint32_t ax = aligned ? 0 : 1, bx = aligned ? (kw + 3) / 4 * 4 : kw + 3;
+            const std::uint32_t cx = aligned ? 4 : 1;
+            const std::uint32_t width =
+                (std::max({bx + kw, cx + n}) + 3) / 4 * 4 + (aligned ? 0 : 1);
+            const std::uint32_t dtype = d < 0 ? U8 : I8;
+            ProgramBuilder b(width, 1 + std::max(m, n) + m);
+            randomize(b.image, seed++);
+            b.tensor(1, dtype, ax, 1, m, k)
+                .tensor(2, dtype, bx, 1, n, k)
+                .tensor(3, I32, cx, 1 + std::max(m, n), m, n)
+                .matmul(3, 1, 2)
+                .halt();
+            INFO("tile " << tile.name() << ", matmul " << px::dtype_name(dtype) << " " << m << "x"
+                         << n << "x" << k << (aligned ? " aligned" : " at odd x"));
+            px::vk::ScheduleOptions options{KernelVariant::coopmat_nv};
+            options.coopmat_tile = tile;
+            auto schedule = px::vk::schedule_program(px::plan_program(b.image), width,
+                                                     b.image.height(), gpu.device.info(), options);
+            REQUIRE(schedule.ok());
+            ScheduledRun run{b.image, {}, std::move(schedule.value())};
+            auto ran = gpu.device.run(run.schedule.dispatches, run.image);
+            REQUIRE(ran.ok());
+            run.status = ran->status;
+            CHECK(matches_reference(b.image, run));
         }
     pxgpu::check_no_validation_messages(gpu.runtime);
 }

@@ -180,9 +180,11 @@ TEST_CASE("the feature report is consistent", "[gpu][features]") {
             CHECK_FALSE(d.features.cooperative_matrix_nv);
             CHECK(d.timestamp_valid_bits() > 0);
             CHECK(d.limits.max_storage_buffer_range == 128u << 20);
-            REQUIRE(paths.kernel_variants.size() == 2); // no cooperative matrices
+            REQUIRE(paths.kernel_variants.size() == 3);
             CHECK(paths.kernel_variants[1].name == "int-dot");
             CHECK(paths.kernel_variants[1].available);
+            CHECK(paths.kernel_variants[2].name == "coopmat-nv");
+            CHECK_FALSE(paths.kernel_variants[2].available); // no cooperative matrices
         }
     }
     const std::string text = px::vk::device_report_text(runtime.devices(), 0);

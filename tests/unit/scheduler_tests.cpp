@@ -53,6 +53,24 @@ px::vk::Schedule schedule(const px::Image& image, const px::vk::DeviceInfo& devi
 }
 
 const bool int_dot_built = px::find_kernel("matmul_intdot") && px::find_kernel("dot_intdot");
+const bool coopmat_built =
+    px::find_kernel("matmul_coopmat_nv_s8") && px::find_kernel("matmul_coopmat_nv_u8");
+
+/// A Hopper-like GPU as the scheduler sees it: subgroups of 32, shaderInt8, and the int8 NV
+/// cooperative-matrix shapes an H200 reports (16x16x32 and 16x8x32, s8 and u8), with f16 ones.
+px::vk::DeviceInfo fake_tensor_gpu() {
+    px::vk::DeviceInfo info = fake_gpu(true);
+    info.features.cooperative_matrix_nv = true;
+    info.features.shader_int8 = true;
+    info.features.subgroups.size = 32;
+    auto& shapes = info.features.cooperative_matrix_nv_shapes;
+    shapes.push_back({16, 16, 16, "f16", "f16", "f32", "f32", "subgroup", false});
+    for (std::uint32_t n : {16u, 8u}) {
+        shapes.push_back({16, n, 32, "u8", "u8", "u32", "u32", "subgroup", false});
+        shapes.push_back({16, n, 32, "s8", "s8", "s32", "s32", "subgroup", false});
+    }
+    return info;
+}
 
 } // namespace
 
@@ -64,7 +82,10 @@ TEST_CASE("scheduler: variant names and support", "[scheduler]") {
         CHECK(px::vk::variant_from_name(px::vk::to_string(v)) == v);
 
     const auto with = px::vk::variant_support(fake_gpu(true));
-    REQUIRE(with.size() == 2);
+    REQUIRE(with.size() == 3);
+    CHECK_FALSE(with[2].available); // no cooperative matrices
+    CHECK_THAT(with[2].reason, Catch::Contains(coopmat_built ? "VK_NV_cooperative_matrix"
+                                                             : "matmul_coopmat_nv_s8"));
     CHECK(with[0].available);
     CHECK(with[0].reason.empty());
     CHECK(with[1].available == int_dot_built);
@@ -277,4 +298,101 @@ TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {
     CHECK(gs.dispatches[1].specialization == std::vector<std::uint32_t>{32}); // 50 words
     CHECK(gs.dispatches[1].groups == std::array<std::uint32_t, 3>{2, 1, 1});
     CHECK(push_of(gs.dispatches[1]).step == 3);
+}
+
+TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches", "[scheduler]") {
+    using px::vk::CoopmatTile;
+    const px::vk::DeviceInfo gpu = fake_tensor_gpu();
+    CHECK(px::vk::variant_from_name("coopmat-nv") == KernelVariant::coopmat_nv);
+    CHECK(px::vk::variant_names() == std::vector<std::string>{"portable", "int-dot", "coopmat-nv"});
+    const auto support = px::vk::variant_support(gpu);
+    REQUIRE(support.size() == 3);
+    CHECK(support[2].available == coopmat_built);
+
+    // What the device lacks is named.
+    const auto reason = [](px::vk::DeviceInfo d) { return px::vk::variant_support(d)[2].reason; };
+    if (coopmat_built) {
+        px::vk::DeviceInfo d = gpu;
+        d.features.subgroups.size = 64;
+        CHECK_THAT(reason(d), Catch::Contains("subgroups of 32"));
+        d = gpu;
+        d.features.shader_int8 = false;
+        CHECK_THAT(reason(d), Catch::Contains("shaderInt8"));
+        d = gpu;
+        d.features.cooperative_matrix_nv_shapes.resize(1); // f16 only
+        CHECK_THAT(reason(d), Catch::Contains("16xNx32 s8 and u8"));
+        d = gpu;
+        d.limits.max_compute_shared_memory_size = 16 << 10;
+        CHECK_THAT(reason(d), Catch::Contains("shared memory"));
+    }
+
+    // Tiles: 6 workgroup tiles in each of the two int8 widths, the wider first; each fits.
+    const std::vector<CoopmatTile> tiles = px::vk::coopmat_tiles(gpu);
+    REQUIRE(tiles.size() == 12);
+    CHECK(tiles.front().shape_n == 16);
+    CHECK(tiles.back().shape_n == 8);
+    CHECK(tiles.front().name() == "128x256x64 16x16x32");
+    const auto tile = [&](std::uint32_t m, std::uint32_t n) {
+        const auto t = px::vk::coopmat_tile(m, n, gpu);
+        REQUIRE(t.has_value());
+        return std::to_string(t->m) + "x" + std::to_string(t->n) + "x" + std::to_string(t->k);
+    };
+    CHECK(tile(8192, 8192) == "256x128x64");
+    CHECK(tile(4096, 4096) == "256x128x64");
+    CHECK(tile(2048, 4096) == "128x256x64");  // wide: 256 workgroups of 128x256
+    CHECK(tile(2048, 2048) == "128x128x128"); // 256 workgroups
+    CHECK(tile(1024, 1024) == "64x64x128");   // too few large tiles to fill a GPU
+    CHECK(tile(17, 5) == "64x64x128");
+    CHECK_FALSE(px::vk::coopmat_tile(4096, 4096, fake_gpu(true)).has_value());
+    if (!coopmat_built) return;
+
+    // The dispatches: i8 and u8 kernels, the grid over C, the specialization constants; 16 rows
+    // and fewer stay on the scalar kernels (int-dot here), and so does dot.
+    const auto matmul = [](std::uint32_t m, std::uint32_t dtype) {
+        ProgramBuilder b(600, 400);
+        b.tensor(1, dtype, 0, 1, m, 1000)
+            .tensor(2, dtype, 250, 1, 70, 1000)
+            .tensor(3, I32, 0, 200, m, 70)
+            .tensor(4, I32, 0, 399, 1, 1)
+            .matmul(3, 1, 2)
+            .dot(4, 1, 1)
+            .halt();
+        return b;
+    };
+    const px::vk::Schedule s = schedule(matmul(100, I8).image, gpu);
+    CHECK(s.variant == KernelVariant::coopmat_nv);
+    REQUIRE(s.dispatches.size() == 4); // matmul, dot, dot store, finish
+    CHECK(s.dispatches[0].kernel == "matmul_coopmat_nv_s8");
+    CHECK(s.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 16x16x32");
+    CHECK(s.dispatches[0].groups == std::array<std::uint32_t, 3>{2, 2, 1});
+    CHECK(s.dispatches[0].specialization == std::vector<std::uint32_t>{16, 16, 32, 64, 64, 128, 2});
+    CHECK(s.steps[0].variant == "coopmat-nv");
+    CHECK(s.dispatches[1].kernel == (int_dot_built ? "dot_intdot" : "dot_portable"));
+    CHECK(schedule(matmul(100, U8).image, gpu).dispatches[0].kernel == "matmul_coopmat_nv_u8");
+    const px::vk::Schedule small = schedule(matmul(16, I8).image, gpu);
+    CHECK(small.dispatches[0].kernel == (int_dot_built ? "matmul_intdot" : "matmul_portable"));
+    CHECK(small.steps[0].variant == (int_dot_built ? "int-dot" : "portable"));
+
+    // A forced tile: any of the device's; another one, or one under another variant, is refused.
+    px::vk::ScheduleOptions forced;
+    forced.coopmat_tile = tiles.back();
+    const px::vk::Schedule narrow = schedule(matmul(16, I8).image, gpu, forced);
+    CHECK(narrow.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 16x8x32");
+    forced.coopmat_tile = CoopmatTile{96, 96, 64, 2, 16, 16, 32};
+    CHECK_FALSE(
+        px::vk::schedule_program(px::plan_program(matmul(100, I8).image), 600, 400, gpu, forced)
+            .ok());
+    forced.coopmat_tile = tiles.front();
+    forced.variant = KernelVariant::portable;
+    CHECK_FALSE(
+        px::vk::schedule_program(px::plan_program(matmul(100, I8).image), 600, 400, gpu, forced)
+            .ok());
+
+    std::map<std::string, std::string> kinds;
+    for (const auto& [op, variant] : px::vk::instruction_variants(gpu))
+        kinds[op] = variant;
+    const std::string scalar = int_dot_built ? "int-dot" : "portable";
+    CHECK(kinds["matmul"] == "coopmat-nv (" + scalar + " up to 16 rows)");
+    CHECK(kinds["dot"] == scalar);
+    CHECK(kinds["relu"] == "portable");
 }

@@ -382,14 +382,6 @@ ExecutionPaths execution_paths(const DeviceInfo& device) {
     }
     for (const VariantSupport& v : variant_support(device))
         paths.kernel_variants.push_back({std::string(to_string(v.variant)), v.available, v.reason});
-    const auto int8 = [](const CooperativeMatrixShape& s) {
-        return (s.a_type == "s8" || s.a_type == "u8") && s.a_type == s.b_type;
-    };
-    if (std::any_of(device.features.cooperative_matrix_nv_shapes.begin(),
-                    device.features.cooperative_matrix_nv_shapes.end(), int8))
-        paths.kernel_variants.push_back(
-            {"coopmat-nv", false,
-             "the device has int8 cooperative matrices; pxVM has no tensor-core kernel yet"});
     paths.instruction_variants = instruction_variants(device);
     return paths;
 }

@@ -20,25 +20,71 @@ constexpr std::array<std::string_view, 11> common_kernels = {
     "dot_rgb",      "dot_store",   "add_bias",    "requant", "relu",  "argmax",
     "gather_check", "gather_mean", "embed_check", "embed",   "finish"};
 
-// The kernels that differ between variants.
-std::string_view matmul_kernel(KernelVariant v) {
-    return v == KernelVariant::int_dot ? "matmul_intdot" : "matmul_portable";
-}
-std::string_view dot_kernel(KernelVariant v) {
-    return v == KernelVariant::int_dot ? "dot_intdot" : "dot_portable";
-}
-
 // dot_rgb batches: one workgroup per instruction, at most this many per dispatch.
 constexpr std::size_t MAX_DOT_RGB_BATCH = 65535;
 
-constexpr std::array<KernelVariant, 2> all_variants = {KernelVariant::portable,
-                                                       KernelVariant::int_dot};
+constexpr std::array<KernelVariant, 3> all_variants = {
+    KernelVariant::portable, KernelVariant::int_dot, KernelVariant::coopmat_nv};
+
+bool int_dot_accelerated(const DeviceInfo& device) {
+    const IntegerDotProduct& dot = device.features.integer_dot_product;
+    return dot.supported &&
+           (dot.packed_4x8_signed_accelerated || dot.packed_4x8_unsigned_accelerated);
+}
+
+VariantSupport support_of(KernelVariant variant, const DeviceInfo& device);
+
+// The variant of the instructions a tensor-core variant leaves to the scalar kernels (dot, and
+// matmuls of at most 16 rows): int-dot where it is available and accelerated, else portable.
+KernelVariant scalar_variant(const DeviceInfo& device) {
+    return support_of(KernelVariant::int_dot, device).available && int_dot_accelerated(device)
+               ? KernelVariant::int_dot
+               : KernelVariant::portable;
+}
+
+// The kernels that differ between variants: those of the scalar ones.
+std::string_view scalar_matmul_kernel(KernelVariant v) {
+    return v == KernelVariant::int_dot ? "matmul_intdot" : "matmul_portable";
+}
+std::string_view scalar_dot_kernel(KernelVariant v) {
+    return v == KernelVariant::int_dot ? "dot_intdot" : "dot_portable";
+}
+
+// Matmuls of at most this many rows stay on the scalar kernels under coopmat-nv: a 16-row matrix
+// tile would be mostly padding, and such matmuls are bound by reading B.
+constexpr std::uint32_t COOPMAT_MIN_ROWS = 17;
+
+// The shared memory a tensor-core tile stages: TILE_M + TILE_N padded rows, and the stop flag.
+std::uint32_t coopmat_shared_bytes(const CoopmatTile& t) {
+    return (t.m + t.n) * (t.k / 16 + 1) * 16 + 4;
+}
+
+// The device's int8 shapes the tensor-core kernels can use (16 rows, K of 32 bytes, subgroup
+// scope, both s8 x s8 -> s32 and u8 x u8 -> u32), widest first.
+std::vector<std::uint32_t> coopmat_shape_widths(const DeviceInfo& device) {
+    const auto& shapes = device.features.cooperative_matrix_nv_shapes;
+    const auto has = [&](std::uint32_t n, const char* in, const char* out) {
+        return std::any_of(shapes.begin(), shapes.end(), [&](const CooperativeMatrixShape& s) {
+            return s.m == 16 && s.n == n && s.k == 32 && s.scope == "subgroup" && s.a_type == in &&
+                   s.b_type == in && s.c_type == out && s.result_type == out;
+        });
+    };
+    std::vector<std::uint32_t> widths;
+    for (std::uint32_t n : {16u, 8u})
+        if (has(n, "s8", "s32") && has(n, "u8", "u32")) widths.push_back(n);
+    return widths;
+}
 
 VariantSupport support_of(KernelVariant variant, const DeviceInfo& device) {
     VariantSupport s{variant, false, {}};
     std::vector<std::string_view> needed(common_kernels.begin(), common_kernels.end());
-    needed.push_back(matmul_kernel(variant));
-    needed.push_back(dot_kernel(variant));
+    if (variant == KernelVariant::coopmat_nv) {
+        needed.push_back("matmul_coopmat_nv_s8");
+        needed.push_back("matmul_coopmat_nv_u8");
+    } else {
+        needed.push_back(scalar_matmul_kernel(variant));
+        needed.push_back(scalar_dot_kernel(variant));
+    }
     std::string missing;
     for (std::string_view kernel : needed)
         if (!find_kernel(kernel)) missing += (missing.empty() ? "" : ", ") + std::string(kernel);
@@ -46,6 +92,8 @@ VariantSupport support_of(KernelVariant variant, const DeviceInfo& device) {
         s.reason = "this pxVM build has no kernel " + missing +
                    (variant == KernelVariant::int_dot
                         ? " (its glslangValidator cannot compile SPV_KHR_integer_dot_product)"
+                    : variant == KernelVariant::coopmat_nv
+                        ? " (its glslangValidator cannot compile GL_NV_integer_cooperative_matrix)"
                         : "");
         return s;
     }
@@ -53,6 +101,22 @@ VariantSupport support_of(KernelVariant variant, const DeviceInfo& device) {
         s.reason =
             device.name + " has no shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product)";
         return s;
+    }
+    if (variant == KernelVariant::coopmat_nv) {
+        const DeviceFeatures& f = device.features;
+        if (!f.cooperative_matrix_nv)
+            s.reason = device.name + " has no VK_NV_cooperative_matrix";
+        else if (coopmat_shape_widths(device).empty())
+            s.reason = device.name + " offers no 16xNx32 s8 and u8 cooperative matrices";
+        else if (!f.shader_int8)
+            s.reason = device.name + " has no shaderInt8";
+        else if (f.subgroups.size != 32)
+            s.reason = "the tensor-core kernels need subgroups of 32; " + device.name + " has " +
+                       std::to_string(f.subgroups.size);
+        else if (device.limits.max_compute_shared_memory_size <
+                 coopmat_shared_bytes({128, 128, 128, 2}))
+            s.reason = device.name + " has too little shared memory for the tensor-core tiles";
+        if (!s.reason.empty()) return s;
     }
     s.available = true;
     return s;
@@ -68,13 +132,10 @@ Result<KernelVariant> choose_variant(const DeviceInfo& device, const ScheduleOpt
                          ErrorCode::unsupported};
         return *options.variant;
     }
+    if (support_of(KernelVariant::coopmat_nv, device).available) return KernelVariant::coopmat_nv;
     // Packed dot products only pay where the driver says they are faster than the multiply-adds
     // they replace (lavapipe has them, unaccelerated: there both variants run at one speed).
-    const IntegerDotProduct& dot = device.features.integer_dot_product;
-    if (support_of(KernelVariant::int_dot, device).available &&
-        (dot.packed_4x8_signed_accelerated || dot.packed_4x8_unsigned_accelerated))
-        return KernelVariant::int_dot;
-    return KernelVariant::portable;
+    return scalar_variant(device);
 }
 
 std::uint32_t ceil_div(std::uint64_t a, std::uint64_t b) {
@@ -131,6 +192,8 @@ std::string_view to_string(KernelVariant variant) {
         return "portable";
     case KernelVariant::int_dot:
         return "int-dot";
+    case KernelVariant::coopmat_nv:
+        return "coopmat-nv";
     }
     return "unknown";
 }
@@ -141,11 +204,70 @@ std::optional<KernelVariant> variant_from_name(std::string_view name) {
     return std::nullopt;
 }
 
+std::vector<std::string> variant_names() {
+    std::vector<std::string> names;
+    for (KernelVariant v : all_variants)
+        names.emplace_back(to_string(v));
+    return names;
+}
+
 std::vector<VariantSupport> variant_support(const DeviceInfo& device) {
     std::vector<VariantSupport> out;
     for (KernelVariant v : all_variants)
         out.push_back(support_of(v, device));
     return out;
+}
+
+std::string CoopmatTile::name() const {
+    return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " " +
+           std::to_string(shape_m) + "x" + std::to_string(shape_n) + "x" + std::to_string(shape_k);
+}
+
+std::vector<CoopmatTile> coopmat_tiles(const DeviceInfo& device) {
+    // Workgroup tiles (rows, columns, K bytes a step, subgroups along M): large ones for large
+    // matrices, 64x64 for grids that would not fill the GPU otherwise.
+    constexpr std::array<std::array<std::uint32_t, 4>, 6> tiles = {{{128, 256, 64, 2},
+                                                                    {256, 128, 64, 4},
+                                                                    {128, 128, 128, 2},
+                                                                    {128, 128, 64, 2},
+                                                                    {64, 128, 128, 2},
+                                                                    {64, 64, 128, 2}}};
+    std::vector<CoopmatTile> out;
+    for (std::uint32_t width : coopmat_shape_widths(device))
+        for (const auto& [m, n, k, sub_m] : tiles) {
+            const CoopmatTile t{m, n, k, sub_m, 16, width, 32};
+            const std::uint32_t sub_n = 8 / sub_m;
+            const bool fits =
+                m % (sub_m * t.shape_m) == 0 && n % (sub_n * width) == 0 && k % t.shape_k == 0 &&
+                (m * k / 16) % KERNEL_LOCAL_SIZE == 0 && (n * k / 16) % KERNEL_LOCAL_SIZE == 0 &&
+                coopmat_shared_bytes(t) <= device.limits.max_compute_shared_memory_size;
+            if (fits) out.push_back(t);
+        }
+    return out;
+}
+
+std::optional<CoopmatTile> coopmat_tile(std::uint32_t m, std::uint32_t n,
+                                        const DeviceInfo& device) {
+    const std::vector<CoopmatTile> tiles = coopmat_tiles(device);
+    if (tiles.empty()) return std::nullopt;
+    const auto find = [&](std::uint32_t tm, std::uint32_t tn,
+                          std::uint32_t tk) -> std::optional<CoopmatTile> {
+        for (const CoopmatTile& t : tiles) // the widest shape comes first
+            if (t.m == tm && t.n == tn && t.k == tk) return t;
+        return std::nullopt;
+    };
+    const auto groups = [&](std::uint32_t tm, std::uint32_t tn) {
+        return std::uint64_t(ceil_div(m, tm)) * ceil_div(n, tn);
+    };
+    constexpr std::uint64_t enough = 256; // workgroups to fill a large GPU about twice
+    if (m >= n && groups(256, 128) >= enough)
+        if (auto t = find(256, 128, 64)) return t;
+    if (groups(128, 256) >= enough)
+        if (auto t = find(128, 256, 64)) return t;
+    if (groups(128, 128) >= enough)
+        if (auto t = find(128, 128, 128)) return t;
+    if (auto t = find(64, 64, 128)) return t;
+    return tiles.front();
 }
 
 std::pair<std::uint32_t, std::uint32_t> matmul_tile(std::uint32_t m, std::uint32_t n) {
@@ -194,6 +316,17 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
     auto chosen = choose_variant(device, options);
     if (!chosen) return chosen.error();
     const KernelVariant variant = *chosen;
+    // The variant of the scalar kernels (dot, matmul): coopmat-nv leaves them to the best scalar
+    // one.
+    const KernelVariant scalar =
+        variant == KernelVariant::coopmat_nv ? scalar_variant(device) : variant;
+    if (options.coopmat_tile) {
+        const std::vector<CoopmatTile> tiles = coopmat_tiles(device);
+        if (variant != KernelVariant::coopmat_nv ||
+            std::find(tiles.begin(), tiles.end(), *options.coopmat_tile) == tiles.end())
+            return Error{"tensor-core tile " + options.coopmat_tile->name() +
+                         " is not one this device and variant can run"};
+    }
     if (options.matmul_tile) {
         const auto [tm, tn] = *options.matmul_tile;
         const auto valid = [](std::uint32_t t) { return t == 16 || t == 32 || t == 64; };
@@ -252,8 +385,8 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
         switch (ins.opcode) {
         case OP_DOT: {
             const std::uint64_t words = std::uint64_t(t[1].rows) * t[1].pixel_width();
-            scheduled.kernel = dot_kernel(variant);
-            scheduled.variant = to_string(variant);
+            scheduled.kernel = scalar_dot_kernel(scalar);
+            scheduled.variant = to_string(scalar);
             add(scheduled.kernel, grid(ceil_div(words, DOT_ITEMS * KERNEL_LOCAL_SIZE)),
                 "dot " + scheduled.variant);
             add("dot_store", {1, 1, 1}, "dot store");
@@ -261,12 +394,26 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
         }
         case OP_MATMUL: {
             const std::uint32_t m = t[0].rows, n = t[0].cols;
+            const bool is_signed = t[1].dtype == DTYPE_I8;
+            if (variant == KernelVariant::coopmat_nv &&
+                (m >= COOPMAT_MIN_ROWS || options.coopmat_tile)) {
+                const std::optional<CoopmatTile> tile =
+                    options.coopmat_tile ? options.coopmat_tile : coopmat_tile(m, n, device);
+                if (!tile) return Error{"no tensor-core tile fits " + device.name};
+                scheduled.kernel = is_signed ? "matmul_coopmat_nv_s8" : "matmul_coopmat_nv_u8";
+                scheduled.variant = to_string(variant);
+                add(scheduled.kernel, {ceil_div(n, tile->n), ceil_div(m, tile->m), 1},
+                    "matmul coopmat-nv " + tile->name(),
+                    {tile->shape_m, tile->shape_n, tile->shape_k, tile->m, tile->n, tile->k,
+                     tile->subgroups_m});
+                break;
+            }
             const auto [tm, tn] = options.matmul_tile.value_or(matmul_tile(m, n));
-            scheduled.kernel = matmul_kernel(variant);
-            scheduled.variant = to_string(variant);
+            scheduled.kernel = scalar_matmul_kernel(scalar);
+            scheduled.variant = to_string(scalar);
             add(scheduled.kernel, {ceil_div(n, tn), ceil_div(m, tm), 1},
                 "matmul " + scheduled.variant + " " + std::to_string(tm) + "x" + std::to_string(tn),
-                {tm, tn, t[1].dtype == DTYPE_I8 ? 1u : 0u, k_words});
+                {tm, tn, is_signed ? 1u : 0u, k_words});
             break;
         }
         case OP_ADD_BIAS:
@@ -338,18 +485,21 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
 
 std::vector<std::pair<std::string, std::string>>
 instruction_variants(const DeviceInfo& device, const ScheduleOptions& options) {
-    std::string chosen;
-    if (auto v = choose_variant(device, options))
-        chosen = to_string(*v);
-    else
-        chosen = "unavailable (" + v.error().message + ")";
+    std::string matmul, dot;
+    if (auto v = choose_variant(device, options)) {
+        const KernelVariant scalar = *v == KernelVariant::coopmat_nv ? scalar_variant(device) : *v;
+        dot = to_string(scalar);
+        matmul = *v == KernelVariant::coopmat_nv ? "coopmat-nv (" + dot + " up to 16 rows)" : dot;
+    } else {
+        matmul = dot = "unavailable (" + v.error().message + ")";
+    }
+    const bool unavailable = dot.starts_with("unavailable");
     std::vector<std::pair<std::string, std::string>> out;
     for (std::uint32_t op : {OP_DOT_RGB, OP_DOT, OP_MATMUL, OP_ADD_BIAS, OP_REQUANT, OP_RELU,
-                             OP_ARGMAX, OP_GATHER_MEAN, OP_EMBED}) {
-        const bool varies = op == OP_DOT || op == OP_MATMUL;
-        out.emplace_back(std::string(opcode_name(op)),
-                         varies || chosen.starts_with("unavailable") ? chosen : "portable");
-    }
+                             OP_ARGMAX, OP_GATHER_MEAN, OP_EMBED})
+        out.emplace_back(std::string(opcode_name(op)), op == OP_MATMUL               ? matmul
+                                                       : op == OP_DOT || unavailable ? dot
+                                                                                     : "portable");
     return out;
 }
 

@@ -23,10 +23,14 @@
 
 namespace px::vk {
 
-/// Kernel variants, from the most portable to the fastest. Names: "portable", "int-dot".
-enum class KernelVariant { portable, int_dot };
+/// Kernel variants, from the most portable to the fastest. Names: "portable", "int-dot",
+/// "coopmat-nv" (matmul on tensor cores through VK_NV_cooperative_matrix; its other instructions
+/// are int-dot's where the device has packed dot products, else portable's).
+enum class KernelVariant { portable, int_dot, coopmat_nv };
 std::string_view to_string(KernelVariant variant);
 std::optional<KernelVariant> variant_from_name(std::string_view name);
+/// Every variant's name, from the most portable to the fastest (for command-line checks).
+std::vector<std::string> variant_names();
 
 /// Whether both this build (px::find_kernel has the variant's kernels) and the device
 /// (its features) can run a variant; the reason when not.
@@ -37,14 +41,34 @@ struct VariantSupport {
 };
 std::vector<VariantSupport> variant_support(const DeviceInfo& device);
 
-/// Without a forced variant, int-dot is used when it is available and the driver reports packed
-/// 4x8-bit dot products as accelerated, else portable.
+/// How a tensor-core matmul is cut: the workgroup's tile of C (rows, columns), the bytes of K a
+/// step stages in shared memory, the subgroups along M (of 8), and the device's matrix shape
+/// (shape_m x shape_n x shape_k, with shape_k bytes of K).
+struct CoopmatTile {
+    std::uint32_t m = 128, n = 128, k = 64, subgroups_m = 2;
+    std::uint32_t shape_m = 16, shape_n = 16, shape_k = 32;
+    std::string name() const; ///< "128x256x64 16x16x32"
+    friend bool operator==(const CoopmatTile&, const CoopmatTile&) = default;
+};
+
+/// Every tile the tensor-core kernels are built and tested for, with the device's int8 matrix
+/// shapes (K of 32 bytes, A and B of one type); empty when it has none.
+std::vector<CoopmatTile> coopmat_tiles(const DeviceInfo& device);
+
+/// The tile a matmul of this shape uses: the largest workgroup tile that still gives at least 256
+/// workgroups (128x256 or 256x128, then 128x128, else 64x64), in the device's widest shape.
+std::optional<CoopmatTile> coopmat_tile(std::uint32_t m, std::uint32_t n, const DeviceInfo& device);
+
+/// Without a forced variant: coopmat-nv when available, else int-dot when it is available and the
+/// driver reports packed 4x8-bit dot products as accelerated, else portable.
 struct ScheduleOptions {
     std::optional<KernelVariant> variant; ///< forced; else the fastest available
     /// Forces the matmul tile (rows, columns of C), each 16, 32 or 64 (tests); else matmul_tile.
     std::optional<std::pair<std::uint32_t, std::uint32_t>> matmul_tile = std::nullopt;
     /// Forces the words of K a matmul step takes, 16 or 32 (tests); else matmul_k_words.
     std::optional<std::uint32_t> matmul_k_words = std::nullopt;
+    /// Forces the tensor-core tile (tests, pxbench --sweep); one of coopmat_tiles(device).
+    std::optional<CoopmatTile> coopmat_tile = std::nullopt;
 };
 
 /// One instruction's dispatches: [first, first + count) in Schedule::dispatches. Consecutive
@@ -53,7 +77,7 @@ struct ScheduledStep {
     std::uint32_t pc = 0;
     std::uint32_t opcode = 0;
     std::string kernel;  ///< the main kernel, e.g. "matmul_intdot"
-    std::string variant; ///< "portable" or "int-dot": the variant of that kernel
+    std::string variant; ///< "portable", "int-dot" or "coopmat-nv": the variant of that kernel
     std::size_t first = 0, count = 0;
 };
 
