@@ -49,7 +49,7 @@ if [ "$preset" = cartridge ]; then
 fi
 
 if [ "$preset" = matmul ]; then # the tensor-core matmuls: their tests, every tile, the peer
-  PXVM_VALIDATE=1 timeout 240 .devrun/pxvm_gpu_tests "[kernels]" > "$out/gpu_tests.txt" 2>&1
+  PXVM_VALIDATE=1 timeout 240 .devrun/pxvm_gpu_tests "${PXVM_TESTS:-[kernels]}" > "$out/gpu_tests.txt" 2>&1
   echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"
   timeout 330 .devrun/pxbench --only matmul --sweep --time-limit-s 0.4 --warmup-ms 300 \
     --json "$out/pxbench.json" 2>&1 | tee "$out/pxbench.txt"

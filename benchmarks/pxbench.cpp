@@ -683,10 +683,14 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
                 measured.push_back(measure(*device, w, "kernels", v, sampling,
                                            sampling.cold ? &flush : nullptr, verify));
                 // --sweep: every tensor-core tile too, each verified.
-                if (sweep && w.label == "matmul" && v == px::vk::KernelVariant::coopmat_nv)
-                    for (const px::vk::CoopmatTile& tile : px::vk::coopmat_tiles(info))
-                        measured.push_back(measure(*device, w, "kernels", v, sampling,
-                                                   sampling.cold ? &flush : nullptr, verify, tile));
+                if (sweep && w.label == "matmul" && v == px::vk::KernelVariant::coopmat_nv) {
+                    const std::vector<px::vk::CoopmatTile> tiles = px::vk::coopmat_tiles(info);
+                    for (const px::vk::CoopmatTile& tile : tiles) // in the widest shape
+                        if (tile.shape_n == tiles.front().shape_n)
+                            measured.push_back(measure(*device, w, "kernels", v, sampling,
+                                                       sampling.cold ? &flush : nullptr, verify,
+                                                       tile));
+                }
             }
             for (const Measured& m : measured) {
                 const double ms = m.gpu_ms.median;
@@ -828,7 +832,8 @@ int main(int argc, char** argv) {
     app.add_flag("--no-verify", no_verify, "skip the reference check");
     bool sweep = false;
     app.add_flag("--sweep", sweep,
-                 "also time every matmul with every tensor-core tile (coopmat-nv), each verified");
+                 "also time every matmul with every tensor-core tile (coopmat-nv) in the device's "
+                 "widest matrix shape, each verified");
     app.add_option("--only", only, "run only the workloads whose name contains this text");
     app.add_option("--upload", upload,
                    "how images reach the device: automatic (direct where the device has "

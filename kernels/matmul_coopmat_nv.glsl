@@ -9,10 +9,12 @@
 // TILE_K bytes a step: every invocation loads its share of the A and B tile rows one step ahead
 // into registers, 128 bits at a time where the rows are 16-byte aligned (else word by word), then
 // into shared memory, whose rows are padded by 16 bytes so that the matrix loads are free of bank
-// conflicts. Rows past A or B and words past K are zeros, and the bytes past K in the last word
-// of a row (padding that may hold anything) are masked to 0, so any M, N, K and any origin pixel
-// are exact. A tile inside C whose rows are 16-byte aligned is stored straight into the image;
-// any other one goes through shared memory, element by element, inside C only.
+// conflicts. With STAGES = 2 the step being computed and the next one are in two halves of shared
+// memory (one barrier a step); with 1, the next step waits for the current one (two barriers). Rows
+// past A or B and words past K are zeros, and the bytes past K in the last word of a row (padding
+// that may hold anything) are masked to 0, so any M, N, K and any origin pixel are exact. A tile
+// inside C whose rows are 16-byte aligned is stored straight into the image; any other one goes
+// through shared memory, element by element, inside C only.
 //
 // Tensor-core integer products accumulate without saturation, modulo 2^32, as the protocol says.
 #ifndef PXVM_MATMUL_COOPMAT_NV_GLSL
@@ -42,6 +44,7 @@ layout(constant_id = 3) const uint TILE_M = 128u;    // a multiple of SUBGROUPS_
 layout(constant_id = 4) const uint TILE_N = 128u;    // a multiple of SUBGROUPS_N * LN
 layout(constant_id = 5) const uint TILE_K = 64u;     // bytes of K a step: a multiple of LK, 16
 layout(constant_id = 6) const uint SUBGROUPS_M = 2u; // 1, 2, 4 or 8
+layout(constant_id = 7) const uint STAGES = 1u;      // 1 or 2
 
 const uint SUBGROUPS = KERNEL_LOCAL_SIZE / 32u;
 const uint SUBGROUPS_N = SUBGROUPS / SUBGROUPS_M;
@@ -53,8 +56,10 @@ const uint STEP_WORDS = TILE_K / 4u;
 const uint A_LOADS = TILE_M * VECS / KERNEL_LOCAL_SIZE; // uvec4 each invocation loads a step
 const uint B_LOADS = TILE_N * VECS / KERNEL_LOCAL_SIZE;
 
-shared uvec4 sa[TILE_M * ROW_VECS];
-shared uvec4 sb[TILE_N * ROW_VECS];
+const uint A_STAGE = TILE_M * ROW_VECS, B_STAGE = TILE_N * ROW_VECS;
+
+shared uvec4 sa[STAGES * A_STAGE];
+shared uvec4 sb[STAGES * B_STAGE];
 
 // Words w .. w + 3 of row `row` of t (rows of kwords words, the last one masked by last_mask),
 // zero past the rows and past K. One 128-bit load where the four are whole words of an aligned row.
@@ -97,18 +102,20 @@ void main() {
         const uint e = tid + KERNEL_LOCAL_SIZE * l;
         pb[l] = load_vec(b, n0 + e / VECS, 4u * (e % VECS), kwords, last_mask, b_aligned);
     }
+    // Step s is computed from stage s % STAGES, after the barrier that ends its stores.
+    [[unroll]] for (uint l = 0u; l < A_LOADS; ++l) {
+        const uint e = tid + KERNEL_LOCAL_SIZE * l;
+        sa[(e / VECS) * ROW_VECS + e % VECS] = pa[l];
+    }
+    [[unroll]] for (uint l = 0u; l < B_LOADS; ++l) {
+        const uint e = tid + KERNEL_LOCAL_SIZE * l;
+        sb[(e / VECS) * ROW_VECS + e % VECS] = pb[l];
+    }
+    barrier();
+    uint stage = 0u;
     for (uint k0 = 0u; k0 < kwords; k0 += STEP_WORDS) {
-        barrier(); // the previous step's matrix loads are done
-        [[unroll]] for (uint l = 0u; l < A_LOADS; ++l) {
-            const uint e = tid + KERNEL_LOCAL_SIZE * l;
-            sa[(e / VECS) * ROW_VECS + e % VECS] = pa[l];
-        }
-        [[unroll]] for (uint l = 0u; l < B_LOADS; ++l) {
-            const uint e = tid + KERNEL_LOCAL_SIZE * l;
-            sb[(e / VECS) * ROW_VECS + e % VECS] = pb[l];
-        }
-        barrier();
-        if (k0 + STEP_WORDS < kwords) { // the next step's loads fly while this one computes
+        const bool more = k0 + STEP_WORDS < kwords;
+        if (more) { // the next step's loads fly while this one computes
             const uint k1 = k0 + STEP_WORDS;
             [[unroll]] for (uint l = 0u; l < A_LOADS; ++l) {
                 const uint e = tid + KERNEL_LOCAL_SIZE * l;
@@ -121,18 +128,32 @@ void main() {
                     load_vec(b, n0 + e / VECS, k1 + 4u * (e % VECS), kwords, last_mask, b_aligned);
             }
         }
+        const uint a_base = stage * A_STAGE, b_base = stage * B_STAGE;
         [[unroll]] for (uint kk = 0u; kk < TILE_K / LK; ++kk) {
             const uint kv = kk * (LK / 16u);
             PX_MATRIX<8, gl_ScopeSubgroup, LM, LK> ma[C_ROWS];
             [[unroll]] for (uint i = 0u; i < C_ROWS; ++i) coopMatLoadNV(
-                ma[i], sa, ((sub_m * C_ROWS + i) * LM) * ROW_VECS + kv, ROW_VECS, false);
+                ma[i], sa, a_base + ((sub_m * C_ROWS + i) * LM) * ROW_VECS + kv, ROW_VECS, false);
             [[unroll]] for (uint j = 0u; j < C_COLS; ++j) {
                 PX_MATRIX<8, gl_ScopeSubgroup, LK, LN> mb; // B's rows are its columns
-                coopMatLoadNV(mb, sb, ((sub_n * C_COLS + j) * LN) * ROW_VECS + kv, ROW_VECS, true);
+                coopMatLoadNV(mb, sb, b_base + ((sub_n * C_COLS + j) * LN) * ROW_VECS + kv,
+                              ROW_VECS, true);
                 [[unroll]] for (uint i = 0u; i < C_ROWS; ++i) acc[i][j] =
                     coopMatMulAddNV(ma[i], mb, acc[i][j]);
             }
         }
+        if (!more) break;
+        stage = (stage + 1u) % STAGES;
+        if (STAGES == 1u) barrier(); // every subgroup is done with the only stage
+        [[unroll]] for (uint l = 0u; l < A_LOADS; ++l) {
+            const uint e = tid + KERNEL_LOCAL_SIZE * l;
+            sa[stage * A_STAGE + (e / VECS) * ROW_VECS + e % VECS] = pa[l];
+        }
+        [[unroll]] for (uint l = 0u; l < B_LOADS; ++l) {
+            const uint e = tid + KERNEL_LOCAL_SIZE * l;
+            sb[stage * B_STAGE + (e / VECS) * ROW_VECS + e % VECS] = pb[l];
+        }
+        barrier();
     }
 
     const uint M = a.rows, N = b.rows;

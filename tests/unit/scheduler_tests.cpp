@@ -326,9 +326,10 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
         CHECK_THAT(reason(d), Catch::Contains("shared memory"));
     }
 
-    // Tiles: 6 workgroup tiles in each of the two int8 widths, the wider first; each fits.
+    // Tiles: 11 workgroup tiles in each of the two int8 widths, the wider first; each fits.
     const std::vector<CoopmatTile> tiles = px::vk::coopmat_tiles(gpu);
-    REQUIRE(tiles.size() == 12);
+    REQUIRE(tiles.size() == 22);
+    CHECK(tiles[5].name() == "128x128x64 2-stage 16x16x32");
     CHECK(tiles.front().shape_n == 16);
     CHECK(tiles.back().shape_n == 8);
     CHECK(tiles.front().name() == "128x256x64 16x16x32");
@@ -337,11 +338,10 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
         REQUIRE(t.has_value());
         return std::to_string(t->m) + "x" + std::to_string(t->n) + "x" + std::to_string(t->k);
     };
-    CHECK(tile(8192, 8192) == "256x128x64");
-    CHECK(tile(4096, 4096) == "256x128x64");
-    CHECK(tile(2048, 4096) == "128x256x64");  // wide: 256 workgroups of 128x256
-    CHECK(tile(2048, 2048) == "128x128x128"); // 256 workgroups
-    CHECK(tile(1024, 1024) == "64x64x128");   // too few large tiles to fill a GPU
+    CHECK(tile(8192, 8192) == "64x128x128");
+    CHECK(tile(4096, 4096) == "64x128x128");
+    CHECK(tile(2048, 2048) == "64x128x128"); // 512 workgroups
+    CHECK(tile(1024, 1024) == "64x64x128");  // too few larger tiles to fill a GPU
     CHECK(tile(17, 5) == "64x64x128");
     CHECK_FALSE(px::vk::coopmat_tile(4096, 4096, fake_gpu(true)).has_value());
     if (!coopmat_built) return;
@@ -365,7 +365,8 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
     CHECK(s.dispatches[0].kernel == "matmul_coopmat_nv_s8");
     CHECK(s.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 16x16x32");
     CHECK(s.dispatches[0].groups == std::array<std::uint32_t, 3>{2, 2, 1});
-    CHECK(s.dispatches[0].specialization == std::vector<std::uint32_t>{16, 16, 32, 64, 64, 128, 2});
+    CHECK(s.dispatches[0].specialization ==
+          std::vector<std::uint32_t>{16, 16, 32, 64, 64, 128, 2, 1});
     CHECK(s.steps[0].variant == "coopmat-nv");
     CHECK(s.dispatches[1].kernel == (int_dot_built ? "dot_intdot" : "dot_portable"));
     CHECK(schedule(matmul(100, U8).image, gpu).dispatches[0].kernel == "matmul_coopmat_nv_u8");
@@ -377,8 +378,8 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
     px::vk::ScheduleOptions forced;
     forced.coopmat_tile = tiles.back();
     const px::vk::Schedule narrow = schedule(matmul(16, I8).image, gpu, forced);
-    CHECK(narrow.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 16x8x32");
-    forced.coopmat_tile = CoopmatTile{96, 96, 64, 2, 16, 16, 32};
+    CHECK(narrow.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 2-stage 16x8x32");
+    forced.coopmat_tile = CoopmatTile{96, 96, 64, 2, 1, 16, 16, 32};
     CHECK_FALSE(
         px::vk::schedule_program(px::plan_program(matmul(100, I8).image), 600, 400, gpu, forced)
             .ok());

@@ -42,12 +42,13 @@ struct VariantSupport {
 std::vector<VariantSupport> variant_support(const DeviceInfo& device);
 
 /// How a tensor-core matmul is cut: the workgroup's tile of C (rows, columns), the bytes of K a
-/// step stages in shared memory, the subgroups along M (of 8), and the device's matrix shape
-/// (shape_m x shape_n x shape_k, with shape_k bytes of K).
+/// step stages in shared memory, the subgroups along M (of 8), the shared-memory stages (1: the
+/// next step is staged after the current one; 2: while it is computed), and the device's matrix
+/// shape (shape_m x shape_n x shape_k, with shape_k bytes of K).
 struct CoopmatTile {
-    std::uint32_t m = 128, n = 128, k = 64, subgroups_m = 2;
+    std::uint32_t m = 128, n = 128, k = 64, subgroups_m = 2, stages = 1;
     std::uint32_t shape_m = 16, shape_n = 16, shape_k = 32;
-    std::string name() const; ///< "128x256x64 16x16x32"
+    std::string name() const; ///< "128x256x64 16x16x32", "128x128x64 2-stage 16x16x32"
     friend bool operator==(const CoopmatTile&, const CoopmatTile&) = default;
 };
 
@@ -55,8 +56,8 @@ struct CoopmatTile {
 /// shapes (K of 32 bytes, A and B of one type); empty when it has none.
 std::vector<CoopmatTile> coopmat_tiles(const DeviceInfo& device);
 
-/// The tile a matmul of this shape uses: the largest workgroup tile that still gives at least 256
-/// workgroups (128x256 or 256x128, then 128x128, else 64x64), in the device's widest shape.
+/// The tile a matmul of this shape uses, in the device's widest shape (measured on an H200:
+/// benchmarks/RESULTS.md).
 std::optional<CoopmatTile> coopmat_tile(std::uint32_t m, std::uint32_t n, const DeviceInfo& device);
 
 /// Without a forced variant: coopmat-nv when available, else int-dot when it is available and the
