@@ -518,39 +518,28 @@ nlohmann::json fingerprint(const px::vk::DeviceInfo& info) {
         {"variants", variants}};
 }
 
-/// The tensor cores' ceiling: kernels/coopmat_peak_nv.comp, int8 multiply-adds in registers only,
-/// timed like a workload (median of the dispatch's GPU time).
+/// A ceiling: one benchmark kernel (not an instruction) timed like a workload, the median of its
+/// dispatch's GPU time: kernels/coopmat_peak_nv.comp (int8 multiply-adds in registers only) and
+/// kernels/copy_peak.comp (16-byte vectors copied).
 struct Ceiling {
-    std::string shape; ///< "16x16x32"
-    double ops = 0;
+    std::string name;
+    double ops = 0, bytes = 0;
     Stats gpu_ms;
     std::string error;
 };
 
-Ceiling measure_coopmat_ceiling(px::vk::Device& device, std::uint32_t shape_n,
-                                const Sampling& sampling) {
-    constexpr std::uint32_t groups = 4096, rounds = 2048, chains = 8, subgroups = 8;
-    Ceiling c;
-    c.shape = "16x" + std::to_string(shape_n) + "x32";
-    c.ops = 2.0 * 16 * shape_n * 32 * chains * rounds * subgroups * groups;
-    Image image(64, 32);
-    px::KernelPush push{};
-    push.width = image.width();
-    push.height = image.height();
-    push.arg[0] = rounds;
-    px::vk::Dispatch d = px::vk::Dispatch::with_push("coopmat_peak_nv", push, {groups, 1, 1});
-    d.specialization = {16, shape_n, 32};
-    d.label = "coopmat peak";
+void time_ceiling(px::vk::Device& device, const Image& image, const px::vk::Dispatch& d,
+                  const Sampling& sampling, Ceiling& c) {
     auto resident = device.upload(image);
     if (!resident) {
         c.error = resident.error().message;
-        return c;
+        return;
     }
     const std::vector<px::vk::Dispatch> dispatches = {d};
     auto recording = device.record(*resident, dispatches);
     if (!recording) {
         c.error = recording.error().message;
-        return c;
+        return;
     }
     std::vector<double> gpu;
     const auto start = Clock::now();
@@ -558,7 +547,7 @@ Ceiling measure_coopmat_ceiling(px::vk::Device& device, std::uint32_t shape_n,
         auto run = recording->run();
         if (!run) {
             c.error = run.error().message;
-            return c;
+            return;
         }
         const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
         if (elapsed * 1e3 < sampling.warmup_ms || i < 2) continue;
@@ -570,6 +559,46 @@ Ceiling measure_coopmat_ceiling(px::vk::Device& device, std::uint32_t shape_n,
             break;
     }
     c.gpu_ms = stats(gpu);
+}
+
+Ceiling coopmat_ceiling(px::vk::Device& device, std::uint32_t shape_n, const Sampling& sampling) {
+    constexpr std::uint32_t groups = 4096, rounds = 2048, chains = 8, subgroups = 8;
+    Ceiling c;
+    c.name = "tensor-core ceiling i8 16x" + std::to_string(shape_n) + "x32 (registers only)";
+    c.ops = 2.0 * 16 * shape_n * 32 * chains * rounds * subgroups * groups;
+    Image image(64, 32);
+    px::KernelPush push{};
+    push.width = image.width();
+    push.height = image.height();
+    push.arg[0] = rounds;
+    px::vk::Dispatch d = px::vk::Dispatch::with_push("coopmat_peak_nv", push, {groups, 1, 1});
+    d.specialization = {16, shape_n, 32};
+    d.label = "coopmat peak";
+    time_ceiling(device, image, d, sampling, c);
+    return c;
+}
+
+/// The copy the memory-bound figures are percentages of: as much as relu(508, u8) moves.
+Ceiling copy_ceiling(px::vk::Device& device, std::uint32_t vecs, const Sampling& sampling) {
+    const Workload w = relu(508, px::DTYPE_U8);
+    const std::uint32_t width = w.image.width(), rows = (w.image.height() - 1) / 2;
+    const std::uint32_t count = rows * width / 4;
+    Ceiling c;
+    c.name = "copy ceiling 508 MiB in + out (" + std::to_string(16 * vecs) + " B an invocation)";
+    c.bytes = 2.0 * count * 16;
+    px::KernelPush push{};
+    push.width = width;
+    push.height = w.image.height();
+    push.arg[0] = width;
+    push.arg[1] = width * (1 + rows);
+    push.arg[2] = count;
+    const std::uint32_t groups = (count + vecs * 256 - 1) / (vecs * 256);
+    const std::uint32_t y = (groups + 65534) / 65535;
+    px::vk::Dispatch d =
+        px::vk::Dispatch::with_push("copy_peak", push, {(groups + y - 1) / y, y, 1});
+    d.specialization = {vecs};
+    d.label = "copy peak";
+    time_ceiling(device, w.image, d, sampling, c);
     return c;
 }
 
@@ -627,38 +656,54 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
         for (const px::vk::VariantSupport& v : px::vk::variant_support(info))
             if (v.available) variants.push_back(v.variant);
 
-        // The tensor cores' ceiling, in each int8 shape the matmul kernels may use.
+        // The ceilings: the tensor cores in each int8 shape the matmul kernels may use (with the
+        // matmuls), and a copy in 16, 32 and 64 bytes an invocation (with the memory-bound ones).
+        std::vector<std::function<Ceiling()>> ceilings;
+        const bool matmuls = std::string("tensor-core ceiling matmul").find(only) != std::string::npos;
+        const bool coopmat = std::find(variants.begin(), variants.end(),
+                                       px::vk::KernelVariant::coopmat_nv) != variants.end();
         std::vector<std::uint32_t> widths;
         for (const px::vk::CoopmatTile& t : px::vk::coopmat_tiles(info))
             if (std::find(widths.begin(), widths.end(), t.shape_n) == widths.end())
                 widths.push_back(t.shape_n);
-        if (std::find(variants.begin(), variants.end(), px::vk::KernelVariant::coopmat_nv) ==
-            variants.end())
-            widths.clear();
-        for (std::uint32_t width : widths) {
-            // With --only, the ceiling comes with the matmuls.
-            if (std::string("tensor-core ceiling matmul").find(only) == std::string::npos) break;
-            const Ceiling c = measure_coopmat_ceiling(*device, width, sampling);
-            const double tops = c.gpu_ms.median > 0 ? c.ops / c.gpu_ms.median / 1e9 : 0;
-            const std::string name = "tensor-core ceiling i8 " + c.shape + " (registers only)";
+        if (coopmat && matmuls)
+            for (std::uint32_t width : widths)
+                ceilings.push_back([&, width] { return coopmat_ceiling(*device, width, sampling); });
+        const bool memory = only.empty() || std::string("copy ceiling relu argmax dot").find(only) !=
+                                                std::string::npos;
+        // A 1 GiB copy needs a device that holds a 1 GiB storage buffer (not lavapipe).
+        if (memory && info.limits.max_storage_buffer_range >= (std::uint64_t(1) << 30) + (8 << 20))
+            for (std::uint32_t vecs : {1u, 2u, 4u})
+                ceilings.push_back([&, vecs] { return copy_ceiling(*device, vecs, sampling); });
+        std::optional<double> copy_gbps; // this device's bandwidth ceiling, from the copy
+        for (const auto& make : ceilings) {
+            const Ceiling c = make();
+            const double ms = c.gpu_ms.median;
+            const double tops = ms > 0 && c.ops > 0 ? c.ops / ms / 1e9 : 0;
+            const double gbps = ms > 0 && c.bytes > 0 ? c.bytes / ms / 1e6 : 0;
+            if (gbps > 0 && c.error.empty()) copy_gbps = std::max(copy_gbps.value_or(0), gbps);
             char line[256];
-            std::snprintf(line, sizeof line, "%-36s %-20s %10.4f ms %9.2f TOPS", name.c_str(),
-                          "coopmat-nv", c.gpu_ms.median, tops);
+            std::snprintf(line, sizeof line, "%-52s %10.4f ms", c.name.c_str(), ms);
+            std::cout << line;
+            if (tops > 0) std::snprintf(line, sizeof line, " %9.2f TOPS", tops);
+            if (gbps > 0) std::snprintf(line, sizeof line, " %8.1f GB/s", gbps);
             std::cout << line << (c.error.empty() ? "" : "  " + c.error) << "\n" << std::flush;
             if (!c.error.empty()) status = std::max(status, 1);
-            results.push_back({{"device", device_label},
-                               {"device_index", info.index},
-                               {"workload", name},
-                               {"path", "kernels"},
-                               {"variant", "coopmat-nv"},
-                               {"ops", c.ops},
-                               {"gpu_ms", to_json(c.gpu_ms)},
-                               {"tops", tops},
-                               {"ceiling", true},
-                               {"error", c.error}});
+            results.push_back(
+                {{"device", device_label},
+                 {"device_index", info.index},
+                 {"workload", c.name},
+                 {"path", "kernels"},
+                 {"variant", tops > 0 ? "coopmat_peak_nv" : "copy_peak"},
+                 {"ops", c.ops},
+                 {"bytes", c.bytes},
+                 {"gpu_ms", to_json(c.gpu_ms)},
+                 {"tops", tops > 0 ? nlohmann::json(tops) : nlohmann::json(nullptr)},
+                 {"gbps", gbps > 0 ? nlohmann::json(gbps) : nlohmann::json(nullptr)},
+                 {"ceiling", true},
+                 {"error", c.error}});
         }
 
-        std::optional<double> copy_gbps; // this device's bandwidth ceiling, from the copy
         for (const auto& make : list) {
             const Workload w = make();
             if (w.name.find(only) == std::string::npos) continue;

@@ -91,6 +91,7 @@ const std::vector<KernelEntry> kernels = {
     {"matmul_coopmat_nv_s8", "kernels", kernel_local_size},
     {"matmul_coopmat_nv_u8", "kernels", kernel_local_size},
     {"coopmat_peak_nv", "kernels", kernel_local_size},
+    {"copy_peak", "kernels", kernel_local_size},
     {"add_bias", "kernels", kernel_local_size},
     {"requant", "kernels", kernel_local_size},
     {"relu", "kernels", kernel_local_size},

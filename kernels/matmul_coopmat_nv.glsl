@@ -53,6 +53,7 @@ const uint C_COLS = TILE_N / SUBGROUPS_N / LN;
 const uint VECS = TILE_K / 16u;  // uvec4 of a tile row a step
 const uint ROW_VECS = VECS + 1u; // padded shared rows
 const uint STEP_WORDS = TILE_K / 4u;
+const uint KK = TILE_K / LK;                            // matrix products along K a step
 const uint A_LOADS = TILE_M * VECS / KERNEL_LOCAL_SIZE; // uvec4 each invocation loads a step
 const uint B_LOADS = TILE_N * VECS / KERNEL_LOCAL_SIZE;
 
@@ -129,19 +130,22 @@ void main() {
             }
         }
         const uint a_base = stage * A_STAGE, b_base = stage * B_STAGE;
-        [[unroll]] for (uint kk = 0u; kk < TILE_K / LK; ++kk) {
+        // Every matrix of the step is loaded before the first product, so that the loads from
+        // shared memory overlap the tensor cores' work.
+        PX_MATRIX<8, gl_ScopeSubgroup, LM, LK> ma[KK][C_ROWS];
+        PX_MATRIX<8, gl_ScopeSubgroup, LK, LN> mb[KK][C_COLS]; // B's rows are its columns
+        [[unroll]] for (uint kk = 0u; kk < KK; ++kk) {
             const uint kv = kk * (LK / 16u);
-            PX_MATRIX<8, gl_ScopeSubgroup, LM, LK> ma[C_ROWS];
-            [[unroll]] for (uint i = 0u; i < C_ROWS; ++i) coopMatLoadNV(
-                ma[i], sa, a_base + ((sub_m * C_ROWS + i) * LM) * ROW_VECS + kv, ROW_VECS, false);
-            [[unroll]] for (uint j = 0u; j < C_COLS; ++j) {
-                PX_MATRIX<8, gl_ScopeSubgroup, LK, LN> mb; // B's rows are its columns
-                coopMatLoadNV(mb, sb, b_base + ((sub_n * C_COLS + j) * LN) * ROW_VECS + kv,
+            [[unroll]] for (uint i = 0u; i < C_ROWS; ++i)
+                coopMatLoadNV(ma[kk][i], sa, a_base + ((sub_m * C_ROWS + i) * LM) * ROW_VECS + kv,
+                              ROW_VECS, false);
+            [[unroll]] for (uint j = 0u; j < C_COLS; ++j)
+                coopMatLoadNV(mb[kk][j], sb, b_base + ((sub_n * C_COLS + j) * LN) * ROW_VECS + kv,
                               ROW_VECS, true);
-                [[unroll]] for (uint i = 0u; i < C_ROWS; ++i) acc[i][j] =
-                    coopMatMulAddNV(ma[i], mb, acc[i][j]);
-            }
         }
+        [[unroll]] for (uint kk = 0u; kk < KK; ++kk) [[unroll]] for (uint j = 0u; j < C_COLS; ++j)
+            [[unroll]] for (uint i = 0u; i < C_ROWS; ++i) acc[i][j] =
+                coopMatMulAddNV(ma[kk][i], mb[kk][j], acc[i][j]);
         if (!more) break;
         stage = (stage + 1u) % STAGES;
         if (STAGES == 1u) barrier(); // every subgroup is done with the only stage

@@ -14,10 +14,21 @@
 // Outputs, and the output words a kernel reads back to keep their padding bytes. Each word is
 // written by one invocation of a dispatch, and no invocation reads a word another one writes in
 // the same dispatch: the barriers between dispatches order everything else.
+// Kernels that store 128 bits at a time define PX_IMAGE_OUT_VEC4 and see the words in fours
+// (PX_OUT_WORD(index) is one word either way).
+#ifdef PX_IMAGE_OUT_VEC4
+layout(set = 0, binding = BINDING_IMAGE) buffer ImageOut {
+    uvec4 vecs[];
+}
+image_out;
+#define PX_OUT_WORD(index) image_out.vecs[(index) >> 2][(index)&3u]
+#else
 layout(set = 0, binding = BINDING_IMAGE) buffer ImageOut {
     uint words[];
 }
 image_out;
+#define PX_OUT_WORD(index) image_out.words[index]
+#endif
 
 // Inputs. The protocol keeps an instruction's inputs and outputs apart (or in place element for
 // element, which kernels read through image_out), so this view never sees a write of its dispatch.

@@ -497,6 +497,33 @@ TEST_CASE("kernels: every tensor-core tile, at its size and +-1, with aligned an
     pxgpu::check_no_validation_messages(gpu.runtime);
 }
 
+TEST_CASE("kernels: relu in 128-bit vectors and word by word", "[kernels]") {
+    Gpu gpu = open_gpu();
+    std::uint32_t seed = 40;
+    // Aligned rows (x and width multiples of 4) move in vectors, except a last partial pixel or
+    // vector; odd x or width go word by word; in place and into another region.
+    for (std::uint32_t dtype : {U8, I8, U16, I32})
+        for (std::uint32_t width : {64u, 67u})
+            for (std::uint32_t x : {0u, 4u, 3u})
+                for (int d : {-1, 0, 1})
+                    for (bool in_place : {false, true}) {
+                        const std::uint32_t per = 4 / px::dtype_size(dtype);
+                        const std::uint32_t cols = std::uint32_t(int(per * 16) + d), rows = 5;
+                        ProgramBuilder b(width, 1 + 2 * rows);
+                        randomize(b.image, seed++);
+                        b.tensor(1, dtype, x, 1, rows, cols)
+                            .tensor(2, dtype, x, 1 + rows, rows, cols)
+                            .relu(in_place ? 1 : 2, 1)
+                            .halt();
+                        check_kernels(gpu, b.image,
+                                      "relu " + std::string(px::dtype_name(dtype)) + " " +
+                                          std::to_string(rows) + "x" + std::to_string(cols) +
+                                          " at x " + std::to_string(x) + " of " +
+                                          std::to_string(width) + (in_place ? " in place" : ""));
+                    }
+    pxgpu::check_no_validation_messages(gpu.runtime);
+}
+
 TEST_CASE("kernels: add_bias, requant and relu", "[kernels]") {
     Gpu gpu = open_gpu();
     std::mt19937 rng(7);

@@ -187,8 +187,8 @@ TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
     // argmax over 70 u8 = 18 words a row: 4 lanes read at most 8 words each; 64 rows a group.
     CHECK(s.dispatches[4].specialization == std::vector<std::uint32_t>{4});
     CHECK(s.dispatches[4].groups == std::array<std::uint32_t, 3>{2, 1, 1});
-    // dot over 100 x 250 words, 2048 a workgroup.
-    CHECK(s.dispatches[5].groups == std::array<std::uint32_t, 3>{13, 1, 1});
+    // dot over 100 x 250 words: 100 x 63 chunks of four, 2048 a workgroup.
+    CHECK(s.dispatches[5].groups == std::array<std::uint32_t, 3>{4, 1, 1});
     // dot_rgb: a batch of one, the instruction read from row 0 at its pc.
     const px::KernelPush rgb = push_of(s.dispatches[7]);
     CHECK(rgb.arg[0] == s.steps[6].pc);
@@ -245,8 +245,8 @@ TEST_CASE("scheduler: consecutive independent dot_rgb share one dispatch", "[sch
 }
 
 TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {
-    // 32767 x 8192 words of relu: 2^20 workgroups, more than one grid row holds. The plan is
-    // made by hand: the image would take 1 GiB.
+    // 32767 x 8192 words of relu, four words an invocation: 2^18 workgroups, more than one grid
+    // row holds. The plan is made by hand: the image would take 1 GiB.
     px::Plan plan;
     px::Step relu;
     relu.instruction.opcode = px::OP_RELU;
@@ -256,8 +256,8 @@ TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {
     auto s = px::vk::schedule_program(plan, 8192, 32768, fake_gpu(false));
     REQUIRE(s.ok());
     const auto g = s->dispatches[0].groups;
-    CHECK(std::uint64_t(g[0]) * g[1] >= (32767ull * 8192 + 255) / 256);
-    CHECK(std::uint64_t(g[0]) * (g[1] - 1) < (32767ull * 8192 + 255) / 256);
+    CHECK(std::uint64_t(g[0]) * g[1] >= (32767ull * 2048 + 255) / 256);
+    CHECK(std::uint64_t(g[0]) * (g[1] - 1) < (32767ull * 2048 + 255) / 256);
     CHECK(g[0] <= 65535);
     CHECK(g[1] > 1);
     CHECK(push_of(s->dispatches.back()).arg[2] == 1); // finish: one step, not halted
@@ -329,10 +329,10 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
     // Tiles: 11 workgroup tiles in each of the two int8 widths, the wider first; each fits.
     const std::vector<CoopmatTile> tiles = px::vk::coopmat_tiles(gpu);
     REQUIRE(tiles.size() == 22);
-    CHECK(tiles[5].name() == "128x128x64 2-stage 16x16x32");
+    CHECK(tiles[5].name() == "128x128x64 2x4sg 2-stage 16x16x32");
     CHECK(tiles.front().shape_n == 16);
     CHECK(tiles.back().shape_n == 8);
-    CHECK(tiles.front().name() == "128x256x64 16x16x32");
+    CHECK(tiles.front().name() == "128x256x64 2x4sg 16x16x32");
     const auto tile = [&](std::uint32_t m, std::uint32_t n) {
         const auto t = px::vk::coopmat_tile(m, n, gpu);
         REQUIRE(t.has_value());
@@ -363,7 +363,7 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
     CHECK(s.variant == KernelVariant::coopmat_nv);
     REQUIRE(s.dispatches.size() == 4); // matmul, dot, dot store, finish
     CHECK(s.dispatches[0].kernel == "matmul_coopmat_nv_s8");
-    CHECK(s.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 16x16x32");
+    CHECK(s.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 2x4sg 16x16x32");
     CHECK(s.dispatches[0].groups == std::array<std::uint32_t, 3>{2, 2, 1});
     CHECK(s.dispatches[0].specialization ==
           std::vector<std::uint32_t>{16, 16, 32, 64, 64, 128, 2, 1});
@@ -378,7 +378,7 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
     px::vk::ScheduleOptions forced;
     forced.coopmat_tile = tiles.back();
     const px::vk::Schedule narrow = schedule(matmul(16, I8).image, gpu, forced);
-    CHECK(narrow.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 2-stage 16x8x32");
+    CHECK(narrow.dispatches[0].label == "pc 12 matmul coopmat-nv 64x64x128 2x4sg 2-stage 16x8x32");
     forced.coopmat_tile = CoopmatTile{96, 96, 64, 2, 1, 16, 16, 32};
     CHECK_FALSE(
         px::vk::schedule_program(px::plan_program(matmul(100, I8).image), 600, 400, gpu, forced)

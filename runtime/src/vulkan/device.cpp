@@ -560,6 +560,12 @@ Result<PipelineEntry*> kernel_pipeline(DeviceState& s, const Dispatch& d, bool& 
     return &entry;
 }
 
+// The bytes of an image's buffer: whole 16-byte vectors, so that the kernels' 128-bit views of
+// the image end inside it.
+VkDeviceSize image_buffer_bytes(const DeviceState& s, VkDeviceSize bytes) {
+    return std::min<VkDeviceSize>((bytes + 15) / 16 * 16, s.info.limits.max_storage_buffer_range);
+}
+
 Result<std::unique_ptr<DeviceState>> open_device(detail::RuntimeState& runtime,
                                                  std::uint32_t index) {
     auto state = std::make_unique<DeviceState>(&runtime);
@@ -1241,8 +1247,10 @@ Result<ResidentImage> Device::upload(const Image& image) {
                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT;
     const UploadMode mode = s.runtime->options.upload;
+    const VkDeviceSize allocated = image_buffer_bytes(s, bytes);
     if (mode != UploadMode::staging) {
-        auto direct = create_buffer(s, bytes, usage, device_local_host_visible(), "image buffer");
+        auto direct =
+            create_buffer(s, allocated, usage, device_local_host_visible(), "image buffer");
         if (direct) {
             r->image = std::move(direct.value());
             r->direct = true;
@@ -1254,7 +1262,7 @@ Result<ResidentImage> Device::upload(const Image& image) {
         }
     }
     if (!r->direct) {
-        auto buffer = create_buffer(s, bytes, usage, device_local(), "image buffer");
+        auto buffer = create_buffer(s, allocated, usage, device_local(), "image buffer");
         if (!buffer) return buffer.error();
         r->image = std::move(buffer.value());
     }
@@ -1266,9 +1274,9 @@ Result<ResidentImage> Device::upload(const Image& image) {
     if (!status) return status.error();
     r->status = std::move(status.value());
 
-    const BufferBinding bindings[] = {{BINDING_IMAGE, r->image.buffer.get(), bytes},
+    const BufferBinding bindings[] = {{BINDING_IMAGE, r->image.buffer.get(), allocated},
                                       {BINDING_STATUS, r->status.buffer.get(), STATUS_BYTES},
-                                      {BINDING_IMAGE_IN, r->image.buffer.get(), bytes}};
+                                      {BINDING_IMAGE_IN, r->image.buffer.get(), allocated}};
     if (auto made = make_descriptor_set(s, bindings, r->pool, r->set); !made) return made.error();
 
     ResidentImage resident(std::move(r));
@@ -1393,9 +1401,9 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
         if (!in_buffer) return in_buffer.error();
         rec->inputs = std::move(in_buffer.value());
         const BufferBinding bindings[] = {
-            {BINDING_IMAGE, r.image.buffer.get(), r.bytes},
+            {BINDING_IMAGE, r.image.buffer.get(), image_buffer_bytes(s, r.bytes)},
             {BINDING_STATUS, r.status.buffer.get(), STATUS_BYTES},
-            {BINDING_IMAGE_IN, r.image.buffer.get(), r.bytes},
+            {BINDING_IMAGE_IN, r.image.buffer.get(), image_buffer_bytes(s, r.bytes)},
             {BINDING_OUTPUTS, rec->outputs.buffer.get(), VK_WHOLE_SIZE},
             {BINDING_INPUTS, rec->inputs.buffer.get(), VK_WHOLE_SIZE}};
         if (auto made = make_descriptor_set(s, bindings, rec->pool, rec->set); !made)

@@ -219,7 +219,8 @@ std::vector<VariantSupport> variant_support(const DeviceInfo& device) {
 }
 
 std::string CoopmatTile::name() const {
-    return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+    return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " " +
+           std::to_string(subgroups_m) + "x" + std::to_string(8 / subgroups_m) + "sg" +
            (stages == 2 ? " 2-stage " : " ") + std::to_string(shape_m) + "x" +
            std::to_string(shape_n) + "x" + std::to_string(shape_k);
 }
@@ -387,7 +388,8 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
         };
         switch (ins.opcode) {
         case OP_DOT: {
-            const std::uint64_t words = std::uint64_t(t[1].rows) * t[1].pixel_width();
+            // Chunks of four words, DOT_ITEMS of them an invocation.
+            const std::uint64_t words = std::uint64_t(t[1].rows) * ceil_div(t[1].pixel_width(), 4);
             scheduled.kernel = scalar_dot_kernel(scalar);
             scheduled.variant = to_string(scalar);
             add(scheduled.kernel, grid(ceil_div(words, DOT_ITEMS * KERNEL_LOCAL_SIZE)),
@@ -434,9 +436,10 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                 "requant");
             break;
         case OP_RELU:
-            scheduled.kernel = "relu";
+            scheduled.kernel = "relu"; // four words an invocation
             add("relu",
-                grid(ceil_div(std::uint64_t(t[0].rows) * t[0].pixel_width(), KERNEL_LOCAL_SIZE)),
+                grid(ceil_div(std::uint64_t(t[0].rows) * ceil_div(t[0].pixel_width(), 4),
+                              KERNEL_LOCAL_SIZE)),
                 "relu");
             break;
         case OP_ARGMAX: {

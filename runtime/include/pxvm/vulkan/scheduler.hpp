@@ -48,7 +48,8 @@ std::vector<VariantSupport> variant_support(const DeviceInfo& device);
 struct CoopmatTile {
     std::uint32_t m = 128, n = 128, k = 64, subgroups_m = 2, stages = 1;
     std::uint32_t shape_m = 16, shape_n = 16, shape_k = 32;
-    std::string name() const; ///< "128x256x64 16x16x32", "128x128x64 2-stage 16x16x32"
+    /// "128x256x64 2x4sg 16x16x32", "128x128x64 2x4sg 2-stage 16x16x32" (sg: the subgroups' grid)
+    std::string name() const;
     friend bool operator==(const CoopmatTile&, const CoopmatTile&) = default;
 };
 
