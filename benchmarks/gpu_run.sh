@@ -3,11 +3,12 @@
 # with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
-#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul]
+#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul|final]
 # `cartridge` instead checks and times the shipped model cartridge (assets/kjv.pxa): its GPU tests,
 # its self-test and a generation on the GPU, `pxbench cartridge` per batch size and its PyTorch peer.
 # `matmul` runs the kernel tests, then every matmul with every tensor-core tile (pxbench --sweep),
-# the tensor-core ceiling and cuBLASLt.
+# the tensor-core ceiling and cuBLASLt; `final` the kernel tests, the full preset against the
+# peer, and the tile sweep at 8192^3.
 # Outputs: machine.txt, pxinfo.txt, gpu_tests.txt, pxconform.txt and conformance/, pxbench.json,
 # peer.json, compare.txt and pxbench-vs-peer.svg.
 set -uo pipefail
@@ -48,6 +49,19 @@ if [ "$preset" = cartridge ]; then
   exit 0
 fi
 
+if [ "$preset" = final ]; then # the kernel tests, the full preset, a sweep at 8192^3, the peer
+  PXVM_VALIDATE=1 timeout 200 .devrun/pxvm_gpu_tests "[kernels]" > "$out/gpu_tests.txt" 2>&1
+  echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"
+  timeout 280 .devrun/pxbench --preset full --time-limit-s 1 --json "$out/pxbench.json" 2>&1 \
+    | tee "$out/pxbench.txt"
+  PYTHONUNBUFFERED=1 timeout 90 python3 benchmarks/peers/torch_peer.py --json "$out/peer.json" \
+    2>&1 | tee "$out/peer.txt"
+  .devrun/pxbench compare "$out/pxbench.json" "$out/peer.json" --svg "$out/pxbench-vs-peer.svg" \
+    > "$out/compare.txt" 2>&1
+  timeout 60 .devrun/pxbench --only "matmul i8 8192" --sweep --time-limit-s 0.3 --warmup-ms 200 \
+    --no-verify --json "$out/sweep.json" > "$out/sweep.txt" 2>&1
+  exit 0
+fi
 if [ "$preset" = matmul ]; then # the tensor-core matmuls: their tests, every tile, the peer
   PXVM_VALIDATE=1 timeout 240 .devrun/pxvm_gpu_tests "${PXVM_TESTS:-[kernels]}" > "$out/gpu_tests.txt" 2>&1
   echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"

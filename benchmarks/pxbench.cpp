@@ -270,8 +270,8 @@ std::vector<std::function<Workload()>> workloads(const std::string& preset) {
     list.push_back([] { return matmul(8192, 8192, 8192, px::DTYPE_I8); });
     list.push_back([] { return relu(128, px::DTYPE_I8, true); });
     list.push_back([] { return relu(508, px::DTYPE_I8); });
-    list.push_back([] { return argmax(256); });
-    list.push_back([] { return dot(256); });
+    list.push_back([] { return argmax(512); }); // 512 MiB: an image of 1 GiB
+    list.push_back([] { return dot(512); });    // 2 x 512 MiB
     list.push_back([] { return requant(256); });
     list.push_back([] { return add_bias(256); });
     list.push_back([] { return small_dots(1000, 1024); });

@@ -2,12 +2,14 @@
 // Scheduled kernel `argmax` (out[r][0] = the lowest column index of the largest value of row r of
 // in, any in dtype, u16 or i32 out): LANES invocations (specialization constant 0, a power of two
 // up to the workgroup size) share one row, so a workgroup takes KERNEL_LOCAL_SIZE / LANES rows.
-// Lane l reads words l, l + LANES, ... of the row (coalesced) and keeps its best element, the
-// lowest index on ties; a tree in shared memory combines the lanes. Each invocation loops over
-// pixel_width(in) / LANES words at most, and reports STATUS_INCOMPLETE if lavapipe's loop budget
-// cut that short.
+// Lane l reads chunks l, l + LANES, ... of four words of the row (coalesced; one 128-bit load
+// where the chunk is 16-byte aligned and inside the row) and keeps its best element, the lowest
+// index on ties; a tree in shared memory combines the lanes. Each invocation loops over
+// ceil(pixel_width(in) / 4) / LANES chunks at most, and reports STATUS_INCOMPLETE if lavapipe's
+// loop budget cut that short.
 #extension GL_GOOGLE_include_directive : require
 
+#define PX_IMAGE_IN_VEC4
 #include "pxvm_kernel.glsl"
 
 layout(local_size_x = KERNEL_LOCAL_SIZE) in;
@@ -24,19 +26,26 @@ void main() {
     const uint tid = gl_LocalInvocationIndex, lane = tid % LANES;
     const uint r = gl_WorkGroupID.x * (THREADS / LANES) + tid / LANES;
     const bool busy = r < i.rows; // every invocation takes part in the barriers
-    const uint words = pixel_width(i), n = per_word(i), first = row_word(i, push.width, r);
+    const uint words = pixel_width(i), chunks = (words + 3u) / 4u, n = per_word(i);
+    const uint first = row_word(i, push.width, r);
     uint best = NONE;
     int best_value = 0;
     if (busy)
-        for (uint p = lane; p < words; p += LANES) { // ascending within the lane
-            const uint word = image_in.words[first + p];
-            [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-                const uint c = p * n + j;
+        for (uint q = lane; q < chunks; q += LANES) { // ascending within the lane
+            const uint p = 4u * q;
+            uvec4 v = uvec4(0u);
+            if (((first + p) & 3u) == 0u && p + 4u <= words)
+                v = image_in.vecs[(first + p) >> 2];
+            else
+                for (uint w = p; w < min(p + 4u, words); ++w)
+                    v[w - p] = PX_IMAGE_WORD(first + w);
+            [[unroll]] for (uint k = 0u; k < 4u; ++k) [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                const uint c = (p + k) * n + j;
                 if (j < n && c < i.cols) {
-                    const int v = extract_element(word, i.dtype, j);
-                    if (best == NONE || v > best_value) { // strict: the lowest index wins ties
+                    const int value = extract_element(v[k], i.dtype, j);
+                    if (best == NONE || value > best_value) { // strict: the lowest index wins
                         best = c;
-                        best_value = v;
+                        best_value = value;
                     }
                 }
             }

@@ -84,6 +84,14 @@ def memory(device, mib):
                    2.0 * n, lambda: out.copy_(x))]
 
 
+def argmax(device, mib):
+    cols = 32768  # as pxbench: rows of 8192 pixels of i8
+    rows = (mib << 20) // cols
+    x = torch.randint(-128, 128, (rows, cols), dtype=torch.int8, device="cuda")
+    return result(device, f"argmax i8 {mib} MiB", "torch.argmax(int8, dim=1)", float(rows * cols),
+                  float(rows * cols), lambda: torch.argmax(x, dim=1))
+
+
 def launch_sync(device):
     x = torch.zeros(1, device="cuda")
     samples = []
@@ -114,6 +122,9 @@ def main():
     for mib in ([1] if args.preset == "smoke" else [128, 508]):
         if args.only in f"relu i8 {mib} MiB in + out" or args.only in f"copy (relu u8) {mib} MiB":
             results += memory(device, mib)
+    for mib in ([1] if args.preset == "smoke" else [512]):
+        if args.only in f"argmax i8 {mib} MiB":
+            results.append(argmax(device, mib))
     if not args.only:
         results.append(launch_sync(device))
     doc = {"schema": 2, "tool": "peer", "peer": f"PyTorch {torch.__version__} (CUDA {torch.version.cuda})",
