@@ -3,12 +3,12 @@
 # with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
-#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul|final]
+#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul|final|seeds]
 # `cartridge` instead checks and times the shipped model cartridge (assets/kjv.pxa): its GPU tests,
 # its self-test and a generation on the GPU, `pxbench cartridge` per batch size and its PyTorch peer.
 # `matmul` runs the kernel tests, then every matmul with every tensor-core tile (pxbench --sweep),
 # the tensor-core ceiling and cuBLASLt; `final` the kernel tests, the full preset against the
-# peer, and the tile sweep at 8192^3.
+# peer, and the tile sweep at 8192^3; `seeds` the seeds' table (pxbench --reference).
 # Outputs: machine.txt, pxinfo.txt, gpu_tests.txt, pxconform.txt and conformance/, pxbench.json,
 # peer.json, compare.txt and pxbench-vs-peer.svg.
 set -uo pipefail
@@ -60,6 +60,13 @@ if [ "$preset" = final ]; then # the kernel tests, the full preset, a sweep at 8
     > "$out/compare.txt" 2>&1
   timeout 60 .devrun/pxbench --only "matmul i8 8192" --sweep --time-limit-s 0.3 --warmup-ms 200 \
     --no-verify --json "$out/sweep.json" > "$out/sweep.txt" 2>&1
+  exit 0
+fi
+if [ "$preset" = seeds ]; then # the seeds' table: the CPU reference against the GPU
+  for size in 128x128x128 1024x1024x1024 4096x4096x4096; do
+    timeout 150 .devrun/pxbench --only "matmul i8 $size" --reference --time-limit-s 0.5 \
+      --json "$out/seeds-$size.json" 2>&1 | tee -a "$out/seeds.txt"
+  done
   exit 0
 fi
 if [ "$preset" = matmul ]; then # the tensor-core matmuls: their tests, every tile, the peer

@@ -12,6 +12,7 @@
 #include "cartridge_bench.hpp"
 #include "pxvm/program.hpp"
 #include "pxvm/program_writer.hpp"
+#include "pxvm/reference_interpreter.hpp"
 #include "pxvm/verification.hpp"
 #include "pxvm/version.hpp"
 #include "pxvm/vulkan/runtime.hpp"
@@ -35,6 +36,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -59,6 +61,7 @@ struct Workload {
     /// Rows an in-place instruction changes: rewritten from `image` before every run, so that
     /// every run computes the same result (the rewrite is not timed).
     std::optional<px::vk::Region> restore = std::nullopt;
+    bool reference = false; ///< one of the seeds' table: --reference times the CPU reference too
 };
 
 void fill_random(Image& image, std::uint32_t first_row, std::uint32_t seed) {
@@ -259,11 +262,16 @@ std::vector<std::function<Workload()>> workloads(const std::string& preset) {
     }
     // The copy first: the memory-bound figures are percentages of it.
     list.push_back([] { return relu(508, px::DTYPE_U8); });
-    list.push_back([] { return matmul(128, 128, 128, px::DTYPE_I8, true); });
-    list.push_back([] { return matmul(1024, 1024, 1024, px::DTYPE_I8, true); });
+    // The seeds' table (matmul 128^3, 1024^3, 4096^3, CPU against GPU) is marked for --reference.
+    const auto seed_table = [](Workload w) {
+        w.reference = true;
+        return w;
+    };
+    list.push_back([=] { return seed_table(matmul(128, 128, 128, px::DTYPE_I8, true)); });
+    list.push_back([=] { return seed_table(matmul(1024, 1024, 1024, px::DTYPE_I8, true)); });
     list.push_back([] { return matmul(1024, 1024, 1024, px::DTYPE_U8); });
     list.push_back([] { return matmul(2048, 2048, 2048, px::DTYPE_I8); });
-    list.push_back([] { return matmul(4096, 4096, 4096, px::DTYPE_I8); });
+    list.push_back([=] { return seed_table(matmul(4096, 4096, 4096, px::DTYPE_I8)); });
     list.push_back([] { return matmul(4096, 4096, 4096, px::DTYPE_U8); });
     list.push_back([] { return matmul(4096, 4096, 1024, px::DTYPE_I8); });
     list.push_back([] { return matmul(4095, 4097, 4093, px::DTYPE_I8); });
@@ -476,6 +484,28 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
     return m;
 }
 
+/// The CPU reference interpreter on the workload (all hardware threads), host clock: at least one
+/// run, then until 3 runs or 2 s.
+Measured measure_reference(const Workload& w) {
+    Measured m;
+    m.path = "reference";
+    m.variant = "CPU, " + std::to_string(std::thread::hardware_concurrency()) + " threads";
+    std::vector<double> ms;
+    const auto start = Clock::now();
+    while (ms.empty() ||
+           (ms.size() < 3 && std::chrono::duration<double>(Clock::now() - start).count() < 2)) {
+        Image image = w.image;
+        const auto t0 = Clock::now();
+        const px::RunOutcome outcome = px::run_reference(image);
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        if (outcome.fault) m.error = "the reference faulted";
+    }
+    m.gpu_ms = stats(ms);
+    m.host_ms = m.gpu_ms;
+    m.converged = true;
+    return m;
+}
+
 std::string now_utc() {
     const std::time_t t = std::time(nullptr);
     char text[32];
@@ -604,7 +634,7 @@ Ceiling copy_ceiling(px::vk::Device& device, std::uint32_t vecs, const Sampling&
 
 int run_benchmarks(const std::string& device_name, const std::string& preset,
                    const std::string& json_path, const std::string& only, const std::string& upload,
-                   const Sampling& sampling, bool verify, bool sweep) {
+                   const Sampling& sampling, bool verify, bool sweep, bool reference) {
     px::vk::RuntimeOptions options;
     options.upload = upload == "staging"  ? px::vk::UploadMode::staging
                      : upload == "direct" ? px::vk::UploadMode::direct
@@ -659,7 +689,8 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
         // The ceilings: the tensor cores in each int8 shape the matmul kernels may use (with the
         // matmuls), and a copy in 16, 32 and 64 bytes an invocation (with the memory-bound ones).
         std::vector<std::function<Ceiling()>> ceilings;
-        const bool matmuls = std::string("tensor-core ceiling matmul").find(only) != std::string::npos;
+        const bool matmuls =
+            std::string("tensor-core ceiling matmul").find(only) != std::string::npos;
         const bool coopmat = std::find(variants.begin(), variants.end(),
                                        px::vk::KernelVariant::coopmat_nv) != variants.end();
         std::vector<std::uint32_t> widths;
@@ -668,9 +699,11 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
                 widths.push_back(t.shape_n);
         if (coopmat && matmuls)
             for (std::uint32_t width : widths)
-                ceilings.push_back([&, width] { return coopmat_ceiling(*device, width, sampling); });
-        const bool memory = only.empty() || std::string("copy ceiling relu argmax dot").find(only) !=
-                                                std::string::npos;
+                ceilings.push_back(
+                    [&, width] { return coopmat_ceiling(*device, width, sampling); });
+        const bool memory =
+            only.empty() ||
+            std::string("copy ceiling relu argmax dot").find(only) != std::string::npos;
         // A 1 GiB copy needs a device that holds a 1 GiB storage buffer (not lavapipe).
         if (memory && info.limits.max_storage_buffer_range >= (std::uint64_t(1) << 30) + (8 << 20))
             for (std::uint32_t vecs : {1u, 2u, 4u})
@@ -689,19 +722,18 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
             if (gbps > 0) std::snprintf(line, sizeof line, " %8.1f GB/s", gbps);
             std::cout << line << (c.error.empty() ? "" : "  " + c.error) << "\n" << std::flush;
             if (!c.error.empty()) status = std::max(status, 1);
-            results.push_back(
-                {{"device", device_label},
-                 {"device_index", info.index},
-                 {"workload", c.name},
-                 {"path", "kernels"},
-                 {"variant", tops > 0 ? "coopmat_peak_nv" : "copy_peak"},
-                 {"ops", c.ops},
-                 {"bytes", c.bytes},
-                 {"gpu_ms", to_json(c.gpu_ms)},
-                 {"tops", tops > 0 ? nlohmann::json(tops) : nlohmann::json(nullptr)},
-                 {"gbps", gbps > 0 ? nlohmann::json(gbps) : nlohmann::json(nullptr)},
-                 {"ceiling", true},
-                 {"error", c.error}});
+            results.push_back({{"device", device_label},
+                               {"device_index", info.index},
+                               {"workload", c.name},
+                               {"path", "kernels"},
+                               {"variant", tops > 0 ? "coopmat_peak_nv" : "copy_peak"},
+                               {"ops", c.ops},
+                               {"bytes", c.bytes},
+                               {"gpu_ms", to_json(c.gpu_ms)},
+                               {"tops", tops > 0 ? nlohmann::json(tops) : nlohmann::json(nullptr)},
+                               {"gbps", gbps > 0 ? nlohmann::json(gbps) : nlohmann::json(nullptr)},
+                               {"ceiling", true},
+                               {"error", c.error}});
         }
 
         for (const auto& make : list) {
@@ -721,6 +753,7 @@ int run_benchmarks(const std::string& device_name, const std::string& preset,
                     std::chrono::duration<double, std::milli>(Clock::now() - decode_start).count();
             }
             std::vector<Measured> measured;
+            if (reference && w.reference) measured.push_back(measure_reference(w));
             if (w.interpreter)
                 measured.push_back(measure(*device, w, "interpreter", std::nullopt, sampling,
                                            sampling.cold ? &flush : nullptr, verify));
@@ -875,7 +908,10 @@ int main(int argc, char** argv) {
     app.add_option("--warmup-ms", warmup_ms,
                    "warm up each workload for at least this long (default: 0 smoke, 500 full)");
     app.add_flag("--no-verify", no_verify, "skip the reference check");
-    bool sweep = false;
+    bool sweep = false, reference = false;
+    app.add_flag("--reference", reference,
+                 "also time the CPU reference interpreter on the seeds' table (i8 matmul 128^3, "
+                 "1024^3, 4096^3)");
     app.add_flag("--sweep", sweep,
                  "also time every matmul with every tensor-core tile (coopmat-nv) in the device's "
                  "widest matrix shape, each verified");
@@ -948,6 +984,6 @@ int main(int argc, char** argv) {
     sampling.warmup_ms = warmup_ms >= 0 ? warmup_ms : smoke ? 0 : 500;
     sampling.time_limit_s = time_limit >= 0 ? time_limit : smoke ? 0.2 : 2;
     if (smoke && sampling.min_samples == 10) sampling.min_samples = 3;
-    return run_benchmarks(device_name, preset, json_path, only, upload, sampling, !no_verify,
-                          sweep);
+    return run_benchmarks(device_name, preset, json_path, only, upload, sampling, !no_verify, sweep,
+                          reference);
 }
