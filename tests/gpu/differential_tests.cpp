@@ -109,8 +109,8 @@ TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "
     CHECK(r.exit_code == 0);
     const auto j = nlohmann::json::parse(r.out);
     CHECK(j["path"] == "kernels");
-    CHECK((j["variant"] == "portable" || j["variant"] == "int-dot" ||
-           j["variant"] == "coopmat-nv"));
+    CHECK(
+        (j["variant"] == "portable" || j["variant"] == "int-dot" || j["variant"] == "coopmat-nv"));
     CHECK(j["verification"]["matches"] == true);
     CHECK_THAT(j["verification"]["method"].get<std::string>(), Catch::Contains("exact"));
     CHECK(j["timings_ms"]["gpu_dispatches"].size() >= 2);

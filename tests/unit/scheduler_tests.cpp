@@ -156,7 +156,7 @@ TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
                                               "argmax", "dot_portable", "dot_store", "dot_rgb",
                                               "finish"});
     CHECK(labels == std::vector<std::string>{"pc 21 matmul portable 32x32", "pc 22 add_bias",
-                                             "pc 23 requant", "pc 26 relu", "pc 27 argmax 4 lanes",
+                                             "pc 23 requant", "pc 26 relu", "pc 27 argmax 1 lanes",
                                              "pc 28 dot portable", "pc 28 dot store",
                                              "pc 29 dot_rgb", "finish"});
     REQUIRE(s.steps.size() == 7);
@@ -184,9 +184,10 @@ TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
     CHECK(rq.arg[1] == 9);
     CHECK(rq.arg[2] == std::uint32_t(-3));
     CHECK(s.dispatches[2].groups == std::array<std::uint32_t, 3>{8, 1, 1}); // 100 x 18 words
-    // argmax over 70 u8 = 18 words a row: 4 lanes read at most 8 words each; 64 rows a group.
-    CHECK(s.dispatches[4].specialization == std::vector<std::uint32_t>{4});
-    CHECK(s.dispatches[4].groups == std::array<std::uint32_t, 3>{2, 1, 1});
+    // argmax over 70 u8 = 18 words a row, 5 chunks: 1 lane a row reads at most 8 chunks; 256
+    // rows a group.
+    CHECK(s.dispatches[4].specialization == std::vector<std::uint32_t>{1});
+    CHECK(s.dispatches[4].groups == std::array<std::uint32_t, 3>{1, 1, 1});
     // dot over 100 x 250 words: 100 x 63 chunks of four, 2048 a workgroup.
     CHECK(s.dispatches[5].groups == std::array<std::uint32_t, 3>{4, 1, 1});
     // dot_rgb: a batch of one, the instruction read from row 0 at its pc.

@@ -71,9 +71,10 @@ struct RunOptions {
     /// "cpu" (the reference interpreter alone), "auto" (the preferred device), a device index,
     /// a part of a device name, or "all" (the reference and every device).
     std::string device = "auto";
-    std::string path = "all";    ///< "interpreter", "kernels" or "all"
-    std::string variant = "all"; ///< a kernel variant ("portable", "int-dot", "coopmat-nv") or "all"
-    bool validate = false;       ///< Khronos validation layer on (any message fails the run)
+    std::string path = "all"; ///< "interpreter", "kernels" or "all"
+    std::string variant =
+        "all";             ///< a kernel variant ("portable", "int-dot", "coopmat-nv") or "all"
+    bool validate = false; ///< Khronos validation layer on (any message fails the run)
     /// Where a failure writes actual.png and diff.png (one folder per failure); empty: nowhere.
     std::string artifacts;
     /// Called before each case runs: (index, count, case, executor name).

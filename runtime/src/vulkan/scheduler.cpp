@@ -443,10 +443,10 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                 "relu");
             break;
         case OP_ARGMAX: {
-            // Enough lanes per row that each reads at most 2 chunks of 4 words (128 lanes at the
-            // widest rows).
+            // Enough lanes per row that each reads at most 8 chunks of 4 words (a lane's best
+            // then rarely improves after its first chunks).
             const std::uint32_t lanes =
-                pow2_at_least(ceil_div(ceil_div(t[1].pixel_width(), 4), 2), KERNEL_LOCAL_SIZE);
+                pow2_at_least(ceil_div(ceil_div(t[1].pixel_width(), 4), 8), KERNEL_LOCAL_SIZE);
             scheduled.kernel = "argmax";
             add("argmax", {ceil_div(t[1].rows, KERNEL_LOCAL_SIZE / lanes), 1, 1},
                 "argmax " + std::to_string(lanes) + " lanes", {lanes});
