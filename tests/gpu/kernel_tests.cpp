@@ -622,24 +622,28 @@ TEST_CASE("kernels: argmax", "[kernels]") {
     std::mt19937 rng(11);
     for (std::uint32_t in_dtype : {U8, I8, U16, I32})
         for (std::uint32_t out_dtype : {U16, I32})
-            for (std::uint32_t cols : {1u, 4u, 5u, 40u, 1001u, 5000u}) {
-                const std::uint32_t rows = cols > 1000 ? 3 : 300;
-                const std::uint32_t pw = (px::dtype_size(in_dtype) * cols + 3) / 4;
-                ProgramBuilder b(std::max(16u, pw + 2), rows + 2);
-                randomize(b.image, cols + in_dtype);
-                b.tensor(1, in_dtype, 2, 1, rows, cols)
-                    .tensor(2, out_dtype, 0, 1, rows, 1)
-                    .argmax(2, 1)
-                    .halt();
+            for (std::uint32_t cols : {1u, 4u, 5u, 40u, 1001u, 5000u})
+                for (std::uint32_t x : {2u, 0u}) { // at x 0 of a width of 4k: aligned chunks
+                    const std::uint32_t rows = cols > 1000 ? 3 : 300;
+                    const std::uint32_t pw = (px::dtype_size(in_dtype) * cols + 3) / 4;
+                    const std::uint32_t width =
+                        x == 0 ? (std::max(16u, pw) + 3) / 4 * 4 : std::max(16u, pw + 2);
+                    ProgramBuilder b(width, 2 * rows + 1);
+                    randomize(b.image, cols + in_dtype);
+                    b.tensor(1, in_dtype, x, 1, rows, cols)
+                        .tensor(2, out_dtype, 0, 1 + rows, rows, 1)
+                        .argmax(2, 1)
+                        .halt();
+                    REQUIRE_FALSE(px::plan_program(b.image).fault); // runs, not a static fault
                 // Few distinct values, so that ties are everywhere; the extremes included.
-                const std::int64_t lo = px::dtype_min(in_dtype), hi = px::dtype_max(in_dtype);
-                b.fill(1,
-                       values_from(rng, {lo, lo + 1, 0, hi - 1, hi, hi}, rows * std::size_t(cols)));
-                check_kernels(gpu, b.image,
-                              "argmax " + std::string(px::dtype_name(in_dtype)) + " -> " +
-                                  std::string(px::dtype_name(out_dtype)) + " cols " +
-                                  std::to_string(cols));
-            }
+                    const std::int64_t lo = px::dtype_min(in_dtype), hi = px::dtype_max(in_dtype);
+                    b.fill(1, values_from(rng, {lo, lo + 1, 0, hi - 1, hi, hi},
+                                          rows * std::size_t(cols)));
+                    check_kernels(gpu, b.image,
+                                  "argmax " + std::string(px::dtype_name(in_dtype)) + " -> " +
+                                      std::string(px::dtype_name(out_dtype)) + " cols " +
+                                      std::to_string(cols) + " at x " + std::to_string(x));
+                }
     // Every row equal: index 0; the maximum only in the last column.
     ProgramBuilder b(64, 8);
     b.tensor(1, I8, 0, 1, 2, 200).tensor(2, I32, 60, 1, 2, 1).argmax(2, 1).halt();
