@@ -2,12 +2,13 @@
 // Scheduled kernel `argmax` (out[r][0] = the lowest column index of the largest value of row r of
 // in, any in dtype, u16 or i32 out): LANES invocations (specialization constant 0, a power of two
 // up to the workgroup size) share one row, so a workgroup takes KERNEL_LOCAL_SIZE / LANES rows.
-// Lane l reads chunks l, l + LANES, ... of four words of the row (coalesced), eight at once, and
-// keeps its best element, the lowest index on ties: a whole chunk at a 16-byte boundary is one
-// 128-bit load whose largest element is found first, and searched for its index only when it beats
-// the lane's best (rarely, after the first chunks); other chunks go element by element. A tree in
-// shared memory combines the lanes. Each invocation loops over ceil(pixel_width(in) / 4) / LANES
-// chunks at most, and reports STATUS_INCOMPLETE if lavapipe's loop budget cut that short.
+// Lane l reads chunks l, l + LANES, ... of four words of the row (coalesced) and keeps its best
+// element, the lowest index on ties: a whole chunk at a 16-byte boundary is one 128-bit load whose
+// largest element is found first, and searched for its index only when it beats the lane's best
+// (rarely, after the first chunks); other chunks go element by element. A tree in shared memory
+// combines the lanes. Each invocation loops over
+// ceil(pixel_width(in) / 4) / LANES chunks at most, and reports STATUS_INCOMPLETE if lavapipe's
+// loop budget cut that short.
 #extension GL_GOOGLE_include_directive : require
 
 #define PX_IMAGE_IN_VEC4
@@ -17,7 +18,6 @@ layout(local_size_x = KERNEL_LOCAL_SIZE) in;
 layout(constant_id = 0) const uint LANES = 32u;
 
 const uint THREADS = KERNEL_LOCAL_SIZE;
-const uint GROUP = 8u; // chunks a lane loads at once
 
 // The largest element of a word of this dtype (all of its elements).
 int word_max(uint w, uint dtype) {
@@ -48,50 +48,37 @@ void main() {
     uint best = NONE;
     int best_value = 0;
     const uint whole = i.cols / n; // words that are all elements
-    // Rounds of GROUP chunks a lane: all of a round's loads are issued before any is used.
     if (busy)
-        for (uint q0 = lane; q0 < chunks; q0 += GROUP * LANES) {
-            uvec4 v[GROUP];
-            bool full[GROUP]; // a whole chunk at a 16-byte boundary: one 128-bit load
-            [[unroll]] for (uint u = 0u; u < GROUP; ++u) {
-                const uint q = q0 + u * LANES, p = 4u * q;
-                full[u] = q < chunks && ((first + p) & 3u) == 0u && p + 4u <= whole;
-                v[u] = uvec4(0u);
-                if (full[u])
-                    v[u] = image_in.vecs[(first + p) >> 2];
-                else if (q < chunks)
-                    for (uint w = p; w < min(p + 4u, words); ++w)
-                        v[u][w - p] = PX_IMAGE_WORD(first + w);
+        for (uint q = lane; q < chunks; q += LANES) { // ascending within the lane
+            const uint p = 4u * q;
+            if (((first + p) & 3u) == 0u && p + 4u <= whole) {
+                // A whole aligned chunk: its largest element first; only when that beats the
+                // lane's best is the chunk searched for its first index.
+                const uvec4 v = image_in.vecs[(first + p) >> 2];
+                const int m = max(max(word_max(v.x, i.dtype), word_max(v.y, i.dtype)),
+                                  max(word_max(v.z, i.dtype), word_max(v.w, i.dtype)));
+                if (best != NONE && m <= best_value) continue; // ties keep the lower index
+                bool found = false;
+                [[unroll]] for (uint k = 0u; k < 4u; ++k)
+                    [[unroll]] for (uint j = 0u; j < 4u;
+                                    ++j) if (!found && j < n &&
+                                             extract_element(v[k], i.dtype, j) == m) {
+                    found = true;
+                    best = (p + k) * n + j;
+                }
+                best_value = m;
+                continue;
             }
-            [[unroll]] for (uint u = 0u; u < GROUP; ++u) { // ascending within the lane
-                const uint p = 4u * (q0 + u * LANES);
-                if (full[u]) {
-                    // The chunk's largest element first; only when that beats the lane's best
-                    // is the chunk searched for its first index.
-                    const int m = max(max(word_max(v[u].x, i.dtype), word_max(v[u].y, i.dtype)),
-                                      max(word_max(v[u].z, i.dtype), word_max(v[u].w, i.dtype)));
-                    if (best == NONE || m > best_value) { // ties keep the lower index
-                        bool found = false;
-                        [[unroll]] for (uint k = 0u; k < 4u; ++k)
-                            [[unroll]] for (uint j = 0u; j < 4u;
-                                            ++j) if (!found && j < n &&
-                                                     extract_element(v[u][k], i.dtype, j) == m) {
-                            found = true;
-                            best = (p + k) * n + j;
-                        }
-                        best_value = m;
-                    }
-                } else {
-                    [[unroll]] for (uint k = 0u; k < 4u; ++k)
-                        [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-                        const uint c = (p + k) * n + j; // past the row when the chunk is
-                        if (j < n && c < i.cols) {
-                            const int value = extract_element(v[u][k], i.dtype, j);
-                            if (best == NONE || value > best_value) { // strict: lowest wins
-                                best = c;
-                                best_value = value;
-                            }
-                        }
+            uvec4 v = uvec4(0u);
+            for (uint w = p; w < min(p + 4u, words); ++w)
+                v[w - p] = PX_IMAGE_WORD(first + w);
+            [[unroll]] for (uint k = 0u; k < 4u; ++k) [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                const uint c = (p + k) * n + j;
+                if (j < n && c < i.cols) {
+                    const int value = extract_element(v[k], i.dtype, j);
+                    if (best == NONE || value > best_value) { // strict: the lowest index wins
+                        best = c;
+                        best_value = value;
                     }
                 }
             }
