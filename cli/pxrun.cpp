@@ -5,6 +5,7 @@
 #include "pxvm/cartridge.hpp"
 #include "pxvm/image.hpp"
 #include "pxvm/program.hpp"
+#include "pxvm/reference_interpreter.hpp"
 #include "pxvm/report.hpp"
 #include "pxvm/run_program.hpp"
 #include "pxvm/vulkan/cartridge_session.hpp"
@@ -16,7 +17,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -246,6 +250,76 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
     return 0;
 }
 
+/// pxrun's ways of looking inside a run of a .pxi program.
+struct InspectArgs {
+    std::vector<std::uint32_t> print;
+    std::optional<std::uint32_t> stop_at;
+    std::string trace_dir, save_reference;
+    bool any() const {
+        return !print.empty() || stop_at || !trace_dir.empty() || !save_reference.empty();
+    }
+};
+
+/// --print's tensors exist, --trace and --save-reference write their images; 0, or 1 with a
+/// message. `executed` is the program as run (with --stop-at's HALT).
+int inspect_run(const std::string& program, const px::Image& executed, const px::Plan& plan,
+                const px::ProgramRun& run, const InspectArgs& inspect,
+                const std::function<void(px::Image&)>& restore_row0) {
+    for (const std::uint32_t id : inspect.print)
+        if (auto lines = px::describe_tensor(plan, run.outcome.executed, run.result, id); !lines) {
+            std::cerr << "pxrun: " << program << ": --print " << id << ": " << lines.error().message
+                      << "\n";
+            return 1;
+        }
+    const auto save = [&](px::Image image, const std::string& path) {
+        restore_row0(image);
+        if (auto saved = px::save_png(image, path); !saved) {
+            std::cerr << "pxrun: " << saved.error().message << "\n";
+            return false;
+        }
+        return true;
+    };
+    if (!inspect.trace_dir.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(inspect.trace_dir, ec);
+        if (ec) {
+            std::cerr << "pxrun: --trace: cannot create " << inspect.trace_dir << ": "
+                      << ec.message() << "\n";
+            return 1;
+        }
+        px::Image image = executed;
+        std::size_t index = 0, written = 0;
+        bool ok = true;
+        px::run_reference(image, [&](const px::Step& step, const px::Image& now) {
+            ++index;
+            if (!ok || step.instruction.opcode == px::OP_TENSOR) return; // changes no pixel
+            char name[96];
+            std::snprintf(name, sizeof name, "step-%04zu-pc-%u-%s.pxi", index, step.instruction.pc,
+                          std::string(px::opcode_name(step.instruction.opcode)).c_str());
+            ok = save(now, (std::filesystem::path(inspect.trace_dir) / name).string());
+            written += ok;
+        });
+        if (!ok || !save(image, (std::filesystem::path(inspect.trace_dir) / "final.pxi").string()))
+            return 1;
+        std::cerr << "trace: " << written << " step images and final.pxi in " << inspect.trace_dir
+                  << "\n";
+    }
+    if (!inspect.save_reference.empty()) {
+        px::Image reference = executed;
+        px::run_reference(reference);
+        if (!save(reference, inspect.save_reference)) return 1;
+        std::cerr << "wrote the reference's image to " << inspect.save_reference << "\n";
+        px::Image expected = reference;
+        restore_row0(expected);
+        if (!(expected == run.result)) {
+            const std::string diff = inspect.save_reference + ".diff.png";
+            if (!save(px::difference_image(expected, run.result), diff)) return 1;
+            std::cerr << "wrote the differing pixels (red) to " << diff << "\n";
+        }
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -310,6 +384,22 @@ int main(int argc, char** argv) {
                  "print the run as one JSON object instead of text: device, path, variant, "
                  "fault, instructions executed, the verification's method and result, stage and "
                  "dispatch timings (the exit status is the same)");
+    InspectArgs inspect;
+    app.add_option("--print", inspect.print,
+                   "also print the whole of tensor ID (0-255) after the run, with its shape, row "
+                   "by row; repeatable")
+        ->check(CLI::Range(0u, 255u));
+    app.add_option("--stop-at", inspect.stop_at,
+                   "run as if the program halted at pc PC: the instruction there and the ones "
+                   "after it do not run (on any device and in the reference)")
+        ->check(CLI::Range(0u, 65535u));
+    app.add_option("--trace", inspect.trace_dir,
+                   "write the image after each instruction into this directory (from the "
+                   "reference interpreter: step-0003-pc-12-matmul.pxi, ...) and the final image "
+                   "(final.pxi)");
+    app.add_option("--save-reference", inspect.save_reference,
+                   "write the reference interpreter's result image here; when a device's result "
+                   "differs, also FILE.diff.png, the differing pixels in red");
     pxcli::add_version(app, "pxrun");
     PXCLI_PARSE(app, argc, argv);
     options.verify = !no_verify;
@@ -333,9 +423,9 @@ int main(int argc, char** argv) {
                                  app.count("--tokens") || app.count("--temperature") ||
                                  app.count("--seed");
     if (program.ends_with(".pxa") || cartridge_flags) {
-        if (!out.empty() || options.path != px::ExecutionPath::kernels) {
-            std::cerr << "pxrun: --out and --path interpreter apply to .pxi programs, not to "
-                         "cartridges\n";
+        if (!out.empty() || options.path != px::ExecutionPath::kernels || inspect.any()) {
+            std::cerr << "pxrun: --out, --path interpreter, --print, --stop-at, --trace and "
+                         "--save-reference apply to .pxi programs, not to cartridges\n";
             return 1;
         }
         return run_cartridge(program, cart, options);
@@ -359,11 +449,43 @@ int main(int argc, char** argv) {
         std::cerr << "pxrun: " << image.error().message << "\n";
         return 1;
     }
-    auto run = px::run_program(*image, options);
+    // --stop-at: a HALT in place of the instruction at that pc, put back in every result image.
+    px::Image executed = *image;
+    if (inspect.stop_at) {
+        if (*inspect.stop_at >= image->width()) {
+            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
+                      << " is past row 0, which has " << image->width() << " pixels\n";
+            return 1;
+        }
+        // Only at an instruction that would run: any other pixel may be part of one.
+        const px::Plan whole = px::plan_program(*image);
+        const bool at_step =
+            std::any_of(whole.steps.begin(), whole.steps.end(),
+                        [&](const px::Step& s) { return s.instruction.pc == *inspect.stop_at; });
+        if (!at_step) {
+            std::string pcs;
+            for (const px::Step& s : whole.steps)
+                pcs += (pcs.empty() ? "" : ", ") + std::to_string(s.instruction.pc);
+            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
+                      << " is not the pc of an instruction that runs (they are at "
+                      << (pcs.empty() ? "none" : pcs) << ")\n";
+            return 1;
+        }
+        executed.set_pixel(*inspect.stop_at, 0, px::Pixel{px::OP_HALT, 0, 0, 0});
+    }
+    const auto restore_row0 = [&](px::Image& result) {
+        if (inspect.stop_at && result.pixel(*inspect.stop_at, 0) == px::Pixel{px::OP_HALT, 0, 0, 0})
+            result.set_pixel(*inspect.stop_at, 0, image->pixel(*inspect.stop_at, 0));
+    };
+    auto run = px::run_program(executed, options);
     if (!run) {
         std::cerr << "pxrun: " << program << ": " << run.error().message << "\n";
         return 1;
     }
+    restore_row0(run->result);
+    const px::Plan plan = px::plan_program(executed);
+    if (int failed = inspect_run(program, executed, plan, *run, inspect, restore_row0))
+        return failed;
 
     if (as_json) {
         int status = run->outcome.fault ? 2 : 0;
@@ -374,17 +496,31 @@ int main(int argc, char** argv) {
                 std::cerr << "pxrun: " << saved.error().message << "\n";
                 return 1;
             }
-        std::cout << run_json(program, *image, *run, options, status).dump(2) << "\n";
+        nlohmann::json j = run_json(program, *image, *run, options, status);
+        for (const std::uint32_t id : inspect.print) {
+            const auto lines = px::describe_tensor(plan, run->outcome.executed, run->result, id);
+            j["printed"].push_back(lines.value());
+        }
+        std::cout << j.dump(2) << "\n";
         return status;
     }
     std::cout << program << ": " << image->width() << "x" << image->height() << ", device "
               << run->device << "\n";
-    const px::Plan plan = px::plan_program(*image);
     for (const std::string& line : px::describe_outputs(plan, run->outcome.executed, run->result))
         std::cout << "  " << line << "\n";
+    for (const std::uint32_t id : inspect.print) {
+        const auto lines = px::describe_tensor(plan, run->outcome.executed, run->result, id);
+        for (const std::string& line : lines.value())
+            std::cout << "  " << line << "\n";
+    }
     const px::RunOutcome& outcome = run->outcome;
     if (outcome.fault)
         std::cout << "stopped: " << px::describe(outcome.fault, *image) << "\n";
+    else if (inspect.stop_at && outcome.halted && outcome.executed == plan.steps.size() &&
+             plan.halted && image->pixel(*inspect.stop_at, 0).r != px::OP_HALT)
+        std::cout << "stopped at pc " << *inspect.stop_at << " (--stop-at) after "
+                  << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")
+                  << "\n";
     else
         std::cout << (outcome.halted ? "halted" : "ran to the end of row 0") << " after "
                   << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")

@@ -205,6 +205,11 @@ Fault execute_step(Image& image, const Step& step) {
 }
 
 RunOutcome run_reference(Image& image) {
+    return run_reference(image, nullptr);
+}
+
+RunOutcome run_reference(Image& image,
+                         const std::function<void(const Step&, const Image&)>& after_step) {
     const Plan plan = plan_program(image);
     RunOutcome outcome;
     for (const Step& step : plan.steps) {
@@ -214,6 +219,7 @@ RunOutcome run_reference(Image& image) {
             return outcome;
         }
         ++outcome.executed;
+        if (after_step) after_step(step, image);
     }
     outcome.fault = plan.fault;
     outcome.halted = plan.halted;

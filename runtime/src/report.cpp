@@ -54,4 +54,40 @@ std::vector<std::string> describe_outputs(const Plan& plan, std::uint32_t execut
     return lines;
 }
 
+Result<std::vector<std::string>> describe_tensor(const Plan& plan, std::uint32_t executed,
+                                                 const Image& image, std::uint32_t id) {
+    std::optional<Tensor> tensor;
+    for (std::uint32_t i = 0; i < executed && i < plan.steps.size(); ++i)
+        if (const Instruction& ins = plan.steps[i].instruction;
+            ins.opcode == OP_TENSOR && ins.args[0] == id)
+            tensor = ins.declared();
+    if (!tensor)
+        return Error{"tensor " + std::to_string(id) + " is not declared by the " +
+                     std::to_string(executed) + " instructions that ran"};
+    const Tensor& t = *tensor;
+    std::vector<std::string> lines = {
+        "t" + std::to_string(id) + " " + std::string(dtype_name(t.dtype)) + " " +
+        std::to_string(t.rows) + "x" + std::to_string(t.cols) + " at (" + std::to_string(t.x) +
+        ", " + std::to_string(t.y) + ")"};
+    for (std::uint32_t r = 0; r < t.rows; ++r) {
+        std::string line = "  row " + std::to_string(r) + ":";
+        for (std::uint32_t c = 0; c < t.cols; ++c)
+            line += " " + std::to_string(load_element(image, t, r, c));
+        lines.push_back(std::move(line));
+    }
+    return lines;
+}
+
+Image difference_image(const Image& expected, const Image& actual) {
+    Image out(expected.width(), expected.height());
+    for (std::uint32_t y = 0; y < expected.height(); ++y)
+        for (std::uint32_t x = 0; x < expected.width(); ++x) {
+            const Pixel e = expected.pixel(x, y);
+            const bool same = x < actual.width() && y < actual.height() && actual.pixel(x, y) == e;
+            const auto grey = std::uint8_t((e.r + e.g + e.b) / 12 + 16);
+            out.set_pixel(x, y, same ? Pixel{grey, grey, grey, 255} : Pixel{255, 0, 0, 255});
+        }
+    return out;
+}
+
 } // namespace px

@@ -157,3 +157,63 @@ TEST_CASE("pxrun --json prints the run as one object", "[cli][pxrun]") {
     CHECK(f["fault"]["pc"] == 0);
     CHECK(f["exit_status"] == 2);
 }
+
+TEST_CASE("pxrun --print, --stop-at, --trace and --save-reference look inside a run",
+          "[cli][pxrun]") {
+    const auto runner = pxrun();
+    REQUIRE(runner.tool_exists());
+    const std::string demo = PXVM_SOURCE_DIR "/assets/tensor_demo.pxi";
+    // --print: the whole tensor, its shape and every row (t3 is the matmul's and add_bias's out).
+    const auto printed = runner.run("--device cpu " + demo + " --print 3 --print 9");
+    CHECK(printed.exit_code == 0);
+    CHECK_THAT(printed.out, Catch::Contains("t3 i32 2x2 at (0, 3)\n    row 0: 118 -98\n"
+                                            "    row 1: 114 -110"));
+    CHECK_THAT(printed.out, Catch::Contains("t9 i32 1x4 at (4, 6)\n    row 0: 5 -4 13 -9"));
+    const auto undeclared = runner.run("--device cpu " + demo + " --print 77");
+    CHECK(undeclared.exit_code == 1);
+    CHECK_THAT(undeclared.err, Catch::Contains("tensor 77 is not declared"));
+    CHECK(runner.run("--device cpu " + demo + " --print 256").exit_code == 1);
+
+    // --stop-at: the instructions from that pc on do not run (t3 is the matmul's, before the
+    // add_bias at pc 19); only an instruction's pc is accepted.
+    const fs::path stopped = runner.dir() / "stopped.pxi";
+    const auto stop =
+        runner.run("--device cpu " + demo + " --stop-at 19 --print 3 -o " + stopped.string());
+    CHECK(stop.exit_code == 0);
+    CHECK_THAT(stop.out, Catch::Contains("row 0: 18 2"));
+    CHECK_THAT(stop.out, Catch::Contains("stopped at pc 19 (--stop-at) after 7 instructions"));
+    auto original = px::load_png(demo), stopped_image = px::load_png(stopped.string());
+    REQUIRE(original.ok());
+    REQUIRE(stopped_image.ok());
+    CHECK(stopped_image->pixel(19, 0) == original->pixel(19, 0)); // row 0 as it was
+    const auto inside = runner.run("--device cpu " + demo + " --stop-at 7");
+    CHECK(inside.exit_code == 1);
+    CHECK_THAT(inside.err, Catch::Contains("not the pc of an instruction that runs"));
+    CHECK(runner.run("--device cpu " + demo + " --stop-at 40").exit_code == 1);
+
+    // --trace: one image after each instruction that changes pixels, then the final one, which
+    // is the run's result; --save-reference writes the reference's image.
+    const fs::path trace = runner.dir() / "trace", reference = runner.dir() / "reference.pxi",
+                   result = runner.dir() / "result.pxi";
+    fs::remove_all(trace);
+    const auto traced =
+        runner.run("--device cpu " + demo + " --trace " + trace.string() + " --save-reference " +
+                   reference.string() + " -o " + result.string());
+    CHECK(traced.exit_code == 0);
+    CHECK_THAT(traced.err, Catch::Contains("trace: 6 step images and final.pxi"));
+    CHECK(fs::exists(trace / "step-0007-pc-18-matmul.pxi"));
+    CHECK(fs::exists(trace / "step-0015-pc-34-gather_mean.pxi"));
+    auto after_matmul = px::load_png((trace / "step-0007-pc-18-matmul.pxi").string());
+    REQUIRE(after_matmul.ok());
+    CHECK(*after_matmul == *stopped_image); // the image after pc 18 is the run stopped at pc 19
+    auto final_image = px::load_png((trace / "final.pxi").string()),
+         ran = px::load_png(result.string()), saved = px::load_png(reference.string());
+    REQUIRE(final_image.ok());
+    REQUIRE(ran.ok());
+    REQUIRE(saved.ok());
+    CHECK(*final_image == *ran);
+    CHECK(*saved == *ran);
+    CHECK_FALSE(fs::exists(reference.string() + ".diff.png")); // the same: no difference picture
+    const auto cartridge = runner.run(PXVM_SOURCE_DIR "/assets/kjv.pxa --print 3");
+    CHECK(cartridge.exit_code == 1);
+}

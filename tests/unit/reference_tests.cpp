@@ -4,12 +4,14 @@
 #include "program_builder.hpp"
 
 #include "pxvm/reference_interpreter.hpp"
+#include "pxvm/report.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace {
@@ -1356,4 +1358,34 @@ TEST_CASE("decoding faults stop the run with earlier effects kept", "[reference]
         p.fill(2, {7});
         require_fault(p.image, px::FAULT_TOKEN_RANGE, 9, p.image);
     }
+}
+
+TEST_CASE("reference: a traced run, a whole tensor and a difference picture", "[reference]") {
+    pxtest::ProgramBuilder b(16, 6);
+    b.tensor(1, px::DTYPE_I8, 0, 1, 2, 3).tensor(2, px::DTYPE_I8, 0, 3, 2, 3);
+    b.fill(1, {-1, 2, -3, 4, -5, 6});
+    b.relu(2, 1).halt();
+    px::Image traced = b.image, plain = b.image;
+    std::vector<std::uint32_t> pcs;
+    const px::RunOutcome outcome = px::run_reference(
+        traced, [&](const px::Step& s, const px::Image&) { pcs.push_back(s.instruction.pc); });
+    CHECK(outcome.executed == 3);
+    CHECK(pcs.size() == 3); // two declarations and the relu
+    px::run_reference(plain);
+    CHECK(traced == plain);
+
+    const px::Plan plan = px::plan_program(b.image);
+    auto lines = px::describe_tensor(plan, outcome.executed, traced, 2);
+    REQUIRE(lines.ok());
+    CHECK(*lines ==
+          std::vector<std::string>{"t2 i8 2x3 at (0, 3)", "  row 0: 0 2 0", "  row 1: 4 0 6"});
+    CHECK_FALSE(px::describe_tensor(plan, 1, traced, 2).ok()); // declared by the second step
+    CHECK_FALSE(px::describe_tensor(plan, outcome.executed, traced, 5).ok());
+
+    px::Image other = traced;
+    other.set_pixel(1, 4, {9, 9, 9, 9});
+    const px::Image diff = px::difference_image(traced, other);
+    CHECK(diff.pixel(1, 4) == px::Pixel{255, 0, 0, 255});
+    CHECK(diff.pixel(0, 4).r == diff.pixel(0, 4).g); // a grey elsewhere
+    CHECK(diff.pixel(0, 4).r != 255);
 }

@@ -6,6 +6,7 @@
 #include "pxvm/program.hpp"
 
 #include <cstdint>
+#include <functional>
 
 namespace px {
 
@@ -19,6 +20,11 @@ struct RunOutcome {
 /// Runs the program in row 0 of `image`, changing the image in place as docs/PROTOCOL.md says:
 /// instructions one after another, a fault stops the run and writes the fault pixel.
 RunOutcome run_reference(Image& image);
+
+/// run_reference, calling `after_step(step, image)` after each step that executed (a fault's
+/// step is not called; the fault pixel is written after the last call): pxrun --trace.
+RunOutcome run_reference(Image& image,
+                         const std::function<void(const Step&, const Image&)>& after_step);
 
 /// Executes one checked step (its dynamic checks included); returns the fault, if any, and
 /// leaves the image unchanged in that case.
