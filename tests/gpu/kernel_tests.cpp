@@ -635,7 +635,7 @@ TEST_CASE("kernels: argmax", "[kernels]") {
                         .argmax(2, 1)
                         .halt();
                     REQUIRE_FALSE(px::plan_program(b.image).fault); // runs, not a static fault
-                // Few distinct values, so that ties are everywhere; the extremes included.
+                    // Few distinct values, so that ties are everywhere; the extremes included.
                     const std::int64_t lo = px::dtype_min(in_dtype), hi = px::dtype_max(in_dtype);
                     b.fill(1, values_from(rng, {lo, lo + 1, 0, hi - 1, hi, hi},
                                           rows * std::size_t(cols)));
