@@ -399,7 +399,12 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
     }
     m.upload_host_ms = resident->transfer_timings().host_upload_ms;
     m.upload_gpu_ms = resident->transfer_timings().gpu_upload_ms;
-    auto recording = device.record(*resident, dispatches);
+    // Programs of many small instructions are timed as a whole, without a timestamp after every
+    // dispatch (which would add its own cost to each).
+    const bool whole_program = w.instructions > 1;
+    auto recording = device.record(*resident, dispatches, {}, {},
+                                   whole_program ? px::vk::Timestamps::program
+                                                 : px::vk::Timestamps::per_dispatch);
     if (!recording) {
         m.error = recording.error().message;
         return m;
@@ -457,8 +462,11 @@ Measured measure(px::vk::Device& device, const Workload& w, const std::string& p
                 instruction += t.ms;
         }
         // Without timestamps the figure is the host's submit-to-fence time.
-        gpu.push_back(run->timings.gpu_dispatch.empty() ? run->timings.host_submit_wait_ms
-                                                        : instruction);
+        if (whole_program)
+            gpu.push_back(run->timings.gpu_execute_ms.value_or(run->timings.host_submit_wait_ms));
+        else
+            gpu.push_back(run->timings.gpu_dispatch.empty() ? run->timings.host_submit_wait_ms
+                                                            : instruction);
     }
     m.gpu_ms = stats(gpu);
     m.program_ms = stats(program);

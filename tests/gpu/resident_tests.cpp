@@ -100,6 +100,19 @@ TEST_CASE("a recording runs many times over a resident image", "[gpu][resident]"
         REQUIRE(resident->read(actual));
         INFO(px::describe(px::compare_images(expected, actual)));
         CHECK(actual == expected); // three runs over the same device memory
+
+        // Timestamps around the program only: its GPU time, no label's, the same pixels.
+        auto whole = device.record(*resident, dispatches, {}, {}, px::vk::Timestamps::program);
+        if (!whole) FAIL(whole.error().message);
+        CHECK(whole->labels().empty());
+        auto run = whole->run();
+        if (!run) FAIL(run.error().message);
+        CHECK(run->timings.gpu_dispatch.empty());
+        if (device.info().timestamp_valid_bits() > 0) CHECK(run->timings.gpu_execute_ms > 0.0);
+        affine(expected, count, 3, 1);
+        affine(expected, count, 1, 10);
+        REQUIRE(resident->read(actual));
+        CHECK(actual == expected);
     }
     pxgpu::check_no_validation_messages(runtime);
 }

@@ -96,7 +96,9 @@ Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
         outputs.push_back(Region{next.x, next.y, next.pixel_width(), next.rows});
     }
     const Region inputs[] = {region_of(input_rect(cartridge.manifest))};
-    auto recording = state->device.record(*state->resident, schedule->dispatches, outputs, inputs);
+    // Only the step's GPU time is kept: no timestamp after every dispatch.
+    auto recording = state->device.record(*state->resident, schedule->dispatches, outputs, inputs,
+                                          Timestamps::program);
     if (!recording) return recording.error();
     state->recording = std::move(*recording);
     return CartridgeSession(std::move(state));

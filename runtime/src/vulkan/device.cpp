@@ -1296,7 +1296,8 @@ Result<ResidentImage> Device::upload(const Image& image) {
 }
 
 Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch> dispatches,
-                                 std::span<const Region> outputs, std::span<const Region> inputs) {
+                                 std::span<const Region> outputs, std::span<const Region> inputs,
+                                 Timestamps timestamp_mode) {
     DeviceState& s = *state_;
     DeviceObjects& o = *s.objects;
     const DeviceInfo& d = s.info;
@@ -1411,9 +1412,13 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
     }
 
     const bool timestamps = s.timestamp_bits > 0;
+    const bool per_dispatch = timestamp_mode == Timestamps::per_dispatch;
+    if (!per_dispatch) rec->labels.clear(); // one figure, the whole program's
     if (timestamps) {
-        rec->query_count = 2 + std::uint32_t(dispatches.size() + in_io->dispatches.size() +
-                                             out_io->dispatches.size());
+        rec->query_count = per_dispatch
+                               ? 2 + std::uint32_t(dispatches.size() + in_io->dispatches.size() +
+                                                   out_io->dispatches.size())
+                               : 3;
         auto queries = create_query_pool(s, rec->query_count);
         if (!queries) return queries.error();
         rec->queries = std::move(queries.value());
@@ -1460,7 +1465,7 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
                                std::uint32_t(dispatch.push_constants.size()),
                                dispatch.push_constants.data());
             vkCmdDispatch(cmd, dispatch.groups[0], dispatch.groups[1], dispatch.groups[2]);
-            stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
+            if (per_dispatch) stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
         }
     };
     if (!in_io->dispatches.empty()) {
@@ -1482,7 +1487,7 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
                                std::uint32_t(dispatch.push_constants.size()),
                                dispatch.push_constants.data());
         vkCmdDispatch(cmd, dispatch.groups[0], dispatch.groups[1], dispatch.groups[2]);
-        stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
+        if (per_dispatch) stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT);
     }
     if (!out_io->dispatches.empty()) {
         record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
@@ -1491,6 +1496,7 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
         record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                        VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     }
+    if (!per_dispatch) stamp(VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT); // the whole program
     record_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                    VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_READ_BIT);
     const VkBufferCopy status_back{0, 0, STATUS_BYTES};

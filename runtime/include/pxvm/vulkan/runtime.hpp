@@ -83,6 +83,12 @@ struct ValidationMessages {
     std::uint32_t total() const { return warnings + errors; }
 };
 
+/// Which GPU timestamps a recording writes (Device::record).
+enum class Timestamps {
+    per_dispatch, ///< after every dispatch: each label's GPU time
+    program,      ///< only around the program: its GPU time, one timestamp write in all
+};
+
 /// The GPU time of one labelled dispatch (its barrier before it included).
 struct LabelledTime {
     std::string label; ///< Dispatch::label, or the kernel name when it has none
@@ -280,9 +286,13 @@ public:
     /// (one dispatch each) for Recording::read_outputs; with `inputs`, it starts by copying
     /// Recording::write_inputs' host-visible buffer into them: a step's input, run and results in
     /// one submit, with no per-row copies on the GPU's queue.
+    /// `timestamps`: a GPU timestamp after every dispatch (StageTimings::gpu_dispatch, one per
+    /// label), or only around the whole program (gpu_execute_ms alone), which saves a
+    /// timestamp write per dispatch.
     Result<Recording> record(ResidentImage& image, std::span<const Dispatch> dispatches,
                              std::span<const Region> outputs = {},
-                             std::span<const Region> inputs = {});
+                             std::span<const Region> inputs = {},
+                             Timestamps timestamps = Timestamps::per_dispatch);
 
     /// Registers SPIR-V under `name` (tests, experiments). Embedded kernels (px::find_kernel)
     /// need no registration: they are loaded on first use.
