@@ -322,20 +322,156 @@ int inspect_run(const std::string& program, const px::Image& executed, const px:
 
 } // namespace
 
+/// What pxrun does with one .pxi or .pxs program; its exit status. With `json`, the run's object
+/// is appended there instead of the text.
+int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::RunOptions& options,
+            const std::string& out, const InspectArgs& inspect, nlohmann::json* json) {
+    // A .pxs source is assembled first (pxc asm), so a program can be run as it is written.
+    px::Result<px::Image> image = px::Error{"not loaded"};
+    if (program.ends_with(".pxs")) {
+        auto assembled = px::assemble_file(program);
+        if (!assembled) {
+            std::cerr << "pxrun: " << assembled.error().message << "\n";
+            return 1;
+        }
+        for (const std::string& warning : assembled->warnings)
+            std::cerr << warning << "\n";
+        image = std::move(assembled->image);
+    } else {
+        image = px::load_png(program);
+    }
+    if (!image) {
+        std::cerr << "pxrun: " << image.error().message << "\n";
+        return 1;
+    }
+    // --stop-at: a HALT in place of the instruction at that pc, put back in every result image.
+    px::Image executed = *image;
+    if (inspect.stop_at) {
+        if (*inspect.stop_at >= image->width()) {
+            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
+                      << " is past row 0, which has " << image->width() << " pixels\n";
+            return 1;
+        }
+        // Only at an instruction that would run: any other pixel may be part of one.
+        const px::Plan whole = px::plan_program(*image);
+        const bool at_step =
+            std::any_of(whole.steps.begin(), whole.steps.end(),
+                        [&](const px::Step& s) { return s.instruction.pc == *inspect.stop_at; });
+        if (!at_step) {
+            std::string pcs;
+            for (const px::Step& s : whole.steps)
+                pcs += (pcs.empty() ? "" : ", ") + std::to_string(s.instruction.pc);
+            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
+                      << " is not the pc of an instruction that runs (they are at "
+                      << (pcs.empty() ? "none" : pcs) << ")\n";
+            return 1;
+        }
+        executed.set_pixel(*inspect.stop_at, 0, px::Pixel{px::OP_HALT, 0, 0, 0});
+    }
+    const auto restore_row0 = [&](px::Image& result) {
+        if (inspect.stop_at && result.pixel(*inspect.stop_at, 0) == px::Pixel{px::OP_HALT, 0, 0, 0})
+            result.set_pixel(*inspect.stop_at, 0, image->pixel(*inspect.stop_at, 0));
+    };
+    auto run = runner.run(executed);
+    if (!run) {
+        std::cerr << "pxrun: " << program << ": " << run.error().message << "\n";
+        return 1;
+    }
+    restore_row0(run->result);
+    const px::Plan plan = px::plan_program(executed);
+    if (int failed = inspect_run(program, executed, plan, *run, inspect, restore_row0))
+        return failed;
+
+    if (json) {
+        int status = run->outcome.fault ? 2 : 0;
+        if (run->verification && !run->verification->matches()) status = 3;
+        if (run->validation.total()) status = 3;
+        if (!out.empty())
+            if (auto saved = px::save_png(run->result, out); !saved) {
+                std::cerr << "pxrun: " << saved.error().message << "\n";
+                return 1;
+            }
+        nlohmann::json j = run_json(program, *image, *run, options, status);
+        for (const std::uint32_t id : inspect.print) {
+            const auto lines = px::describe_tensor(plan, run->outcome.executed, run->result, id);
+            j["printed"].push_back(lines.value());
+        }
+        json->push_back(std::move(j));
+        return status;
+    }
+    std::cout << program << ": " << image->width() << "x" << image->height() << ", device "
+              << run->device << "\n";
+    for (const std::string& line : px::describe_outputs(plan, run->outcome.executed, run->result))
+        std::cout << "  " << line << "\n";
+    for (const std::uint32_t id : inspect.print) {
+        const auto lines = px::describe_tensor(plan, run->outcome.executed, run->result, id);
+        for (const std::string& line : lines.value())
+            std::cout << "  " << line << "\n";
+    }
+    const px::RunOutcome& outcome = run->outcome;
+    if (outcome.fault)
+        std::cout << "stopped: " << px::describe(outcome.fault, *image) << "\n";
+    else if (inspect.stop_at && outcome.halted && outcome.executed == plan.steps.size() &&
+             plan.halted && image->pixel(*inspect.stop_at, 0).r != px::OP_HALT)
+        std::cout << "stopped at pc " << *inspect.stop_at << " (--stop-at) after "
+                  << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")
+                  << "\n";
+    else
+        std::cout << (outcome.halted ? "halted" : "ran to the end of row 0") << " after "
+                  << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")
+                  << "\n";
+    if (run->gpu) print_gpu_details(*run);
+
+    int status = outcome.fault ? 2 : 0;
+    if (const auto& v = run->verification) {
+        if (v->matches()) {
+            std::cout << "verified: identical to the reference interpreter ("
+                      << std::uint64_t(image->width()) * image->height() << " pixels; "
+                      << v->summary() << "; " << std::fixed << std::setprecision(3)
+                      << v->seconds * 1e3 << " ms)\n";
+        } else {
+            if (v->difference.count)
+                std::cerr << "pxrun: MISMATCH: " << px::describe(v->difference) << "\n";
+            if (!v->status_mismatch.empty())
+                std::cerr << "pxrun: MISMATCH: " << v->status_mismatch << "\n";
+            std::cerr << "pxrun: checked by: " << v->summary() << "\n";
+            status = 3;
+        }
+    } else if (run->gpu) {
+        std::cout << "not verified (--no-verify)\n";
+    }
+    if (run->validation.total()) {
+        std::cerr << "pxrun: the validation layer reported " << run->validation.errors
+                  << " errors and " << run->validation.warnings << " warnings\n";
+        status = 3;
+    }
+    if (!out.empty()) {
+        if (auto saved = px::save_png(run->result, out); !saved) {
+            std::cerr << "pxrun: " << saved.error().message << "\n";
+            return 1;
+        }
+        std::cout << "wrote " << out << "\n";
+    }
+    return status;
+}
+
 int main(int argc, char** argv) {
     CLI::App app{"pxrun: run a pixel program (.pxi) and print what it wrote.\n"
                  "On a Vulkan device the result is checked against the CPU reference "
                  "interpreter, pixel for pixel.\n"
                  "Exit status: 0 ran to HALT or the end of row 0; 1 bad input or device error; "
                  "2 the program faulted (the fault pixel is written); 3 the device's result "
-                 "differs from the reference, or the validation layer reported a problem."};
-    std::string program, out;
+                 "differs from the reference, or the validation layer reported a problem. With "
+                 "several programs, the largest of theirs."};
+    std::string out;
     px::RunOptions options;
     bool no_verify = false;
     unsigned timeout_ms = 0;
-    app.add_option("program", program,
+    std::vector<std::string> program_args;
+    app.add_option("programs", program_args,
                    "the .pxi program image (8-bit RGBA PNG), a .pxs source (assembled first), or "
-                   "a .pxa model cartridge")
+                   "a .pxa model cartridge; several programs or directories of them run one "
+                   "after another on one device")
         ->required();
     CartridgeArgs cart;
     app.add_option("--prompt", cart.prompt,
@@ -422,7 +558,12 @@ int main(int argc, char** argv) {
     const bool cartridge_flags = cart.prompt_given || !cart.batch_file.empty() || cart.self_test ||
                                  app.count("--tokens") || app.count("--temperature") ||
                                  app.count("--seed");
+    const std::string& program = program_args.front();
     if (program.ends_with(".pxa") || cartridge_flags) {
+        if (program_args.size() > 1) {
+            std::cerr << "pxrun: a cartridge runs alone, not with other programs\n";
+            return 1;
+        }
         if (!out.empty() || options.path != px::ExecutionPath::kernels || inspect.any()) {
             std::cerr << "pxrun: --out, --path interpreter, --print, --stop-at, --trace and "
                          "--save-reference apply to .pxi programs, not to cartridges\n";
@@ -431,131 +572,39 @@ int main(int argc, char** argv) {
         return run_cartridge(program, cart, options);
     }
 
-    // A .pxs source is assembled first (pxc asm), so a program can be run as it is written.
-    px::Result<px::Image> image = px::Error{"not loaded"};
-    if (program.ends_with(".pxs")) {
-        auto assembled = px::assemble_file(program);
-        if (!assembled) {
-            std::cerr << "pxrun: " << assembled.error().message << "\n";
+    // Several programs (or directories of them) run one after another on one device.
+    std::vector<std::string> programs;
+    for (const std::string& given : program_args) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(given, ec)) {
+            programs.push_back(given);
+            continue;
+        }
+        std::vector<std::string> found;
+        for (const auto& entry : std::filesystem::directory_iterator(given, ec))
+            if (entry.path().extension() == ".pxi" || entry.path().extension() == ".pxs")
+                found.push_back(entry.path().string());
+        if (ec || found.empty()) {
+            std::cerr << "pxrun: " << given << ": a directory with no .pxi or .pxs program"
+                      << (ec ? " (" + ec.message() + ")" : "") << "\n";
             return 1;
         }
-        for (const std::string& warning : assembled->warnings)
-            std::cerr << warning << "\n";
-        image = std::move(assembled->image);
-    } else {
-        image = px::load_png(program);
+        std::sort(found.begin(), found.end());
+        programs.insert(programs.end(), found.begin(), found.end());
     }
-    if (!image) {
-        std::cerr << "pxrun: " << image.error().message << "\n";
+    if (programs.size() > 1 && (!out.empty() || inspect.stop_at || !inspect.trace_dir.empty() ||
+                                !inspect.save_reference.empty())) {
+        std::cerr << "pxrun: --out, --stop-at, --trace and --save-reference take one program, not "
+                  << programs.size() << "\n";
         return 1;
     }
-    // --stop-at: a HALT in place of the instruction at that pc, put back in every result image.
-    px::Image executed = *image;
-    if (inspect.stop_at) {
-        if (*inspect.stop_at >= image->width()) {
-            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
-                      << " is past row 0, which has " << image->width() << " pixels\n";
-            return 1;
-        }
-        // Only at an instruction that would run: any other pixel may be part of one.
-        const px::Plan whole = px::plan_program(*image);
-        const bool at_step =
-            std::any_of(whole.steps.begin(), whole.steps.end(),
-                        [&](const px::Step& s) { return s.instruction.pc == *inspect.stop_at; });
-        if (!at_step) {
-            std::string pcs;
-            for (const px::Step& s : whole.steps)
-                pcs += (pcs.empty() ? "" : ", ") + std::to_string(s.instruction.pc);
-            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
-                      << " is not the pc of an instruction that runs (they are at "
-                      << (pcs.empty() ? "none" : pcs) << ")\n";
-            return 1;
-        }
-        executed.set_pixel(*inspect.stop_at, 0, px::Pixel{px::OP_HALT, 0, 0, 0});
-    }
-    const auto restore_row0 = [&](px::Image& result) {
-        if (inspect.stop_at && result.pixel(*inspect.stop_at, 0) == px::Pixel{px::OP_HALT, 0, 0, 0})
-            result.set_pixel(*inspect.stop_at, 0, image->pixel(*inspect.stop_at, 0));
-    };
-    auto run = px::run_program(executed, options);
-    if (!run) {
-        std::cerr << "pxrun: " << program << ": " << run.error().message << "\n";
-        return 1;
-    }
-    restore_row0(run->result);
-    const px::Plan plan = px::plan_program(executed);
-    if (int failed = inspect_run(program, executed, plan, *run, inspect, restore_row0))
-        return failed;
-
-    if (as_json) {
-        int status = run->outcome.fault ? 2 : 0;
-        if (run->verification && !run->verification->matches()) status = 3;
-        if (run->validation.total()) status = 3;
-        if (!out.empty())
-            if (auto saved = px::save_png(run->result, out); !saved) {
-                std::cerr << "pxrun: " << saved.error().message << "\n";
-                return 1;
-            }
-        nlohmann::json j = run_json(program, *image, *run, options, status);
-        for (const std::uint32_t id : inspect.print) {
-            const auto lines = px::describe_tensor(plan, run->outcome.executed, run->result, id);
-            j["printed"].push_back(lines.value());
-        }
-        std::cout << j.dump(2) << "\n";
-        return status;
-    }
-    std::cout << program << ": " << image->width() << "x" << image->height() << ", device "
-              << run->device << "\n";
-    for (const std::string& line : px::describe_outputs(plan, run->outcome.executed, run->result))
-        std::cout << "  " << line << "\n";
-    for (const std::uint32_t id : inspect.print) {
-        const auto lines = px::describe_tensor(plan, run->outcome.executed, run->result, id);
-        for (const std::string& line : lines.value())
-            std::cout << "  " << line << "\n";
-    }
-    const px::RunOutcome& outcome = run->outcome;
-    if (outcome.fault)
-        std::cout << "stopped: " << px::describe(outcome.fault, *image) << "\n";
-    else if (inspect.stop_at && outcome.halted && outcome.executed == plan.steps.size() &&
-             plan.halted && image->pixel(*inspect.stop_at, 0).r != px::OP_HALT)
-        std::cout << "stopped at pc " << *inspect.stop_at << " (--stop-at) after "
-                  << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")
-                  << "\n";
-    else
-        std::cout << (outcome.halted ? "halted" : "ran to the end of row 0") << " after "
-                  << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")
-                  << "\n";
-    if (run->gpu) print_gpu_details(*run);
-
-    int status = outcome.fault ? 2 : 0;
-    if (const auto& v = run->verification) {
-        if (v->matches()) {
-            std::cout << "verified: identical to the reference interpreter ("
-                      << std::uint64_t(image->width()) * image->height() << " pixels; "
-                      << v->summary() << "; " << std::fixed << std::setprecision(3)
-                      << v->seconds * 1e3 << " ms)\n";
-        } else {
-            if (v->difference.count)
-                std::cerr << "pxrun: MISMATCH: " << px::describe(v->difference) << "\n";
-            if (!v->status_mismatch.empty())
-                std::cerr << "pxrun: MISMATCH: " << v->status_mismatch << "\n";
-            std::cerr << "pxrun: checked by: " << v->summary() << "\n";
-            status = 3;
-        }
-    } else if (run->gpu) {
-        std::cout << "not verified (--no-verify)\n";
-    }
-    if (run->validation.total()) {
-        std::cerr << "pxrun: the validation layer reported " << run->validation.errors
-                  << " errors and " << run->validation.warnings << " warnings\n";
-        status = 3;
-    }
-    if (!out.empty()) {
-        if (auto saved = px::save_png(run->result, out); !saved) {
-            std::cerr << "pxrun: " << saved.error().message << "\n";
-            return 1;
-        }
-        std::cout << "wrote " << out << "\n";
-    }
+    px::ProgramRunner runner(options);
+    nlohmann::json runs = nlohmann::json::array();
+    int status = 0;
+    for (const std::string& one : programs)
+        status = std::max(status,
+                          run_pxi(one, runner, options, out, inspect, as_json ? &runs : nullptr));
+    if (as_json && !runs.empty())
+        std::cout << (programs.size() == 1 ? runs[0] : runs).dump(2) << "\n";
     return status;
 }

@@ -4,6 +4,7 @@
 
 #include "pxvm/program.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace px {
@@ -37,7 +38,21 @@ std::optional<ExecutionPath> execution_path_from_name(std::string_view name) {
     return std::nullopt;
 }
 
-Result<ProgramRun> run_program(const Image& program, const RunOptions& options) {
+struct ProgramRunner::State {
+    RunOptions options;
+    std::optional<vk::Runtime> runtime;
+    std::optional<vk::Device> device;
+};
+
+ProgramRunner::ProgramRunner(RunOptions options) : state_(std::make_unique<State>()) {
+    state_->options = std::move(options);
+}
+ProgramRunner::~ProgramRunner() = default;
+ProgramRunner::ProgramRunner(ProgramRunner&&) noexcept = default;
+ProgramRunner& ProgramRunner::operator=(ProgramRunner&&) noexcept = default;
+
+Result<ProgramRun> ProgramRunner::run(const Image& program) {
+    const RunOptions& options = state_->options;
     ProgramRun run;
     run.result = program;
     if (selects_reference(options.device)) {
@@ -46,22 +61,29 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
         return run;
     }
 
-    vk::RuntimeOptions runtime_options;
-    runtime_options.validate = options.validate;
-    runtime_options.timeout = options.timeout;
-    auto runtime = vk::Runtime::create(runtime_options);
-    if (!runtime)
-        return Error{runtime.error().message +
-                     "; or run the reference interpreter alone with --device cpu"};
-    auto device = runtime->open(vk::DeviceSelector::parse(options.device));
-    if (!device) return device.error();
-    const vk::DeviceInfo& info = device->info();
+    if (!state_->device) { // the first device run opens the runtime and the device
+        vk::RuntimeOptions runtime_options;
+        runtime_options.validate = options.validate;
+        runtime_options.timeout = options.timeout;
+        auto runtime = vk::Runtime::create(runtime_options);
+        if (!runtime)
+            return Error{runtime.error().message +
+                         "; or run the reference interpreter alone with --device cpu"};
+        state_->runtime.emplace(std::move(runtime.value()));
+        auto device = state_->runtime->open(vk::DeviceSelector::parse(options.device));
+        if (!device) return device.error();
+        state_->device.emplace(std::move(device.value()));
+    }
+    vk::Runtime& runtime = *state_->runtime;
+    vk::Device& device = *state_->device;
+    const vk::ValidationMessages before = runtime.validation_messages();
+    const vk::DeviceInfo& info = device.info();
     run.device = "[" + std::to_string(info.index) + "] " + info.name + " (Vulkan, ";
 
     Result<vk::GpuRun> gpu = Error{"not run"};
     if (options.path == ExecutionPath::interpreter) {
         run.device += "GPU interpreter)";
-        gpu = device->run_interpreter(run.result);
+        gpu = device.run_interpreter(run.result);
     } else {
         const Plan plan = plan_program(program);
         auto schedule = vk::schedule_program(plan, program.width(), program.height(), info,
@@ -70,11 +92,18 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
         run.device +=
             "scheduled kernels, " + std::string(vk::to_string(schedule->variant)) + " variant)";
         run.schedule = schedule->steps;
-        gpu = device->run(schedule->dispatches, run.result);
+        gpu = device.run(schedule->dispatches, run.result);
     }
-    run.validation = runtime->validation_messages();
+    // This run's messages: those since the run began.
+    run.validation = runtime.validation_messages();
+    run.validation.errors -= before.errors;
+    run.validation.warnings -= before.warnings;
+    run.validation.texts.erase(
+        run.validation.texts.begin(),
+        run.validation.texts.begin() +
+            std::ptrdiff_t(std::min(before.texts.size(), run.validation.texts.size())));
     if (!gpu) return gpu.error();
-    const vk::PipelineCacheStatus& cache = device->pipeline_cache();
+    const vk::PipelineCacheStatus& cache = device.pipeline_cache();
     run.pipeline_cache =
         !cache.enabled ? "disabled"
         : cache.loaded ? cache.path + " (loaded " + std::to_string(cache.loaded_bytes) + " bytes)"
@@ -89,6 +118,10 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
     run.outcome.executed = status.executed;
     run.gpu = std::move(gpu.value());
     return run;
+}
+
+Result<ProgramRun> run_program(const Image& program, const RunOptions& options) {
+    return ProgramRunner(options).run(program);
 }
 
 } // namespace px

@@ -95,6 +95,19 @@ TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][c
         CHECK_THAT(result.out, Catch::Contains(std::string(" ") + variant));
         CHECK_THAT(result.out, Catch::Contains("verified: identical to the reference interpreter"));
     }
+    // Several programs on one device (opened once), each verified, the validation layer silent.
+    const auto several =
+        pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/dot_test.pxi " PXVM_SOURCE_DIR
+                  "/assets/tensor_demo.pxi " PXVM_SOURCE_DIR "/assets/dot_test.pxs",
+                  env);
+    INFO(several.out << several.err);
+    CHECK(several.exit_code == 0);
+    std::size_t verified = 0;
+    for (std::size_t at = several.out.find("verified: identical"); at != std::string::npos;
+         at = several.out.find("verified: identical", at + 1))
+        ++verified;
+    CHECK(verified == 3);
+    CHECK(several.err.empty());
     const auto missing = pxrun.run("--device 99 " PXVM_SOURCE_DIR "/assets/dot_test.pxi", env);
     CHECK(missing.exit_code == 1);
     CHECK_THAT(missing.err, Catch::Contains("99"));

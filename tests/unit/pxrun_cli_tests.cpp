@@ -217,3 +217,49 @@ TEST_CASE("pxrun --print, --stop-at, --trace and --save-reference look inside a 
     const auto cartridge = runner.run(PXVM_SOURCE_DIR "/assets/kjv.pxa --print 3");
     CHECK(cartridge.exit_code == 1);
 }
+
+TEST_CASE("pxrun runs several programs, or a directory of them, one after another",
+          "[cli][pxrun]") {
+    const auto runner = pxrun();
+    REQUIRE(runner.tool_exists());
+    const std::string demo = PXVM_SOURCE_DIR "/assets/tensor_demo.pxi";
+    const auto both = runner.run("--device cpu " + dot_test + " " + demo);
+    CHECK(both.exit_code == 0);
+    CHECK_THAT(both.out, Catch::Contains("dot_test.pxi: 16x16"));
+    CHECK_THAT(both.out, Catch::Contains("tensor_demo.pxi: 40x12"));
+
+    // A directory: its .pxi and .pxs programs in name order; --json gives an array.
+    const fs::path dir = runner.dir() / "programs";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::copy_file(demo, dir / "b.pxi");
+    fs::copy_file(dot_test, dir / "a.pxi");
+    write_text(dir / "notes.txt", "not a program");
+    const auto listed = runner.run("--device cpu --json " + dir.string());
+    CHECK(listed.exit_code == 0);
+    const auto runs = nlohmann::json::parse(listed.out);
+    REQUIRE(runs.is_array());
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[0]["program"].get<std::string>().ends_with("a.pxi"));
+    CHECK(runs[1]["executed"] == 15);
+
+    // The worst exit status wins: a faulting program makes it 2; a bad file 1.
+    px::Image fault(8, 4);
+    fault.set_pixel(0, 0, {px::OP_DOT_RGB, 1, 2, 9});
+    REQUIRE(px::save_png(fault, (dir / "c.pxi").string()).ok());
+    CHECK(runner.run("--device cpu " + dir.string()).exit_code == 2);
+    write_text(dir / "d.pxi", "not a png");
+    const auto bad = runner.run("--device cpu " + dir.string());
+    CHECK(bad.exit_code == 2); // still every program ran; the bad one said why
+    CHECK_THAT(bad.err, Catch::Contains("d.pxi"));
+    CHECK_THAT(bad.out, Catch::Contains("b.pxi: 40x12"));
+
+    // What takes one program refuses several; an empty directory is an error.
+    CHECK(runner.run("--device cpu " + dot_test + " " + demo + " -o x.pxi").exit_code == 1);
+    CHECK(runner.run("--device cpu " + dot_test + " " + demo + " --stop-at 0").exit_code == 1);
+    const fs::path empty = runner.dir() / "empty";
+    fs::create_directories(empty);
+    const auto none = runner.run("--device cpu " + empty.string());
+    CHECK(none.exit_code == 1);
+    CHECK_THAT(none.err, Catch::Contains("no .pxi or .pxs program"));
+}

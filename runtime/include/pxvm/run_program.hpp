@@ -12,6 +12,7 @@
 #include "pxvm/vulkan/scheduler.hpp"
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -61,5 +62,22 @@ struct ProgramRun {
 /// lost, timeout, a run the device stopped (incomplete). A program fault is not an error: it is in
 /// `outcome`.
 Result<ProgramRun> run_program(const Image& program, const RunOptions& options);
+
+/// Runs programs one after another as run_program does, on one Vulkan runtime and device opened
+/// at the first device run and kept (its pipelines reused): `pxrun a.pxi b.pxi ...`. Each run's
+/// validation messages are its own.
+class ProgramRunner {
+public:
+    explicit ProgramRunner(RunOptions options);
+    ~ProgramRunner();
+    ProgramRunner(ProgramRunner&&) noexcept;
+    ProgramRunner& operator=(ProgramRunner&&) noexcept;
+
+    Result<ProgramRun> run(const Image& program);
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
 
 } // namespace px
