@@ -1,5 +1,5 @@
 # Installs the build tree into a fresh prefix, then builds tests/install/ against it twice: with
-# find_package(pxvm) and with pkg-config, and runs both.
+# find_package(pxvm) and with pkg-config, and runs both, and every example of docs/API.md.
 #   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK=... -P run.cmake
 file(REMOVE_RECURSE ${WORK})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK}/prefix
@@ -15,6 +15,7 @@ foreach(file lib/libpxvm.a lib/cmake/pxvm/pxvmConfig.cmake lib/pkgconfig/pxvm.pc
 endforeach()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install -B ${WORK}/build
                         -DCMAKE_PREFIX_PATH=${WORK}/prefix -DCMAKE_BUILD_TYPE=Release
+                        -DPXVM_API_DOC=${SOURCE_DIR}/docs/API.md
                 RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "configuring the outside project with find_package(pxvm) failed")
@@ -27,6 +28,16 @@ execute_process(COMMAND ${WORK}/build/consumer ${SOURCE_DIR} RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the outside project's program failed")
 endif()
+# docs/API.md's examples, each run as a program of its own.
+file(READ ${WORK}/build/examples.txt examples)
+foreach(example IN LISTS examples)
+  execute_process(COMMAND ${WORK}/build/${example} ${SOURCE_DIR} RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  message(STATUS "${example}: ${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "docs/API.md's ${example} failed (exit ${rc}): ${out}")
+  endif()
+endforeach()
 # pkg-config, as a Makefile would use it
 find_program(PKG_CONFIG pkg-config REQUIRED)
 find_program(CXX NAMES c++ g++ REQUIRED)
