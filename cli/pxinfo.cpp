@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
     if (auto index = runtime->select(px::vk::DeviceSelector::preferred())) preferred = *index;
 
     if (json)
-        std::cout << px::vk::device_report_json(runtime->devices(), preferred).dump(2) << "\n";
+        std::cout << px::vk::device_report_json(runtime->devices(), preferred) << "\n";
     else
         std::cout << px::vk::device_report_text(runtime->devices(), preferred);
 

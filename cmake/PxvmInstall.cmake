@@ -22,7 +22,7 @@ file(WRITE ${config_dir}/pxvmConfig.cmake [[
 # pxVM's package: pxvm::pxvm (runtime: image, protocol, reference, Vulkan), pxvm::compiler.
 include(CMakeFindDependencyMacro)
 find_dependency(Vulkan)
-find_dependency(nlohmann_json)
+find_dependency(nlohmann_json) # header-only and private; the export still names it
 find_dependency(Threads)
 find_dependency(PkgConfig)
 pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
@@ -43,7 +43,7 @@ includedir=${prefix}/@CMAKE_INSTALL_INCLUDEDIR@
 Name: pxvm
 Description: pxVM: a Vulkan compute runtime and reference interpreter for pixel programs
 Version: @PROJECT_VERSION@
-Requires: vulkan nlohmann_json spng nettle
+Requires: vulkan spng nettle
 Cflags: -I${includedir}
 Libs: -L${libdir} -lpxvm_compiler -lpxvm -lpxvm_kernels -lpxvm_spirv -pthread
 ]])

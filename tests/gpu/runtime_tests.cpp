@@ -3,6 +3,8 @@
 // pipeline cache, the capability check, timeouts and the no-driver error.
 #include "gpu_support.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "pxvm/protocol.hpp"
 #include "pxvm/spirv_module.hpp"
 #include "pxvm/vulkan/device_report.hpp"
@@ -192,7 +194,7 @@ TEST_CASE("the feature report is consistent", "[gpu][features]") {
     CHECK(contains(text, "maxStorageBufferRange"));
     CHECK(contains(text, "interpreter"));
     const nlohmann::json json =
-        nlohmann::json::parse(px::vk::device_report_json(runtime.devices(), 0).dump());
+        nlohmann::json::parse(px::vk::device_report_json(runtime.devices(), 0));
     REQUIRE(json["devices"].size() == runtime.devices().size());
     CHECK(json["devices"][0]["name"] == runtime.devices()[0].name);
     CHECK(json["devices"][0]["limits"]["max_storage_buffer_range"] ==

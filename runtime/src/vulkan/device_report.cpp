@@ -1,6 +1,8 @@
 // pxinfo's device report, as text and as JSON with the same content.
 #include "pxvm/vulkan/device_report.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <sstream>
 
@@ -71,8 +73,7 @@ std::string work_group_text(const std::array<std::uint32_t, 3>& v) {
     return std::to_string(v[0]) + " x " + std::to_string(v[1]) + " x " + std::to_string(v[2]);
 }
 
-} // namespace
-
+// One device as JSON.
 nlohmann::json device_json(const DeviceInfo& d) {
     using nlohmann::json;
     const DeviceFeatures& f = d.features;
@@ -189,14 +190,18 @@ nlohmann::json device_json(const DeviceInfo& d) {
     return j;
 }
 
-nlohmann::json device_report_json(const std::vector<DeviceInfo>& devices,
-                                  std::optional<std::uint32_t> preferred) {
+} // namespace
+
+std::string device_report_json(const std::vector<DeviceInfo>& devices,
+                               std::optional<std::uint32_t> preferred) {
     nlohmann::json list = nlohmann::json::array();
     for (const DeviceInfo& d : devices)
         list.push_back(device_json(d));
-    return {{"devices", list},
-            {"preferred_device", preferred ? nlohmann::json(*preferred) : nlohmann::json(nullptr)},
-            {"order", ORDER}};
+    const nlohmann::json report = {
+        {"devices", list},
+        {"preferred_device", preferred ? nlohmann::json(*preferred) : nlohmann::json(nullptr)},
+        {"order", ORDER}};
+    return report.dump(2);
 }
 
 std::string device_report_text(const std::vector<DeviceInfo>& devices,

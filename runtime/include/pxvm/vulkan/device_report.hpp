@@ -5,20 +5,16 @@
 
 #include "pxvm/vulkan/device_info.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace px::vk {
 
-/// One device as JSON (field names in snake_case, sizes in bytes, versions as strings).
-nlohmann::json device_json(const DeviceInfo& device);
-
-/// {"devices": [...], "preferred_device": N or null, "order": "..."}.
-nlohmann::json device_report_json(const std::vector<DeviceInfo>& devices,
-                                  std::optional<std::uint32_t> preferred);
+/// The report as JSON text, indented: {"devices": [...], "preferred_device": N or null, "order":
+/// "..."}, each device with field names in snake_case, sizes in bytes, versions as strings.
+std::string device_report_json(const std::vector<DeviceInfo>& devices,
+                               std::optional<std::uint32_t> preferred);
 
 /// The human-readable report of every device; `preferred` is marked as the default.
 std::string device_report_text(const std::vector<DeviceInfo>& devices,
