@@ -5,11 +5,12 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
+set_target_properties(pxvm_core PROPERTIES EXPORT_NAME core)
 set_target_properties(pxvm_compiler PROPERTIES EXPORT_NAME compiler)
 set_target_properties(pxvm_spirv PROPERTIES EXPORT_NAME spirv)
 set_target_properties(pxvm_kernels PROPERTIES EXPORT_NAME kernels)
 set_target_properties(pxvm_warnings PROPERTIES EXPORT_NAME warnings)
-install(TARGETS pxvm pxvm_compiler pxvm_spirv pxvm_kernels pxvm_warnings EXPORT pxvmTargets
+install(TARGETS pxvm pxvm_core pxvm_compiler pxvm_spirv pxvm_kernels pxvm_warnings EXPORT pxvmTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS pxrun pxc pxinfo pxconform pxbench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY runtime/include/ compiler/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -19,7 +20,8 @@ install(EXPORT pxvmTargets NAMESPACE pxvm:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/
 
 set(config_dir ${PROJECT_BINARY_DIR}/generated/cmake)
 file(WRITE ${config_dir}/pxvmConfig.cmake [[
-# pxVM's package: pxvm::pxvm (runtime: image, protocol, reference, Vulkan), pxvm::compiler.
+# pxVM's package: pxvm::core (image, protocol, decoder, reference, verification, cartridges; no
+# Vulkan), pxvm::pxvm (the Vulkan runtime on the core), pxvm::compiler (assembler, packer).
 include(CMakeFindDependencyMacro)
 find_dependency(Vulkan)
 find_dependency(nlohmann_json) # header-only and private; the export still names it
@@ -45,7 +47,7 @@ Description: pxVM: a Vulkan compute runtime and reference interpreter for pixel 
 Version: @PROJECT_VERSION@
 Requires: vulkan spng nettle
 Cflags: -I${includedir}
-Libs: -L${libdir} -lpxvm_compiler -lpxvm -lpxvm_kernels -lpxvm_spirv -pthread
+Libs: -L${libdir} -lpxvm_compiler -lpxvm -lpxvm_core -lpxvm_kernels -lpxvm_spirv -pthread
 ]])
 install(CODE "
   set(CMAKE_INSTALL_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
