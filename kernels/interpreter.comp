@@ -591,7 +591,10 @@ void main() {
         sync_all();
         if (s_state != STATE_RUN) break;
         const uint fault = execute(tid);
+        // An instruction whose loops lavapipe cut short stops the run at its pc, not counted.
+        if (loop_budget_exhausted(push.height)) atomicOr(s_incomplete, 1u);
         sync_all();
+        if (s_incomplete != 0u) break;
         if (fault != FAULT_NONE) {
             if (tid == 0u) {
                 s_state = STATE_FAULTED;
@@ -605,7 +608,7 @@ void main() {
             s_executed += 1u;
         }
     }
-    if (loop_budget_exhausted(push.height)) atomicOr(s_incomplete, 1u);
+    if (loop_budget_exhausted(push.height)) atomicOr(s_incomplete, 1u); // the decode loop's
     sync_all();
 
     if (tid == 0u) {

@@ -1149,9 +1149,10 @@ Result<GpuRun> Recording::run() {
     std::memcpy(&result.status, rec.status_copy.mapped, sizeof(RunStatus));
     result.timings.host_total_ms = ms_since(start);
     if (result.status.fault_code == STATUS_INCOMPLETE) // the image is unreliable
-        return Error{"the GPU stopped at pc " + std::to_string(result.status.fault_pc) + " after " +
+        return Error{"the GPU could not finish the instruction at pc " +
+                         std::to_string(result.status.fault_pc) + " (" +
                          std::to_string(result.status.executed) +
-                         " instructions, before the program ended: " + s.info.name +
+                         " instructions had run before it): " + s.info.name +
                          " limits how long one shader invocation may loop (lavapipe: 65535 loop "
                          "iterations in all); run the program on a GPU, or with --device cpu",
                      ErrorCode::incomplete};
