@@ -35,6 +35,12 @@ int assemble_command(const std::string& source, const std::string& out) {
     for (const std::string& warning : program->warnings)
         std::cerr << warning << "\n";
     if (auto saved = px::save_png(program->image, out); !saved) return fail(saved.error().message);
+    // The listing of the named tensors: where each was placed, and its id.
+    for (const px::NamedTensor& n : program->named)
+        std::cout << n.name << ": t" << int(n.id) << " " << px::dtype_name(n.tensor.dtype) << " "
+                  << n.tensor.rows << "x" << n.tensor.cols << " at (" << n.tensor.x << ", "
+                  << n.tensor.y << "), " << n.tensor.pixel_width() << "x" << n.tensor.rows
+                  << " pixels (line " << n.line << ")\n";
     return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -270,10 +271,11 @@ private:
         if (head == ".rgba") return pixels_directive(split_words(rest), false);
         if (head == ".red") return pixels_directive(split_words(rest), true);
         if (head == ".data") return data_directive(split_words(rest));
+        if (head == ".tensor") return tensor_directive(split_words(rest));
         if (head[0] == '.')
             return Error{"unknown directive " + in_quotes(head) +
-                         suggestion(head, {".image", ".rgba", ".red", ".data"}) +
-                         "; directives are .image, .rgba, .red, .data"};
+                         suggestion(head, {".image", ".rgba", ".red", ".data", ".tensor"}) +
+                         "; directives are .image, .rgba, .red, .data, .tensor"};
         return instruction(head, rest);
     }
 
@@ -350,7 +352,7 @@ private:
     Result<void> data_directive(const std::vector<std::string_view>& words) {
         if (words.empty())
             return Error{"'.data' needs a tensor and values (e.g. '.data t1 1 2 3')"};
-        auto id = parse_tensor_id(words[0], "'.data'");
+        auto id = tensor_operand(words[0], "'.data'");
         if (!id) return id.error();
         const auto found = tensors_.find(*id);
         if (found == tensors_.end())
@@ -437,7 +439,9 @@ private:
                 value = parse_number(operands[i], 0, 255, what);
                 break;
             case Operand::Tensor: {
-                auto id = parse_tensor_id(operands[i], what);
+                // A named tensor's name, except as the id a 'tensor' statement declares.
+                auto id = *opcode == OP_TENSOR ? explicit_id(operands[i], what)
+                                               : tensor_operand(operands[i], what);
                 if (!id) return id.error();
                 value = std::int64_t(*id);
                 break;
@@ -508,13 +512,123 @@ private:
             write(pc_ + std::uint32_t(i), 0, pixels[i]);
         program_.instructions.push_back(
             SourceInstruction{pc_, std::uint32_t(pixels.size()), line_});
-        if (*opcode == OP_TENSOR)
-            tensors_[std::uint8_t(v[0])] = {Tensor{std::uint32_t(v[2]), std::uint32_t(v[3]),
-                                                   std::uint32_t(v[4]), std::uint32_t(v[5]),
-                                                   std::uint32_t(v[1])},
-                                            line_};
+        if (*opcode == OP_TENSOR) {
+            const Tensor t{std::uint32_t(v[2]), std::uint32_t(v[3]), std::uint32_t(v[4]),
+                           std::uint32_t(v[5]), std::uint32_t(v[1])};
+            tensors_[std::uint8_t(v[0])] = {t, line_};
+            if (t.rows > 0 && t.cols > 0) all_tensors_.emplace_back(std::uint8_t(v[0]), t);
+        }
         pc_ += std::uint32_t(pixels.size());
         return {};
+    }
+
+    // A tensor operand: tN, or the name of a tensor declared with .tensor above.
+    Result<std::uint8_t> tensor_operand(std::string_view word, const std::string& what) {
+        if (const auto named = names_.find(std::string(word)); named != names_.end())
+            return named->second;
+        if (!word.empty() && (word[0] < '0' || word[0] > '9') &&
+            !(word.size() > 1 && word[0] == 't' && word[1] >= '0' && word[1] <= '9')) {
+            std::vector<std::string> known;
+            for (const auto& [name, id] : names_)
+                known.push_back(name);
+            return Error{what + ": " + in_quotes(word) +
+                         " is neither a tensor like t3 nor a name declared by '.tensor' above" +
+                         suggestion(word, known)};
+        }
+        return explicit_id(word, what);
+    }
+
+    // tN, which must not be the id given to a named tensor.
+    Result<std::uint8_t> explicit_id(std::string_view word, const std::string& what) {
+        auto id = parse_tensor_id(word, what);
+        if (!id) return id;
+        for (const NamedTensor& n : program_.named)
+            if (n.id == *id)
+                return Error{what + ": t" + std::to_string(*id) +
+                             " is the id of the named tensor " + in_quotes(n.name) + " (line " +
+                             std::to_string(n.line) + "); use its name"};
+        used_ids_[*id] = true;
+        return id;
+    }
+
+    // .tensor NAME DTYPE ROWS COLS: declares a tensor by name at the lowest free place of rows 1
+    // and after (no overlap with any tensor declared before), with the highest unused id.
+    Result<void> tensor_directive(const std::vector<std::string_view>& words) {
+        if (words.size() != 4)
+            return Error{"'.tensor' takes NAME DTYPE ROWS COLS (e.g. '.tensor weights i8 16 64'), "
+                         "got " +
+                         std::to_string(words.size()) + " values"};
+        const std::string name(words[0]);
+        const bool valid_name =
+            !name.empty() &&
+            (std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+            name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
+        if (!valid_name || parse_tensor_id(name, "").ok() || opcode_from_name(name))
+            return Error{"'.tensor' name " + in_quotes(name) +
+                         " must be lowercase letters, digits and _, start with a letter or _, "
+                         "and be neither tN nor a mnemonic"};
+        if (const auto seen = names_.find(name); seen != names_.end())
+            return Error{"tensor " + in_quotes(name) + " is declared twice"};
+        const auto dtype = dtype_from_name(words[1]);
+        if (!dtype)
+            return Error{"'.tensor' " + name + ": unknown dtype " + in_quotes(words[1]) +
+                         suggestion(words[1], dtype_names()) + "; dtypes are " +
+                         all_of(dtype_names())};
+        auto rows = parse_number(words[2], 1, 65535, "'.tensor' " + name + " rows");
+        if (!rows) return rows.error();
+        auto cols = parse_number(words[3], 1, 65535, "'.tensor' " + name + " cols");
+        if (!cols) return cols.error();
+        Tensor t{0, 0, std::uint32_t(*rows), std::uint32_t(*cols), *dtype};
+        const auto place = free_place(t.pixel_width(), t.rows);
+        if (!place)
+            return Error{"tensor " + in_quotes(name) + " (" + std::string(dtype_name(t.dtype)) +
+                         " " + std::to_string(t.rows) + "x" + std::to_string(t.cols) + ", " +
+                         std::to_string(t.pixel_width()) + "x" + std::to_string(t.rows) +
+                         " pixels) does not fit the " + std::to_string(program_.image.width()) +
+                         "x" + std::to_string(program_.image.height()) +
+                         " image beside the tensors declared before it; make '.image' larger"};
+        t.x = place->first;
+        t.y = place->second;
+        int id = 255;
+        while (id >= 0 && used_ids_[std::size_t(id)])
+            --id;
+        if (id < 0) return Error{"no tensor id is left for " + in_quotes(name)};
+        used_ids_[std::size_t(id)] = true;
+        const std::string text = "t" + std::to_string(id) + ", " +
+                                 std::string(dtype_name(t.dtype)) + ", " + std::to_string(t.x) +
+                                 ", " + std::to_string(t.y) + ", " + std::to_string(t.rows) + ", " +
+                                 std::to_string(t.cols);
+        if (auto declared = instruction("tensor", text); !declared) return declared;
+        names_[name] = std::uint8_t(id);
+        program_.named.push_back(NamedTensor{name, std::uint8_t(id), t, line_});
+        return {};
+    }
+
+    // The lowest, then leftmost, origin in rows 1 and after where a w x h pixel rectangle lies
+    // inside the image and overlaps no tensor declared so far: candidates are (0, 1) and the
+    // corners right of and below every declared rectangle.
+    std::optional<std::pair<std::uint32_t, std::uint32_t>> free_place(std::uint32_t w,
+                                                                      std::uint32_t h) const {
+        const Image& image = program_.image;
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> candidates = {{0, 1}};
+        for (const auto& [id, declared] : all_tensors_) {
+            const Tensor& r = declared;
+            candidates.push_back({std::uint64_t(r.x) + r.pixel_width(), std::max(r.y, 1u)});
+            candidates.push_back({0, std::uint64_t(r.y) + r.rows});
+            candidates.push_back({r.x, std::uint64_t(r.y) + r.rows});
+        }
+        std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
+            return std::pair(a.second, a.first) < std::pair(b.second, b.first);
+        });
+        for (const auto& [x, y] : candidates) {
+            if (y < 1 || x + w > image.width() || y + h > image.height()) continue;
+            const Tensor probe{std::uint32_t(x), std::uint32_t(y), h, 4 * w, DTYPE_U8};
+            const bool clear =
+                std::none_of(all_tensors_.begin(), all_tensors_.end(),
+                             [&](const auto& r) { return r.second.overlaps(probe); });
+            if (clear) return std::pair(std::uint32_t(x), std::uint32_t(y));
+        }
+        return std::nullopt;
     }
 
     void write(std::uint32_t x, std::uint32_t y, Pixel p) {
@@ -541,6 +655,9 @@ private:
     std::uint32_t pc_ = 0;
     std::vector<std::uint32_t> row0_lines_;                            // last writer of each pc
     std::map<std::uint8_t, std::pair<Tensor, std::uint32_t>> tensors_; // id -> (tensor, line)
+    std::vector<std::pair<std::uint8_t, Tensor>> all_tensors_; // every declaration, for placing
+    std::map<std::string, std::uint8_t> names_;                // .tensor name -> id
+    std::array<bool, 256> used_ids_{};                         // ids taken so far
 };
 
 } // namespace

@@ -362,3 +362,73 @@ TEST_CASE("pxc asm, disasm and render: exit codes and output files", "[assembler
     CHECK(run("") == 1);
     CHECK(run("--help") == 0);
 }
+
+TEST_CASE("asm: named tensors are placed without overlap and used by name", "[asm]") {
+    const std::string named = R"(.image 32 8
+.tensor a i8 2 3
+.tensor b i8 2 3
+.tensor c i32 2 2
+.tensor bias i32 1 2
+.tensor out i8 2 2
+.tensor best u16 2 1
+matmul c, a, b
+add_bias c, bias
+requant out, c, 1073741824, 31, -3
+relu out, out
+argmax best, out
+halt
+.data a  1 -2 3  4 5 -6
+.data b  7 8 9  -1 0 1
+.data bias  100 -100
+)";
+    const px::AssembledProgram program = assemble_ok(named);
+    REQUIRE(program.named.size() == 6);
+    CHECK(program.named[0].name == "a");
+    CHECK(program.named[0].id == 255); // ids from the top, away from hand-written ones
+    CHECK(program.named[0].tensor == px::Tensor{0, 1, 2, 3, px::DTYPE_I8});
+    CHECK(program.named[2].tensor == px::Tensor{2, 1, 2, 2, px::DTYPE_I32}); // beside a and b
+    CHECK(program.named[5].line == 7);
+    for (std::size_t i = 0; i < program.named.size(); ++i)
+        for (std::size_t j = i + 1; j < program.named.size(); ++j)
+            CHECK_FALSE(program.named[i].tensor.overlaps(program.named[j].tensor));
+    Image image = program.image;
+    const px::RunOutcome outcome = px::run_reference(image);
+    CHECK(outcome.halted);
+    CHECK_FALSE(outcome.fault);
+    // The same results as docs/ASSEMBLY.md's hand-placed example.
+    const px::Tensor& c = program.named[2].tensor;
+    CHECK(px::load_element(image, c, 0, 0) == 118);
+    CHECK(px::load_element(image, c, 1, 1) == -110);
+
+    // A full row moves the next tensor below it; a tensor that fits nowhere is an error.
+    const auto below = assemble_ok(".image 8 8\n.tensor wide u8 2 32\n.tensor next u8 1 4\nhalt\n");
+    CHECK(below.named[1].tensor.y == 3);
+    const auto big = px::assemble(".image 8 4\n.tensor huge i32 4 8\n", "big.pxs");
+    REQUIRE_FALSE(big.ok());
+    CHECK_THAT(big.error().message, Catch::Contains("big.pxs:2: tensor 'huge'"));
+    CHECK_THAT(big.error().message, Catch::Contains("does not fit the 8x4 image"));
+    // Hand-placed tensors are avoided too.
+    const auto around =
+        assemble_ok(".image 16 8\ntensor t1, u8, 0, 1, 2, 8\n.tensor n u8 1 4\nhalt\n");
+    CHECK(around.named[0].tensor == px::Tensor{2, 1, 1, 4, px::DTYPE_U8});
+
+    const auto error = [](const std::string& source) {
+        auto r = px::assemble(source, "p.pxs");
+        REQUIRE_FALSE(r.ok());
+        return r.error().message;
+    };
+    CHECK_THAT(error(".image 8 8\n.tensor a i8 1 1\n.tensor a i8 1 1\n"),
+               Catch::Contains("p.pxs:3: tensor 'a' is declared twice"));
+    CHECK_THAT(error(".image 8 8\n.tensor t3 i8 1 1\n"), Catch::Contains("must be lowercase"));
+    CHECK_THAT(error(".image 8 8\n.tensor relu i8 1 1\n"), Catch::Contains("nor a mnemonic"));
+    CHECK_THAT(error(".image 8 8\n.tensor a i9 1 1\n"), Catch::Contains("unknown dtype 'i9'"));
+    CHECK_THAT(error(".image 8 8\n.tensor a i8 0 1\n"), Catch::Contains("rows: 0 is out of range"));
+    CHECK_THAT(error(".image 8 8\n.tensor a i8 1 1\nrelu t255, a\n"),
+               Catch::Contains("t255 is the id of the named tensor 'a'"));
+    CHECK_THAT(error(".image 8 8\n.tensor abc i8 1 1\nrelu abd, abc\n"),
+               Catch::Contains("'abd' is neither a tensor like t3 nor a name"));
+    CHECK_THAT(error(".image 8 8\n.tensor abc i8 1 1\nrelu abd, abc\n"),
+               Catch::Contains("did you mean 'abc'?"));
+    CHECK_THAT(error(".image 8 8\n.tensor a i8 1 2\n.data a 1 2 3\n"),
+               Catch::Contains("3 values for t255"));
+}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "pxvm/image.hpp"
+#include "pxvm/program.hpp"
 #include "pxvm/result.hpp"
 
 #include <cstdint>
@@ -19,6 +20,14 @@ struct SourceInstruction {
     std::uint32_t line = 0;   ///< 1-based source line
 };
 
+/// A tensor declared by name (`.tensor NAME DTYPE ROWS COLS`), its id and where it was placed.
+struct NamedTensor {
+    std::string name;
+    std::uint8_t id = 0;
+    Tensor tensor;
+    std::uint32_t line = 0;
+};
+
 /// An assembled program: the image, the source line of every instruction, and warnings.
 struct AssembledProgram {
     Image image;
@@ -27,6 +36,8 @@ struct AssembledProgram {
     /// Messages such as "prog.pxs:5: warning: fault OUT_OF_BOUNDS (6) at pc 3 (tensor): ...":
     /// the program assembled, but the static checker (px::plan_program) says it will fault.
     std::vector<std::string> warnings;
+    /// The named tensors, in source order (the listing `pxc asm` prints).
+    std::vector<NamedTensor> named;
 
     /// The source line of the instruction that covers pixel (pc, 0), or 0 when no instruction
     /// statement covers it.
