@@ -531,9 +531,9 @@ private:
             std::vector<std::string> known;
             for (const auto& [name, id] : names_)
                 known.push_back(name);
-            return Error{what + ": " + in_quotes(word) +
-                         " is neither a tensor like t3 nor a name declared by '.tensor' above" +
-                         suggestion(word, known)};
+            return Error{what +
+                         ": expected a tensor like t3 or a name declared by '.tensor' above, got " +
+                         in_quotes(word) + suggestion(word, known)};
         }
         return explicit_id(word, what);
     }

@@ -7,6 +7,7 @@
 #include "pxvm/protocol.hpp"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -98,21 +99,23 @@ void emit_commented(std::ostringstream& out, const std::string& code, const std:
     out << comment << "\n";
 }
 
-// The non-zero pixels of row y from x = first on, as .red / .rgba lines of consecutive pixels.
-void emit_runs(std::ostringstream& out, const Image& image, std::uint32_t y, std::uint32_t first) {
+// The pixels of row y from x = first on that differ from `written` (what the text so far
+// writes: zeros, or typed .data), as .red / .rgba lines of consecutive pixels.
+void emit_runs(std::ostringstream& out, const Image& image, std::uint32_t y, std::uint32_t first,
+               const Image& written) {
     std::uint32_t x = first;
     const std::uint32_t w = image.width();
+    const auto listed = [&](std::uint32_t i) { return image.pixel(i, y) != written.pixel(i, y); };
     while (x < w) {
-        if (is_zero(image.pixel(x, y))) {
+        if (!listed(x)) {
             ++x;
             continue;
         }
-        // A run of non-zero pixels that are all red-only (or none of them), cut to a line's length.
+        // A run of listed pixels that are all red-only (or none of them), cut to a line's length.
         const bool red = red_only(image.pixel(x, y));
         const std::uint32_t limit = red ? red_pixels_per_line : rgba_pixels_per_line;
         std::uint32_t end = x;
-        while (end < w && end - x < limit && !is_zero(image.pixel(end, y)) &&
-               red_only(image.pixel(end, y)) == red)
+        while (end < w && end - x < limit && listed(end) && red_only(image.pixel(end, y)) == red)
             ++end;
         out << (red ? ".red " : ".rgba ") << x << " " << y << (red ? " " : "");
         for (std::uint32_t i = x; i < end; ++i) {
@@ -127,9 +130,9 @@ void emit_runs(std::ostringstream& out, const Image& image, std::uint32_t y, std
     }
 }
 
-bool row_is_zero(const Image& image, std::uint32_t y, std::uint32_t first) {
+bool row_matches(const Image& image, std::uint32_t y, std::uint32_t first, const Image& written) {
     for (std::uint32_t x = first; x < image.width(); ++x)
-        if (!is_zero(image.pixel(x, y))) return false;
+        if (image.pixel(x, y) != written.pixel(x, y)) return false;
     return true;
 }
 
@@ -202,6 +205,7 @@ std::string disassemble(const Image& image, std::string_view name) {
     out << "\n; row 0: instructions\n";
     std::uint32_t pc = 0;
     bool halted = false;
+    std::map<std::uint8_t, Tensor> declared; // each id's last declaration, as .data sees it
     while (pc < w && !halted) {
         const Decoded d = decode_instruction(image, pc);
         if (d.fault) break;
@@ -209,24 +213,64 @@ std::string disassemble(const Image& image, std::string_view name) {
         if (!text) break;
         fault_comment(pc);
         emit_commented(out, *text, instruction_comment(d.instruction));
+        if (d.instruction.opcode == OP_TENSOR)
+            declared[d.instruction.args[0]] = d.instruction.declared();
         pc += d.instruction.length;
         halted = d.instruction.opcode == OP_HALT;
     }
-    if (!row_is_zero(image, 0, pc)) {
+    Image written(w, h); // what the text writes so far, besides row 0's instructions
+    if (!row_matches(image, 0, pc, written)) {
         fault_comment(pc);
         out << "; row 0 from pc " << pc << " as raw pixels: "
             << (halted ? "after halt, never executed"
                        : "not an instruction the assembler writes as a mnemonic")
             << "\n";
-        emit_runs(out, image, 0, pc);
+        // The fault pixel: a fault of a run writes (code, pc & 255, pc >> 8, 255) there.
+        const Pixel last = image.pixel(w - 1, 0);
+        if (pc < w && !is_zero(last)) {
+            const std::string code = std::string(fault_name(last.r));
+            out << "; pixel (" << w - 1 << ", 0) is the fault pixel"
+                << (last.a == 255 && !code.empty()
+                        ? ": it records fault " + code + " at pc " +
+                              std::to_string(last.g | last.b << 8) + " of an earlier run"
+                        : "")
+                << "\n";
+        }
+        emit_runs(out, image, 0, pc, written);
     }
 
+    // Every declared tensor inside rows 1 and below, as typed values; then whatever else differs
+    // (padding bytes, pixels no tensor covers) as raw pixels, so the image is reproduced exactly.
+    bool typed_header = false;
+    for (const auto& [id, tensor] : declared) {
+        if (tensor.rows == 0 || tensor.cols == 0 || tensor.y == 0 ||
+            std::uint64_t(tensor.x) + tensor.pixel_width() > w ||
+            std::uint64_t(tensor.y) + tensor.rows > h)
+            continue;
+        std::ostringstream values;
+        bool any = false;
+        for (std::uint32_t r = 0; r < tensor.rows; ++r)
+            for (std::uint32_t c = 0; c < tensor.cols; ++c) {
+                const std::int64_t v = load_element(image, tensor, r, c);
+                any = any || v != 0;
+                values << " " << v;
+                store_element(written, tensor, r, c, v);
+            }
+        if (!any) continue;
+        if (!typed_header) out << "\n; tensors as typed values (row-major)\n";
+        typed_header = true;
+        out << "; " << t(id) << " " << dtype_name(tensor.dtype) << " " << tensor.rows << "x"
+            << tensor.cols << " at (" << tensor.x << ", " << tensor.y << ")\n";
+        out << ".data " << t(id) << values.str() << "\n";
+    }
     bool data_header = false;
     for (std::uint32_t y = 1; y < h; ++y) {
-        if (row_is_zero(image, y, 0)) continue;
-        if (!data_header) out << "\n; data rows (pixels not listed are 0 0 0 0)\n";
+        if (row_matches(image, y, 0, written)) continue;
+        if (!data_header)
+            out << "\n; " << (typed_header ? "other " : "") << "data pixels (pixels not listed are "
+                << (typed_header ? "as above, else " : "") << "0 0 0 0)\n";
         data_header = true;
-        emit_runs(out, image, y, 0);
+        emit_runs(out, image, y, 0, written);
     }
     return out.str();
 }

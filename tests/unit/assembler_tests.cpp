@@ -426,7 +426,7 @@ halt
     CHECK_THAT(error(".image 8 8\n.tensor a i8 1 1\nrelu t255, a\n"),
                Catch::Contains("t255 is the id of the named tensor 'a'"));
     CHECK_THAT(error(".image 8 8\n.tensor abc i8 1 1\nrelu abd, abc\n"),
-               Catch::Contains("'abd' is neither a tensor like t3 nor a name"));
+               Catch::Contains("or a name declared by '.tensor' above, got 'abd'"));
     CHECK_THAT(error(".image 8 8\n.tensor abc i8 1 1\nrelu abd, abc\n"),
                Catch::Contains("did you mean 'abc'?"));
     CHECK_THAT(error(".image 8 8\n.tensor a i8 1 2\n.data a 1 2 3\n"),

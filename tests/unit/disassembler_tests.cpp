@@ -366,3 +366,31 @@ TEST_CASE("the README's picture is what pxc render makes of the seed program", "
     INFO(px::describe(px::compare_images(*committed, *rendered)));
     CHECK(*rendered == *committed);
 }
+
+TEST_CASE("declared tensors come out as typed values, the fault pixel is named", "[disassembler]") {
+    auto assembled = px::assemble(R"(.image 12 4
+tensor t1, i8, 0, 1, 2, 3
+tensor t2, i32, 2, 1, 1, 2
+relu t1, t1
+halt
+.data t1  1 -2 3  -4 5 -6
+.data t2  70000 -1
+.rgba 0 3  1 2 3 4
+)",
+                                  "typed.pxs");
+    REQUIRE(assembled.ok());
+    Image image = assembled->image;
+    image.set_pixel(0, 1, {1, 0xFE, 3, 9}); // a padding byte (t1 has 3 columns: 1 pixel a row)
+    const std::string text = round_trip(image, "typed");
+    CHECK_THAT(text, Catch::Contains("; t1 i8 2x3 at (0, 1)\n.data t1 1 -2 3 -4 5 -6\n"));
+    CHECK_THAT(text, Catch::Contains(".data t2 70000 -1\n"));
+    CHECK_THAT(text, Catch::Contains(".rgba 0 1  1 254 3 9")); // the padding, raw, after .data
+    CHECK_THAT(text, Catch::Contains(".rgba 0 3  1 2 3 4"));   // not inside any tensor
+
+    // A faulted image: its fault pixel is named with the fault it records.
+    Image faulted = image;
+    faulted.set_pixel(11, 0, {px::FAULT_OUT_OF_BOUNDS, 7, 0, 255});
+    const std::string fault_text = round_trip(faulted, "faulted");
+    CHECK_THAT(fault_text, Catch::Contains("; pixel (11, 0) is the fault pixel: it records fault "
+                                           "OUT_OF_BOUNDS at pc 7 of an earlier run"));
+}
