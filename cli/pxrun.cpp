@@ -252,11 +252,12 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
 
 /// pxrun's ways of looking inside a run of a .pxi program.
 struct InspectArgs {
-    std::vector<std::uint32_t> print;
+    std::vector<std::string> print_args; ///< --print: ids, or names from a .pxs's .tensor
+    std::vector<std::uint32_t> print;    ///< the ids they name in the program being run
     std::optional<std::uint32_t> stop_at;
     std::string trace_dir, save_reference;
     bool any() const {
-        return !print.empty() || stop_at || !trace_dir.empty() || !save_reference.empty();
+        return !print_args.empty() || stop_at || !trace_dir.empty() || !save_reference.empty();
     }
 };
 
@@ -325,7 +326,9 @@ int inspect_run(const std::string& program, const px::Image& executed, const px:
 /// What pxrun does with one .pxi or .pxs program; its exit status. With `json`, the run's object
 /// is appended there instead of the text.
 int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::RunOptions& options,
-            const std::string& out, const InspectArgs& inspect, nlohmann::json* json) {
+            const std::string& out, const InspectArgs& given, nlohmann::json* json) {
+    InspectArgs inspect = given;
+    std::vector<px::NamedTensor> names; // a .pxs source's named tensors
     // A .pxs source is assembled first (pxc asm), so a program can be run as it is written.
     px::Result<px::Image> image = px::Error{"not loaded"};
     if (program.ends_with(".pxs")) {
@@ -336,6 +339,7 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
         }
         for (const std::string& warning : assembled->warnings)
             std::cerr << warning << "\n";
+        names = assembled->named;
         image = std::move(assembled->image);
     } else {
         image = px::load_png(program);
@@ -343,6 +347,26 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
     if (!image) {
         std::cerr << "pxrun: " << image.error().message << "\n";
         return 1;
+    }
+    // --print's ids: numbers, or the names of the source's .tensor directives.
+    for (const std::string& arg : inspect.print_args) {
+        const bool number =
+            !arg.empty() && arg.find_first_not_of("0123456789") == std::string::npos;
+        if (number && arg.size() <= 3 && std::stoi(arg) <= 255) {
+            inspect.print.push_back(std::uint32_t(std::stoi(arg)));
+            continue;
+        }
+        const auto named = std::find_if(names.begin(), names.end(),
+                                        [&](const px::NamedTensor& n) { return n.name == arg; });
+        if (number || named == names.end()) {
+            std::cerr << "pxrun: " << program << ": --print " << arg << ": "
+                      << (number ? "tensor ids are 0 ... 255"
+                                 : "no tensor of that name (names come from '.tensor' in a .pxs "
+                                   "source)")
+                      << "\n";
+            return 1;
+        }
+        inspect.print.push_back(named->id);
     }
     // --stop-at: a HALT in place of the instruction at that pc, put back in every result image.
     px::Image executed = *image;
@@ -521,10 +545,9 @@ int main(int argc, char** argv) {
                  "fault, instructions executed, the verification's method and result, stage and "
                  "dispatch timings (the exit status is the same)");
     InspectArgs inspect;
-    app.add_option("--print", inspect.print,
-                   "also print the whole of tensor ID (0-255) after the run, with its shape, row "
-                   "by row; repeatable")
-        ->check(CLI::Range(0u, 255u));
+    app.add_option("--print", inspect.print_args,
+                   "also print the whole of tensor ID (0-255, or a name a .pxs source gave it "
+                   "with .tensor) after the run, with its shape, row by row; repeatable");
     app.add_option("--stop-at", inspect.stop_at,
                    "run as if the program halted at pc PC: the instruction there and the ones "
                    "after it do not run (on any device and in the reference)")

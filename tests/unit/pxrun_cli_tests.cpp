@@ -173,6 +173,16 @@ TEST_CASE("pxrun --print, --stop-at, --trace and --save-reference look inside a 
     CHECK(undeclared.exit_code == 1);
     CHECK_THAT(undeclared.err, Catch::Contains("tensor 77 is not declared"));
     CHECK(runner.run("--device cpu " + demo + " --print 256").exit_code == 1);
+    // By name, in a .pxs source with named tensors.
+    const fs::path named = runner.dir() / "named.pxs";
+    write_text(named, ".image 8 4\n.tensor a i8 1 3\n.tensor b i8 1 3\nrelu b, a\nhalt\n"
+                      ".data a 5 -6 7\n");
+    const auto by_name = runner.run("--device cpu " + named.string() + " --print b");
+    CHECK(by_name.exit_code == 0);
+    CHECK_THAT(by_name.out, Catch::Contains("t254 i8 1x3 at (1, 1)\n    row 0: 5 0 7"));
+    const auto no_name = runner.run("--device cpu " + named.string() + " --print c");
+    CHECK(no_name.exit_code == 1);
+    CHECK_THAT(no_name.err, Catch::Contains("--print c: no tensor of that name"));
 
     // --stop-at: the instructions from that pc on do not run (t3 is the matmul's, before the
     // add_bias at pc 19); only an instruction's pc is accepted.
