@@ -11,7 +11,7 @@ action=${1:-demo}
 build_dir=${BUILD_DIR:-build}
 
 packages=(g++ cmake ninja-build pkg-config libvulkan-dev glslang-tools spirv-tools spirv-cross
-          libspirv-cross-c-shared-dev libstb-dev catch2 libcli11-dev
+          libspirv-cross-c-shared-dev catch2 libcli11-dev
           nlohmann-json3-dev libxxhash-dev libspng-dev nettle-dev mesa-vulkan-drivers vulkan-validationlayers clang-format python3)
 missing=()
 for p in "${packages[@]}"; do

@@ -26,6 +26,7 @@ include(CMakeFindDependencyMacro)
 find_dependency(Vulkan)
 find_dependency(nlohmann_json) # header-only and private; the export still names it
 find_dependency(Threads)
+find_dependency(ZLIB)
 find_dependency(PkgConfig)
 pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
 pkg_check_modules(NETTLE REQUIRED IMPORTED_TARGET nettle)
@@ -45,7 +46,7 @@ includedir=${prefix}/@CMAKE_INSTALL_INCLUDEDIR@
 Name: pxvm
 Description: pxVM: a Vulkan compute runtime and reference interpreter for pixel programs
 Version: @PROJECT_VERSION@
-Requires: vulkan spng nettle
+Requires: vulkan spng nettle zlib
 Cflags: -I${includedir}
 Libs: -L${libdir} -lpxvm_compiler -lpxvm -lpxvm_core -lpxvm_kernels -lpxvm_spirv -pthread
 ]])

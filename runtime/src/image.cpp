@@ -1,5 +1,5 @@
-// PNG decoding (stb_image) with the header checked first, PNG encoding (libspng, which reports a
-// failed allocation instead of writing past it), atomic
+// PNG decoding and encoding with libspng (the header and every chunk's CRC checked first; the zlib
+// Adler-32, unknown critical chunks and the inflated size checked by libspng), atomic
 // file writes, and pixel-by-pixel image comparison.
 #include "pxvm/image.hpp"
 
@@ -18,12 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#define STBI_NO_STDIO
-#define STBI_FAILURE_USERMSG
 #include <spng.h>
-#include <stb/stb_image.h>
+#include <zlib.h>
 
 namespace px {
 
@@ -95,8 +91,8 @@ std::uint32_t crc32(const std::uint8_t* data, std::size_t size) {
     return c ^ 0xFFFFFFFFu;
 }
 
-// stb_image checks neither chunk CRCs nor zlib checksums, so a flipped data byte could load as
-// different pixels; walk the chunks first and refuse any that is cut short or fails its CRC.
+// Walks the chunks first and refuses any that is cut short or fails its CRC, naming it (libspng
+// would check the CRCs too, with a less precise message).
 Result<void> check_chunks(std::span<const std::uint8_t> file) {
     std::size_t at = 8;
     while (true) {
@@ -113,6 +109,55 @@ Result<void> check_chunks(std::span<const std::uint8_t> file) {
         at += 12 + std::size_t(length);
         if (type == "IEND") return {};
     }
+}
+
+// The bytes of filtered scanlines an 8-bit RGBA image holds (Adam7's seven passes if interlaced).
+std::uint64_t raw_size(std::uint32_t width, std::uint32_t height, bool interlaced) {
+    const auto lines = [](std::uint64_t w, std::uint64_t h) {
+        return w && h ? h * (1 + 4 * w) : 0;
+    };
+    if (!interlaced) return lines(width, height);
+    const std::uint32_t passes[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                        {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+    std::uint64_t total = 0;
+    for (const auto& [x0, y0, dx, dy] : passes)
+        total += lines(width > x0 ? (width - x0 + dx - 1) / dx : 0,
+                       height > y0 ? (height - y0 + dy - 1) / dy : 0);
+    return total;
+}
+
+// The IDAT stream inflates to exactly the image's scanlines: no data after the image (a 1x1
+// image whose stream inflates to gigabytes is refused after the first bytes past it).
+Result<void> check_idat_size(std::span<const std::uint8_t> file, std::uint32_t width,
+                             std::uint32_t height, bool interlaced) {
+    const std::uint64_t expected = raw_size(width, height, interlaced);
+    z_stream z{};
+    if (inflateInit(&z) != Z_OK) return Error{"out of memory checking the PNG's pixel data"};
+    std::array<std::uint8_t, 1 << 16> scratch;
+    std::uint64_t inflated = 0;
+    int status = Z_OK;
+    for (std::size_t at = 8; at + 12 <= file.size() && status != Z_STREAM_END;) {
+        const std::uint32_t length = read_be32(&file[at]);
+        if (std::memcmp(&file[at + 4], "IDAT", 4) == 0) {
+            z.next_in = const_cast<std::uint8_t*>(&file[at + 8]);
+            z.avail_in = length;
+            while (z.avail_in > 0 && status == Z_OK && inflated <= expected) {
+                z.next_out = scratch.data();
+                z.avail_out = scratch.size();
+                status = inflate(&z, Z_NO_FLUSH);
+                inflated += scratch.size() - z.avail_out;
+                if (status == Z_BUF_ERROR) status = Z_OK; // needs the next chunk
+            }
+            if (inflated > expected) break;
+        }
+        at += 12 + std::size_t(length);
+    }
+    inflateEnd(&z);
+    if (inflated > expected)
+        return Error{"corrupt PNG: its pixel data continues past the " + std::to_string(width) +
+                     "x" + std::to_string(height) + " image (more than " +
+                     std::to_string(expected) + " bytes of scanlines)"};
+    return {};
 }
 
 } // namespace
@@ -135,17 +180,33 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
                      "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
     if (auto chunks = check_chunks(file); !chunks)
         return Error{name + ": " + chunks.error().message};
-    if (file.size() > std::size_t(INT32_MAX)) return Error{name + ": file larger than 2 GiB"};
-
-    int w = 0, h = 0, channels = 0;
-    stbi_uc* pixels =
-        stbi_load_from_memory(file.data(), int(file.size()), &w, &h, &channels, STBI_rgb_alpha);
-    if (!pixels)
+    // libspng inflates into the image's own buffer, so no more than the header implies is ever
+    // inflated; it checks the zlib Adler-32 and refuses unknown critical chunks (such as CgBI).
+    struct Free {
+        void operator()(spng_ctx* ctx) const { spng_ctx_free(ctx); }
+    };
+    const std::unique_ptr<spng_ctx, Free> ctx(spng_ctx_new(0));
+    if (!ctx) return Error{name + ": out of memory decoding the PNG"};
+    const auto corrupt = [&](int code) {
         return Error{name + ": corrupt PNG: cannot decode its pixel data (" +
-                     std::string(stbi_failure_reason()) + ")"};
-    Image image{std::uint32_t(w), std::uint32_t(h)};
-    std::memcpy(image.data(), pixels, image.size_bytes());
-    stbi_image_free(pixels);
+                     std::string(spng_strerror(code)) + ")"};
+    };
+    spng_set_image_limits(ctx.get(), MAX_WIDTH, MAX_HEIGHT);
+    spng_set_chunk_limits(ctx.get(), std::size_t(64) << 20, std::size_t(64) << 20);
+    if (int e = spng_set_png_buffer(ctx.get(), file.data(), file.size())) return corrupt(e);
+    Image image{width, height};
+    std::size_t bytes = 0;
+    if (int e = spng_decoded_image_size(ctx.get(), SPNG_FMT_RGBA8, &bytes)) return corrupt(e);
+    if (bytes != image.size_bytes()) return corrupt(SPNG_EBUFSIZ);
+    if (int e = spng_decode_image(ctx.get(), image.data(), bytes, SPNG_FMT_RGBA8, 0)) {
+        if (e == SPNG_EMEM) return Error{name + ": out of memory decoding the PNG"};
+        return corrupt(e);
+    }
+    // Whatever follows the image (IEND) must be well-formed too, and the pixel data must end
+    // with the image: libspng stops inflating there, so the rest of the stream is counted here.
+    if (int e = spng_decode_chunks(ctx.get())) return corrupt(e);
+    if (auto exact = check_idat_size(file, width, height, file[28] != 0); !exact)
+        return Error{name + ": " + exact.error().message};
     return image;
 }
 

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -315,4 +316,50 @@ TEST_CASE("read_file: regular files only, up to a limit", "[image][io]") {
     auto png = px::load_png("/dev/zero");
     REQUIRE_FALSE(png.ok());
     CHECK_THAT(png.error().message, Catch::Contains("not a regular file"));
+}
+
+TEST_CASE("the PNG decoder checks the zlib stream, unknown critical chunks and extra data",
+          "[image]") {
+    using px::testing::Bytes;
+    px::Image image(3, 2);
+    image.set_pixel(1, 1, {1, 2, 3, 4});
+    const Bytes good = px::testing::write_png(image, false, false);
+    REQUIRE(px::decode_png(good, "good.pxi").ok());
+    const auto idat_at = [](const Bytes& png) {
+        const Bytes idat = {'I', 'D', 'A', 'T'};
+        return std::size_t(std::search(png.begin(), png.end(), idat.begin(), idat.end()) -
+                           png.begin());
+    };
+    // A pixel byte changed under a recomputed chunk CRC: the Adler-32 of the zlib stream fails.
+    Bytes flipped = good;
+    const std::size_t type = idat_at(flipped);
+    const std::size_t length = std::size_t(flipped[type - 1]) | std::size_t(flipped[type - 2]) << 8;
+    flipped[type + 4 + 2 + 5 + 3] ^= 0x40; // zlib header, stored-block header, then the data
+    const std::uint32_t crc = px::testing::crc32(&flipped[type], length + 4);
+    for (int b = 0; b < 4; ++b)
+        flipped[type + 4 + length + std::size_t(b)] = std::uint8_t(crc >> (24 - 8 * b));
+    auto damaged = px::decode_png(flipped, "flipped.pxi");
+    REQUIRE_FALSE(damaged.ok());
+    CHECK_THAT(damaged.error().message, Catch::Contains("flipped.pxi: corrupt PNG"));
+
+    // An unknown critical chunk (Apple's CgBI) after the header.
+    Bytes cgbi(good.begin(), good.begin() + 8 + 25);
+    px::testing::chunk(cgbi, "CgBI", {0x50, 0x00, 0x20, 0x06});
+    cgbi.insert(cgbi.end(), good.begin() + 8 + 25, good.end());
+    CHECK_FALSE(px::decode_png(cgbi, "cgbi.pxi").ok());
+
+    // More data in IDAT than the image holds: a 1x1 image whose stream inflates to 4 MiB.
+    Bytes raw = {0, 9, 8, 7, 6};
+    raw.resize(raw.size() + (std::size_t(4) << 20), 0);
+    Bytes big = {137, 80, 78, 71, 13, 10, 26, 10};
+    Bytes ihdr;
+    px::testing::put32(ihdr, 1);
+    px::testing::put32(ihdr, 1);
+    ihdr.insert(ihdr.end(), {8, 6, 0, 0, 0});
+    px::testing::chunk(big, "IHDR", ihdr);
+    px::testing::chunk(big, "IDAT", px::testing::zlib_stored(raw));
+    px::testing::chunk(big, "IEND", {});
+    auto extra = px::decode_png(big, "extra.pxi");
+    REQUIRE_FALSE(extra.ok());
+    CHECK_THAT(extra.error().message, Catch::Contains("extra.pxi: corrupt PNG"));
 }
