@@ -16,6 +16,8 @@ endforeach()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install -B ${WORK}/build
                         -DCMAKE_PREFIX_PATH=${WORK}/prefix -DCMAKE_BUILD_TYPE=Release
                         -DPXVM_API_DOC=${SOURCE_DIR}/docs/API.md
+                        -DCMAKE_CXX_COMPILER=${CXX_COMPILER} "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
+                        "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}"
                 RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "configuring the outside project with find_package(pxvm) failed")
@@ -40,7 +42,7 @@ foreach(example IN LISTS examples)
 endforeach()
 # pkg-config, as a Makefile would use it
 find_program(PKG_CONFIG pkg-config REQUIRED)
-find_program(CXX NAMES c++ g++ REQUIRED)
+set(CXX ${CXX_COMPILER})
 set(ENV{PKG_CONFIG_PATH} ${WORK}/prefix/lib/pkgconfig)
 execute_process(COMMAND ${PKG_CONFIG} --cflags --libs pxvm OUTPUT_VARIABLE flags
                 OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
@@ -48,7 +50,8 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "pkg-config --cflags --libs pxvm failed")
 endif()
 separate_arguments(flags UNIX_COMMAND "${flags}")
-execute_process(COMMAND ${CXX} -std=c++20 ${SOURCE_DIR}/tests/install/main.cpp ${flags}
+separate_arguments(extra UNIX_COMMAND "${CXX_FLAGS} ${LINKER_FLAGS}")
+execute_process(COMMAND ${CXX} -std=c++20 ${extra} ${SOURCE_DIR}/tests/install/main.cpp ${flags}
                         -o ${WORK}/consumer-pc RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "building with pkg-config's flags failed")
