@@ -194,10 +194,27 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
     CartridgeManifest m;
+    // Numbers are read only when they are integers in range: converting 2e76 to an unsigned
+    // would be undefined behaviour (found by fuzz_manifest).
+    struct BadNumber {
+        std::string field;
+    };
+    const auto u32 = [](const json& v, const char* field) -> std::uint32_t {
+        if (!v.is_number_unsigned() || v.get<std::uint64_t>() > 0xFFFFFFFFu) throw BadNumber{field};
+        return std::uint32_t(v.get<std::uint64_t>());
+    };
+    const auto i32 = [](const json& v, const char* field) -> std::int32_t {
+        if (!v.is_number_integer()) throw BadNumber{field};
+        const std::int64_t x = v.is_number_unsigned() && v.get<std::uint64_t>() > 0x7FFFFFFFu
+                                   ? std::int64_t(0x80000000u)
+                                   : v.get<std::int64_t>();
+        if (x < -0x7FFFFFFF - 1 || x > 0x7FFFFFFF) throw BadNumber{field};
+        return std::int32_t(x);
+    };
     try {
         if (j.value("format", std::string()) != "pxvm-cartridge")
             return bad("\"format\" is not \"pxvm-cartridge\"");
-        m.format_version = j.at("format_version").get<std::uint32_t>();
+        m.format_version = u32(j.at("format_version"), "format_version");
         m.min_pxvm_version = j.value("min_pxvm_version", std::string());
         if (m.format_version > CARTRIDGE_FORMAT_VERSION || m.format_version == 0)
             return bad("cartridge format version " + std::to_string(m.format_version) +
@@ -205,7 +222,7 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
                        std::to_string(CARTRIDGE_FORMAT_VERSION) + "); it needs pxVM " +
                        (m.min_pxvm_version.empty() ? "a newer pxVM" : m.min_pxvm_version) +
                        " or later");
-        m.protocol_version = j.at("protocol_version").get<std::uint32_t>();
+        m.protocol_version = u32(j.at("protocol_version"), "protocol_version");
         if (m.protocol_version != PROTOCOL_VERSION)
             return bad("pixel protocol version " + std::to_string(m.protocol_version) +
                        " is not the one this pxVM runs (" + std::to_string(PROTOCOL_VERSION) + ")");
@@ -213,25 +230,26 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
         m.licence = j.value("licence", std::string());
         m.description = j.value("description", std::string());
         m.architecture = j.at("architecture").get<std::string>();
-        m.context = j.at("context").get<std::uint32_t>();
-        m.batch = j.at("batch").get<std::uint32_t>();
+        m.context = u32(j.at("context"), "context");
+        m.batch = u32(j.at("batch"), "batch");
         const json& tok = j.at("tokenizer");
         if (tok.value("type", std::string()) != "characters")
             return bad("tokenizer type must be \"characters\"");
         m.vocab = tok.at("vocab").get<std::vector<std::string>>();
-        m.pad_id = tok.at("pad_id").get<std::uint32_t>();
+        m.pad_id = u32(tok.at("pad_id"), "pad_id");
         for (const json& r : j.at("regions")) {
             CartridgeRegion region;
             region.name = r.at("name").get<std::string>();
             region.role = r.at("role").get<std::string>();
-            region.id = r.at("tensor").get<std::uint32_t>();
+            region.id = u32(r.at("tensor"), "tensor");
             region.tensor.dtype = dtype_from_name(r.at("dtype").get<std::string>()).value_or(0);
-            region.tensor.x = r.at("x").get<std::uint32_t>();
-            region.tensor.y = r.at("y").get<std::uint32_t>();
-            region.tensor.rows = r.at("rows").get<std::uint32_t>();
-            region.tensor.cols = r.at("cols").get<std::uint32_t>();
+            region.tensor.x = u32(r.at("x"), "x");
+            region.tensor.y = u32(r.at("y"), "y");
+            region.tensor.rows = u32(r.at("rows"), "rows");
+            region.tensor.cols = u32(r.at("cols"), "cols");
             region.scale = r.value("scale", 0.0);
-            region.zero_point = r.value("zero_point", 0);
+            region.zero_point =
+                r.contains("zero_point") ? i32(r.at("zero_point"), "zero_point") : 0;
             if (region.tensor.dtype == 0)
                 return bad("region '" + region.name + "' has an unknown dtype");
             if (region.id >= MAX_TENSORS)
@@ -251,12 +269,14 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
         if (j.contains("self_test")) {
             const json& st = j.at("self_test");
             m.self_test_prompt = st.at("prompt").get<std::string>();
-            m.self_test_tokens = st.at("tokens").get<std::uint32_t>();
+            m.self_test_tokens = u32(st.at("tokens"), "tokens");
             m.self_test_expect = st.at("expect").get<std::string>();
         }
         if (j.contains("model")) m.extra_json = j.at("model").dump();
     } catch (const json::exception& e) {
         return bad(std::string("missing or wrong field: ") + e.what());
+    } catch (const BadNumber& e) {
+        return bad("\"" + e.field + "\" must be a whole number in range");
     }
     if (m.architecture != "window-mlp")
         return bad("architecture '" + m.architecture + "' is not one this pxVM runs (window-mlp)");

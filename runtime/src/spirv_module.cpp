@@ -205,6 +205,15 @@ private:
 
     // Byte size of a type in a push-constant block (offset + size of the furthest member).
     std::uint32_t size_of(std::uint32_t id, int depth) {
+        // Each type once: structs that repeat a struct type would otherwise be walked an
+        // exponential number of times (found by fuzz_spirv).
+        if (const auto known = sizes_.find(id); known != sizes_.end()) return known->second;
+        const std::uint32_t size = compute_size(id, depth);
+        sizes_[id] = size;
+        return size;
+    }
+
+    std::uint32_t compute_size(std::uint32_t id, int depth) {
         const Type* t = type(id);
         if (!t || depth == MAX_TYPE_DEPTH) {
             m_.problems.push_back(t ? "type " + std::to_string(id) + " nests too deeply"
@@ -296,6 +305,7 @@ private:
     std::map<std::uint32_t, Decorations> decorations_;
     std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint32_t> offsets_; // struct, member
     std::map<std::uint32_t, Type> types_;
+    std::map<std::uint32_t, std::uint32_t> sizes_; // size_of, once per type
     std::map<std::uint32_t, Constant> constants_;
     std::map<std::uint32_t, std::vector<std::uint32_t>> composites_;
     std::map<std::uint32_t, std::pair<std::uint32_t, std::uint32_t>> variables_; // type, storage
