@@ -180,6 +180,20 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
                      "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
     if (auto chunks = check_chunks(file); !chunks)
         return Error{name + ": " + chunks.error().message};
+    // No allocation the compressed data cannot fill: deflate inflates at most 1032:1, so a PNG of
+    // a few hundred bytes claiming 16384x16384 pixels is refused before 1 GiB is allocated.
+    std::uint64_t compressed = 0;
+    for (std::size_t at = 8; at + 12 <= file.size();) {
+        const std::uint32_t length = read_be32(&file[at]);
+        if (std::memcmp(&file[at + 4], "IDAT", 4) == 0) compressed += length;
+        at += 12 + std::size_t(length);
+    }
+    const std::uint64_t scanlines = raw_size(width, height, file[28] != 0);
+    if (scanlines > compressed * 1032 + 1024)
+        return Error{name + ": corrupt PNG: its " + std::to_string(width) + "x" +
+                     std::to_string(height) + " pixels cannot come from " +
+                     std::to_string(compressed) +
+                     " bytes of compressed data (deflate inflates at most 1032 to 1)"};
     // libspng inflates into the image's own buffer, so no more than the header implies is ever
     // inflated; it checks the zlib Adler-32 and refuses unknown critical chunks (such as CgBI).
     struct Free {

@@ -359,6 +359,19 @@ TEST_CASE("the PNG decoder checks the zlib stream, unknown critical chunks and e
     px::testing::chunk(big, "IHDR", ihdr);
     px::testing::chunk(big, "IDAT", px::testing::zlib_stored(raw));
     px::testing::chunk(big, "IEND", {});
+    // A header claiming 16384x16384 over a few bytes of data: refused before allocating 1 GiB.
+    Bytes claim = {137, 80, 78, 71, 13, 10, 26, 10};
+    Bytes huge_header;
+    px::testing::put32(huge_header, 16384);
+    px::testing::put32(huge_header, 16384);
+    huge_header.insert(huge_header.end(), {8, 6, 0, 0, 0});
+    px::testing::chunk(claim, "IHDR", huge_header);
+    px::testing::chunk(claim, "IDAT", px::testing::zlib_stored(Bytes(100, 0)));
+    px::testing::chunk(claim, "IEND", {});
+    auto claimed = px::decode_png(claim, "claim.pxi");
+    REQUIRE_FALSE(claimed.ok());
+    CHECK_THAT(claimed.error().message,
+               Catch::Contains("claim.pxi: corrupt PNG: its 16384x16384 pixels cannot come from"));
     auto extra = px::decode_png(big, "extra.pxi");
     REQUIRE_FALSE(extra.ok());
     CHECK_THAT(extra.error().message, Catch::Contains("extra.pxi: corrupt PNG"));
