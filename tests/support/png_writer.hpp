@@ -98,6 +98,20 @@ inline Bytes write_png(const px::Image& image, bool interlaced, bool ancillary) 
     return png;
 }
 
+// An 8-bit RGBA PNG whose IHDR says width x height and whose one IDAT holds `raw` (filtered
+// scanlines, stored), whatever their size: for data that does not match the header.
+inline Bytes png_with_raw(std::uint32_t width, std::uint32_t height, const Bytes& raw) {
+    Bytes png = {137, 80, 78, 71, 13, 10, 26, 10};
+    Bytes ihdr;
+    put32(ihdr, width);
+    put32(ihdr, height);
+    ihdr.insert(ihdr.end(), {8, 6, 0, 0, 0});
+    chunk(png, "IHDR", ihdr);
+    chunk(png, "IDAT", zlib_stored(raw));
+    chunk(png, "IEND", {});
+    return png;
+}
+
 // A PNG signature and IHDR chunk only: enough for the header checks.
 inline Bytes header_only(std::uint32_t w, std::uint32_t h, std::uint8_t depth,
                          std::uint8_t colour) {

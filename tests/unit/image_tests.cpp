@@ -351,23 +351,9 @@ TEST_CASE("the PNG decoder checks the zlib stream, unknown critical chunks and e
     // More data in IDAT than the image holds: a 1x1 image whose stream inflates to 4 MiB.
     Bytes raw = {0, 9, 8, 7, 6};
     raw.resize(raw.size() + (std::size_t(4) << 20), 0);
-    Bytes big = {137, 80, 78, 71, 13, 10, 26, 10};
-    Bytes ihdr;
-    px::testing::put32(ihdr, 1);
-    px::testing::put32(ihdr, 1);
-    ihdr.insert(ihdr.end(), {8, 6, 0, 0, 0});
-    px::testing::chunk(big, "IHDR", ihdr);
-    px::testing::chunk(big, "IDAT", px::testing::zlib_stored(raw));
-    px::testing::chunk(big, "IEND", {});
+    const Bytes big = px::testing::png_with_raw(1, 1, raw);
     // A header claiming 16384x16384 over a few bytes of data: refused before allocating 1 GiB.
-    Bytes claim = {137, 80, 78, 71, 13, 10, 26, 10};
-    Bytes huge_header;
-    px::testing::put32(huge_header, 16384);
-    px::testing::put32(huge_header, 16384);
-    huge_header.insert(huge_header.end(), {8, 6, 0, 0, 0});
-    px::testing::chunk(claim, "IHDR", huge_header);
-    px::testing::chunk(claim, "IDAT", px::testing::zlib_stored(Bytes(100, 0)));
-    px::testing::chunk(claim, "IEND", {});
+    const Bytes claim = px::testing::png_with_raw(16384, 16384, Bytes(100, 0));
     auto claimed = px::decode_png(claim, "claim.pxi");
     REQUIRE_FALSE(claimed.ok());
     CHECK_THAT(claimed.error().message,
