@@ -265,6 +265,7 @@ struct InspectArgs {
 /// message. `executed` is the program as run (with --stop-at's HALT).
 int inspect_run(const std::string& program, const px::Image& executed, const px::Plan& plan,
                 const px::ProgramRun& run, const InspectArgs& inspect,
+                const px::ReferenceLimits& limits,
                 const std::function<void(px::Image&)>& restore_row0) {
     for (const std::uint32_t id : inspect.print)
         if (auto lines = px::describe_tensor(plan, run.outcome.executed, run.result, id); !lines) {
@@ -291,15 +292,21 @@ int inspect_run(const std::string& program, const px::Image& executed, const px:
         px::Image image = executed;
         std::size_t index = 0, written = 0;
         bool ok = true;
-        px::run_reference(image, [&](const px::Step& step, const px::Image& now) {
-            ++index;
-            if (!ok || step.instruction.opcode == px::OP_TENSOR) return; // changes no pixel
-            char name[96];
-            std::snprintf(name, sizeof name, "step-%04zu-pc-%u-%s.pxi", index, step.instruction.pc,
-                          std::string(px::opcode_name(step.instruction.opcode)).c_str());
-            ok = save(now, (std::filesystem::path(inspect.trace_dir) / name).string());
-            written += ok;
-        });
+        auto traced =
+            px::run_reference(image, limits, [&](const px::Step& step, const px::Image& now) {
+                ++index;
+                if (!ok || step.instruction.opcode == px::OP_TENSOR) return; // changes no pixel
+                char name[96];
+                std::snprintf(name, sizeof name, "step-%04zu-pc-%u-%s.pxi", index,
+                              step.instruction.pc,
+                              std::string(px::opcode_name(step.instruction.opcode)).c_str());
+                ok = save(now, (std::filesystem::path(inspect.trace_dir) / name).string());
+                written += ok;
+            });
+        if (!traced) {
+            std::cerr << "pxrun: " << program << ": --trace: " << traced.error().message << "\n";
+            return 1;
+        }
         if (!ok || !save(image, (std::filesystem::path(inspect.trace_dir) / "final.pxi").string()))
             return 1;
         std::cerr << "trace: " << written << " step images and final.pxi in " << inspect.trace_dir
@@ -307,7 +314,11 @@ int inspect_run(const std::string& program, const px::Image& executed, const px:
     }
     if (!inspect.save_reference.empty()) {
         px::Image reference = executed;
-        px::run_reference(reference);
+        if (auto ran = px::run_reference(reference, limits); !ran) {
+            std::cerr << "pxrun: " << program << ": --save-reference: " << ran.error().message
+                      << "\n";
+            return 1;
+        }
         if (!save(reference, inspect.save_reference)) return 1;
         std::cerr << "wrote the reference's image to " << inspect.save_reference << "\n";
         px::Image expected = reference;
@@ -403,7 +414,8 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
     }
     restore_row0(run->result);
     const px::Plan plan = px::plan_program(executed);
-    if (int failed = inspect_run(program, executed, plan, *run, inspect, restore_row0))
+    if (int failed = inspect_run(program, executed, plan, *run, inspect, options.reference_limits,
+                                 restore_row0))
         return failed;
 
     if (json) {
@@ -537,8 +549,16 @@ int main(int argc, char** argv) {
                  "enable the Khronos validation layer (PXVM_VALIDATE=1 does too)");
     app.add_option("--timeout-ms", timeout_ms,
                    "give up on a device run after this long, 1 to 86400000 ms (default: "
-                   "PXVM_TIMEOUT_MS, else 10000; the flag beats the environment)")
+                   "PXVM_TIMEOUT_MS, else 10000; the flag beats the environment); the flag also "
+                   "limits each run of the reference interpreter (--device cpu, the check of a "
+                   "device's result, --trace), which otherwise has only --max-work")
         ->check(CLI::Range(1u, 86'400'000u));
+    app.add_option("--max-work", options.reference_limits.max_work,
+                   "the most operations (multiply-adds and element steps) the reference "
+                   "interpreter may spend on one program; a program that needs more is refused "
+                   "before it runs")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 62));
     bool as_json = false;
     app.add_flag("--json", as_json,
                  "print the run as one JSON object instead of text: device, path, variant, "
@@ -574,7 +594,8 @@ int main(int argc, char** argv) {
         }
         options.variant = px::vk::variant_from_name(variant);
     }
-    if (timeout_ms) options.timeout = std::chrono::milliseconds(timeout_ms);
+    if (timeout_ms)
+        options.timeout = options.reference_limits.timeout = std::chrono::milliseconds(timeout_ms);
 
     cart.prompt_given = app.count("--prompt") > 0;
     cart.tokens_given = app.count("--tokens") > 0;

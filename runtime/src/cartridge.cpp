@@ -23,6 +23,9 @@ using nlohmann::json;
 
 // The manifest is text a person may read: a few MB at most even for a large vocabulary.
 constexpr std::size_t MAX_MANIFEST_BYTES = 16u << 20;
+// The reference's operations in one run of a cartridge's program (one token of every window): a
+// second or so on a desktop CPU. The shipped cartridge needs about 10^6.
+constexpr std::uint64_t MAX_CARTRIDGE_STEP_WORK = 10'000'000'000;
 constexpr std::size_t MAX_FILE_BYTES = std::size_t(2) << 30;
 
 struct SpngFree {
@@ -84,6 +87,11 @@ Result<void> check_program(const Image& image, const CartridgeManifest& m,
     const Plan plan = plan_program(image);
     if (plan.fault)
         return Error{name + ": the program row has a static fault: " + describe(plan.fault, image),
+                     ErrorCode::invalid_input};
+    ReferenceLimits step_limit;
+    step_limit.max_work = MAX_CARTRIDGE_STEP_WORK;
+    if (auto fits = check_work(plan, reference_work(plan), step_limit); !fits)
+        return Error{name + ": one step of generation: " + fits.error().message,
                      ErrorCode::invalid_input};
     std::map<std::uint32_t, std::vector<Tensor>> declared;
     for (const Step& s : plan.steps)

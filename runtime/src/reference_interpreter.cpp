@@ -2,9 +2,12 @@
 // shaped for speed (row-by-row dot products over contiguous i16 K, blocked for the cache, its rows
 // split across every core), because it checks the largest GPU results.
 #include "pxvm/reference_interpreter.hpp"
+#include "deadline.hpp"
 #include "parallel.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -63,7 +66,8 @@ std::uint32_t dot_row(const std::int16_t* a, const std::int16_t* b, std::uint32_
     return sum;
 }
 
-void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
+void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b,
+            const Deadline& deadline) {
     const std::uint32_t M = c.rows, N = c.cols, K = a.cols;
     const std::vector<std::int16_t> wa = widen(image, a), wb = widen(image, b);
     // c[m][n] for m in [m0, m1), n in [n0, n1). B is walked in blocks of rows that stay in cache
@@ -73,6 +77,7 @@ void matmul(Image& image, const Tensor& c, const Tensor& a, const Tensor& b) {
         for (std::uint32_t nb = n0; nb < n1; nb += block) {
             const std::uint32_t ne = std::min(n1, nb + block);
             for (std::uint32_t m = m0; m < m1; ++m) {
+                if (deadline.passed()) return;
                 const std::int16_t* ra = &wa[std::size_t(m) * K];
                 std::uint8_t* out = image.data() + c.byte_offset(image.width(), m, 0);
                 for (std::uint32_t n = nb; n < ne; ++n) {
@@ -133,10 +138,11 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-void gather_mean(Image& image, const Step& step, std::uint32_t count) {
+void gather_mean(Image& image, const Step& step, std::uint32_t count, const Deadline& deadline) {
     const Tensor &out = step.operands[0], &table = step.operands[1], &tokens = step.operands[2];
     std::vector<std::int64_t> sum(table.cols, 0);
     for (std::uint32_t t = 0; t < count; ++t) {
+        if (t % 4096 == 0 && deadline.passed()) return;
         const auto id =
             std::uint32_t(load_element(image, tokens, t / tokens.cols, t % tokens.cols));
         for (std::uint32_t d = 0; d < table.cols; ++d)
@@ -159,9 +165,86 @@ void embed(Image& image, const Step& step) {
         }
 }
 
+// 1.8·10^13 for large counts, the digits otherwise.
+std::string format_count(std::uint64_t n) {
+    if (n < 1000000) return std::to_string(n);
+    const int exponent = int(std::floor(std::log10(double(n))));
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f·10^%d", double(n) / std::pow(10.0, exponent), exponent);
+    return text;
+}
+
 } // namespace
 
+Error timeout_error(const ReferenceLimits& limits, const Step& step, std::uint32_t executed) {
+    return Error{"the reference interpreter ran past its " +
+                     std::to_string(limits.timeout.value_or(std::chrono::milliseconds(0)).count()) +
+                     " ms limit (--timeout-ms) in the instruction at pc " +
+                     std::to_string(step.instruction.pc) + " (" +
+                     std::string(opcode_name(step.instruction.opcode)) + "), after " +
+                     std::to_string(executed) + " instructions",
+                 ErrorCode::timeout};
+}
+
+std::uint64_t step_work(const Step& step) {
+    const auto elements = [](const Tensor& t) { return std::uint64_t(t.rows) * t.cols; };
+    const auto& t = step.operands;
+    switch (step.instruction.opcode) {
+    case OP_MATMUL:
+        return elements(t[0]) * t[1].cols + 1;
+    case OP_DOT:
+    case OP_REQUANT:
+    case OP_RELU:
+    case OP_ARGMAX:
+        return elements(t[1]) + 1;
+    case OP_ADD_BIAS:
+        return elements(t[0]) + 1;
+    case OP_GATHER_MEAN:
+    case OP_EMBED: // every token slot, each reading a row of the table
+        return elements(t[2]) * (t[1].cols + 1) + 1;
+    case OP_DOT_RGB: // at most two rows of pixels, at most 32768 wide
+        return 2 * std::uint64_t(MAX_WIDTH) + 1;
+    default: // TENSOR
+        return 1;
+    }
+}
+
+std::vector<std::uint64_t> reference_work(const Plan& plan) {
+    std::vector<std::uint64_t> work;
+    work.reserve(plan.steps.size());
+    for (const Step& step : plan.steps)
+        work.push_back(step_work(step));
+    return work;
+}
+
+Result<void> check_work(const Plan& plan, const std::vector<std::uint64_t>& work,
+                        const ReferenceLimits& limits) {
+    // At most 32768 steps of at most 2^48 operations each: the sum fits 64 bits.
+    std::uint64_t total = 0;
+    std::size_t largest = 0;
+    for (std::size_t i = 0; i < work.size(); ++i) {
+        total += work[i];
+        if (work[i] > work[largest]) largest = i;
+    }
+    if (total <= limits.max_work) return {};
+    const Step& step = plan.steps[largest];
+    std::string message = "the program needs " + format_count(total) +
+                          " operations on the reference interpreter (multiply-adds and element "
+                          "steps), more than its limit of " +
+                          format_count(limits.max_work) + " (--max-work)";
+    if (plan.steps.size() > 1)
+        message += "; pc " + std::to_string(step.instruction.pc) + " (" +
+                   std::string(opcode_name(step.instruction.opcode)) + ") alone needs " +
+                   format_count(work[largest]);
+    return Error{message, ErrorCode::invalid_input};
+}
+
 Fault execute_step(Image& image, const Step& step) {
+    static const Deadline none;
+    return execute_step(image, step, none);
+}
+
+Fault execute_step(Image& image, const Step& step, const Deadline& deadline) {
     const Instruction& ins = step.instruction;
     const auto& t = step.operands;
     switch (ins.opcode) {
@@ -174,7 +257,7 @@ Fault execute_step(Image& image, const Step& step) {
         dot(image, t[0], t[1], t[2]);
         break;
     case OP_MATMUL:
-        matmul(image, t[0], t[1], t[2]);
+        matmul(image, t[0], t[1], t[2], deadline);
         break;
     case OP_ADD_BIAS:
         add_bias(image, t[0], t[1]);
@@ -191,7 +274,7 @@ Fault execute_step(Image& image, const Step& step) {
     case OP_GATHER_MEAN: {
         const TokenCount tokens = check_tokens(image, step);
         if (tokens.fault) return tokens.fault;
-        gather_mean(image, step, tokens.count);
+        gather_mean(image, step, tokens.count, deadline);
         break;
     }
     case OP_EMBED: {
@@ -210,10 +293,21 @@ RunOutcome run_reference(Image& image) {
 
 RunOutcome run_reference(Image& image,
                          const std::function<void(const Step&, const Image&)>& after_step) {
+    ReferenceLimits unlimited;
+    unlimited.max_work = UINT64_MAX;
+    return run_reference(image, unlimited, after_step).value(); // never an error unlimited
+}
+
+Result<RunOutcome> run_reference(Image& image, const ReferenceLimits& limits,
+                                 const std::function<void(const Step&, const Image&)>& after_step) {
     const Plan plan = plan_program(image);
+    if (auto fits = check_work(plan, reference_work(plan), limits); !fits) return fits.error();
+    const Deadline deadline(limits.timeout);
     RunOutcome outcome;
     for (const Step& step : plan.steps) {
-        if (Fault fault = execute_step(image, step)) {
+        const Fault fault = execute_step(image, step, deadline);
+        if (deadline.passed()) return timeout_error(limits, step, outcome.executed);
+        if (fault) {
             outcome.fault = fault;
             write_fault_pixel(image, fault);
             return outcome;

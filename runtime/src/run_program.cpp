@@ -56,10 +56,19 @@ Result<ProgramRun> ProgramRunner::run(const Image& program) {
     ProgramRun run;
     run.result = program;
     if (selects_reference(options.device)) {
-        run.outcome = run_reference(run.result);
+        auto outcome = run_reference(run.result, options.reference_limits);
+        if (!outcome) return outcome.error();
+        run.outcome = *outcome;
         run.device = "cpu (reference interpreter)";
         return run;
     }
+
+    const Plan plan = plan_program(program);
+    if (options.verify) // refused now rather than after the device ran
+        if (auto fits = check_work(plan, verification_work(plan, options.verify_options),
+                                   options.reference_limits);
+            !fits)
+            return Error{"cannot check the result: " + fits.error().message, fits.error().code};
 
     if (!state_->device) { // the first device run opens the runtime and the device
         vk::RuntimeOptions runtime_options;
@@ -85,7 +94,6 @@ Result<ProgramRun> ProgramRunner::run(const Image& program) {
         run.device += "GPU interpreter)";
         gpu = device.run_interpreter(run.result);
     } else {
-        const Plan plan = plan_program(program);
         auto schedule = vk::schedule_program(plan, program.width(), program.height(), info,
                                              vk::ScheduleOptions{options.variant});
         if (!schedule) return schedule.error();
@@ -110,9 +118,14 @@ Result<ProgramRun> ProgramRunner::run(const Image& program) {
                        : cache.path + " (not loaded: " + cache.note + ")";
 
     const RunStatus& status = gpu->status;
-    if (options.verify)
-        run.verification =
-            verify_against_reference(program, run.result, status, options.verify_options);
+    if (options.verify) {
+        auto verification = verify_against_reference(
+            program, run.result, status, options.verify_options, options.reference_limits);
+        if (!verification)
+            return Error{"cannot check the result: " + verification.error().message,
+                         verification.error().code};
+        run.verification = std::move(verification.value());
+    }
     run.outcome.fault = fault_from_status(status, program, run.verification);
     run.outcome.halted = status.halted != 0;
     run.outcome.executed = status.executed;

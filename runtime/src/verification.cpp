@@ -2,6 +2,7 @@
 // matmuls are checked with Freivalds' test (see verification.hpp) instead of being recomputed.
 #include "pxvm/verification.hpp"
 
+#include "deadline.hpp"
 #include "parallel.hpp"
 #include "pxvm/program.hpp"
 #include "pxvm/protocol.hpp"
@@ -250,8 +251,52 @@ std::string Verification::summary() const {
     return s;
 }
 
+namespace {
+
+// Which steps of `plan` the verification checks by Freivalds' test instead of recomputing: large
+// matmuls whose output no later step (of the plan, a superset of the executed ones) writes, so
+// that the device's image still holds what they wrote.
+std::vector<bool> randomised_steps(const Plan& plan, const VerifyOptions& options) {
+    std::vector<bool> randomised(plan.steps.size(), false);
+    for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+        const Step& step = plan.steps[i];
+        if (step.instruction.opcode != OP_MATMUL) continue;
+        const std::optional<Rect> writes = written(step);
+        randomised[i] = step_work(step) > options.exact_matmul_limit &&
+                        std::none_of(plan.steps.begin() + std::ptrdiff_t(i) + 1, plan.steps.end(),
+                                     [&](const Step& later) {
+                                         const std::optional<Rect> w = written(later);
+                                         return w && w->overlaps(*writes);
+                                     });
+    }
+    return randomised;
+}
+
+} // namespace
+
+std::vector<std::uint64_t> verification_work(const Plan& plan, const VerifyOptions& options) {
+    std::vector<std::uint64_t> work = reference_work(plan);
+    const std::vector<bool> randomised = randomised_steps(plan, options);
+    const std::uint64_t rounds = std::max(1u, options.freivalds_rounds);
+    for (std::size_t i = 0; i < work.size(); ++i)
+        if (randomised[i]) {
+            const Tensor &c = plan.steps[i].operands[0], &a = plan.steps[i].operands[1];
+            const std::uint64_t M = c.rows, N = c.cols, K = a.cols;
+            work[i] = (M * N + N * K + M * K) * rounds + 1;
+        }
+    return work;
+}
+
 Verification verify_against_reference(const Image& program, const Image& result,
                                       const RunStatus& status, const VerifyOptions& options) {
+    ReferenceLimits unlimited;
+    unlimited.max_work = UINT64_MAX;
+    return verify_against_reference(program, result, status, options, unlimited).value();
+}
+
+Result<Verification> verify_against_reference(const Image& program, const Image& result,
+                                              const RunStatus& status, const VerifyOptions& options,
+                                              const ReferenceLimits& limits) {
     const auto start = std::chrono::steady_clock::now();
     Verification v;
     const std::uint32_t rounds = std::max(1u, options.freivalds_rounds);
@@ -270,31 +315,24 @@ Verification verify_against_reference(const Image& program, const Image& result,
     // The replay: run_reference's loop, one step at a time.
     Image expected = program;
     const Plan plan = plan_program(expected);
+    if (auto fits = check_work(plan, verification_work(plan, options), limits); !fits)
+        return fits.error();
+    const std::vector<bool> randomised = randomised_steps(plan, options);
+    const Deadline deadline(limits.timeout);
     RunOutcome& outcome = v.reference;
     bool faulted = false;
     for (std::size_t i = 0; i < plan.steps.size(); ++i) {
         const Step& step = plan.steps[i];
         const Instruction& ins = step.instruction;
         const std::optional<Rect> writes = written(step);
-        bool randomised = false;
-        if (same_size && ins.opcode == OP_MATMUL) {
-            const Tensor& c = step.operands[0];
-            const std::uint64_t work = std::uint64_t(c.rows) * c.cols * step.operands[1].cols;
-            // Sound only when `result` still holds what this matmul wrote: no later step (of the
-            // plan, a superset of the executed ones) writes pixels of C.
-            randomised = work > options.exact_matmul_limit &&
-                         std::none_of(plan.steps.begin() + std::ptrdiff_t(i) + 1, plan.steps.end(),
-                                      [&](const Step& later) {
-                                          const std::optional<Rect> w = written(later);
-                                          return w && w->overlaps(*writes);
-                                      });
-        }
-        if (randomised) {
+        if (same_size && randomised[i]) {
             std::string note = check_matmul(expected, result, step, options, rounds, rng);
             if (!note.empty()) v.note += (v.note.empty() ? "" : "; ") + note;
             v.checks.push_back({ins.pc, std::string(opcode_name(ins.opcode)), freivalds_method});
         } else {
-            if (Fault fault = execute_step(expected, step)) {
+            const Fault fault = execute_step(expected, step, deadline);
+            if (deadline.passed()) return timeout_error(limits, step, outcome.executed);
+            if (fault) {
                 outcome.fault = fault;
                 write_fault_pixel(expected, fault);
                 faulted = true;

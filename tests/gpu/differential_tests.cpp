@@ -111,6 +111,15 @@ TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][c
     const auto missing = pxrun.run("--device 99 " PXVM_SOURCE_DIR "/assets/dot_test.pxi", env);
     CHECK(missing.exit_code == 1);
     CHECK_THAT(missing.err, Catch::Contains("99"));
+    // A check the reference cannot afford is refused before the device runs; --no-verify runs.
+    const auto unaffordable =
+        pxrun.run("--validate --max-work 10 " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi", env);
+    CHECK(unaffordable.exit_code == 1);
+    CHECK_THAT(unaffordable.err, Catch::Contains("tensor_demo.pxi: cannot check the result: the "
+                                                 "program needs "));
+    CHECK(unaffordable.out.empty());
+    CHECK(pxrun.run("--no-verify --max-work 10 " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi", env)
+              .exit_code == 0);
 }
 
 TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "[gpu][cli]") {

@@ -1,6 +1,7 @@
 // pxrun on the reference interpreter (--device cpu): what it prints, its exit codes, and that an
 // existing --out file survives every failure.
 #include "command_runner.hpp"
+#include "program_builder.hpp"
 
 #include "pxvm/image.hpp"
 #include "pxvm/protocol.hpp"
@@ -112,6 +113,45 @@ TEST_CASE("pxrun --timeout-ms takes 1 ms to 24 h", "[cli][pxrun]") {
         CHECK_THAT(r.err, Catch::Contains("--timeout-ms"));
     }
     CHECK(pxrun().run("--device cpu --timeout-ms 86400000 " + dot_test).exit_code == 0);
+}
+
+TEST_CASE("pxrun --max-work and --timeout-ms bound the reference interpreter", "[cli][pxrun]") {
+    const auto runner = pxrun();
+    REQUIRE(runner.tool_exists());
+    const std::string demo = PXVM_SOURCE_DIR "/assets/tensor_demo.pxi";
+    const fs::path out = runner.dir() / "keep.pxi";
+    write_text(out, "precious");
+    // Past --max-work: refused before it runs, every way the reference would run it.
+    const std::vector<std::string> ways = {
+        "--device cpu", "--device cpu --trace " + (runner.dir() / "trace").string(),
+        "--device cpu --save-reference " + (runner.dir() / "ref.pxi").string()};
+    for (const std::string& flags : ways) {
+        INFO(flags);
+        const auto refused = runner.run(flags + " --max-work 10 " + demo + " -o " + out.string());
+        CHECK(refused.exit_code == 1);
+        CHECK_THAT(refused.err, Catch::Contains(demo + ": "));
+        CHECK_THAT(refused.err, Catch::Contains("operations on the reference interpreter"));
+        CHECK_THAT(refused.err, Catch::Contains("more than its limit of 10 (--max-work)"));
+        CHECK(read_text(out) == "precious");
+    }
+    CHECK(runner.run("--device cpu --max-work 1000 " + demo).exit_code == 0);
+    CHECK(runner.run("--device cpu --max-work 0 " + demo).exit_code == 1);
+
+    // --timeout-ms on --device cpu: a 10^9 multiply-add matmul stops at 1 ms, output untouched.
+    pxtest::ProgramBuilder b(1032, 1 + 3 * 512);
+    b.tensor(1, px::DTYPE_I32, 0, 1, 512, 512)
+        .tensor(2, px::DTYPE_I8, 0, 513, 512, 4096)
+        .tensor(3, px::DTYPE_I8, 0, 1025, 512, 4096)
+        .matmul(1, 2, 3)
+        .halt();
+    const fs::path big = runner.dir() / "big_matmul.pxi";
+    REQUIRE(px::save_png(b.image, big.string()).ok());
+    const auto late =
+        runner.run("--device cpu --timeout-ms 1 " + big.string() + " -o " + out.string());
+    CHECK(late.exit_code == 1);
+    CHECK_THAT(late.err, Catch::Contains(big.string() + ": the reference interpreter ran past its "
+                                                        "1 ms limit (--timeout-ms)"));
+    CHECK(read_text(out) == "precious");
 }
 
 TEST_CASE("pxrun assembles a .pxs source and runs it; pxc render --values picks its scale",

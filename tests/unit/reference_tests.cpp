@@ -1389,3 +1389,62 @@ TEST_CASE("reference: a traced run, a whole tensor and a difference picture", "[
     CHECK(diff.pixel(0, 4).r == diff.pixel(0, 4).g); // a grey elsewhere
     CHECK(diff.pixel(0, 4).r != 255);
 }
+
+TEST_CASE("the reference's work budget refuses a program before it runs", "[reference][limits]") {
+    // Four 8191 x 8191 x 65535 matmuls: what a 1 MB hostile image can ask for (the steps are
+    // built directly; the image they would need is 1 GiB).
+    px::Plan plan;
+    for (std::uint32_t pc = 0; pc < 4; ++pc) {
+        px::Step step;
+        step.instruction.pc = pc;
+        step.instruction.opcode = px::OP_MATMUL;
+        step.operands = {px::Tensor{0, 1, 8191, 8191, I32}, px::Tensor{0, 1, 8191, 65535, I8},
+                         px::Tensor{0, 1, 8191, 65535, I8}};
+        plan.steps.push_back(step);
+    }
+    const std::vector<std::uint64_t> work = px::reference_work(plan);
+    CHECK(work[0] == 8191ull * 8191 * 65535 + 1);
+    const auto refused = px::check_work(plan, work, px::ReferenceLimits{});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == px::ErrorCode::invalid_input);
+    CHECK(refused.error().message ==
+          "the program needs 1.8·10^13 operations on the reference interpreter (multiply-adds "
+          "and element steps), more than its limit of 1.0·10^12 (--max-work); pc 0 (matmul) "
+          "alone needs 4.4·10^12");
+
+    // A real program over a small limit: refused, and the image is untouched.
+    ProgramBuilder b = pxtest::tiny_network();
+    Image image = b.image;
+    px::ReferenceLimits small;
+    small.max_work = 20;
+    const auto over = px::run_reference(image, small);
+    REQUIRE_FALSE(over);
+    CHECK_THAT(over.error().message, Catch::StartsWith("the program needs "));
+    CHECK(image == b.image);
+    // Within it, the limited run is the plain run.
+    small.max_work = 1000;
+    Image limited = b.image, plain = b.image;
+    const auto ran = px::run_reference(limited, small);
+    REQUIRE(ran);
+    CHECK(ran->executed == px::run_reference(plain).executed);
+    CHECK(limited == plain);
+}
+
+TEST_CASE("the reference's timeout stops a long matmul and names it", "[reference][limits]") {
+    // 512 x 512 x 4096: 10^9 multiply-adds, far more than a millisecond on any CPU.
+    ProgramBuilder b(1032, 1 + 3 * 512);
+    b.tensor(1, I32, 0, 1, 512, 512)
+        .tensor(2, I8, 0, 513, 512, 4096)
+        .tensor(3, I8, 0, 1025, 512, 4096)
+        .dot_rgb(1, 1, 1)
+        .matmul(1, 2, 3)
+        .halt();
+    Image image = b.image;
+    px::ReferenceLimits limits;
+    limits.timeout = std::chrono::milliseconds(1);
+    const auto stopped = px::run_reference(image, limits);
+    REQUIRE_FALSE(stopped);
+    CHECK(stopped.error().code == px::ErrorCode::timeout);
+    CHECK_THAT(stopped.error().message,
+               Catch::Contains("ran past its 1 ms limit (--timeout-ms) in the instruction at pc "));
+}

@@ -448,3 +448,34 @@ TEST_CASE("the three-argument overload verifies exactly with the default options
     CHECK(s.checks.size() == seed_ref.status.executed);
     CHECK_THAT(s.summary(), Catch::StartsWith("exact for "));
 }
+
+TEST_CASE("the verification keeps to the reference's work budget", "[verification][limits]") {
+    pxtest::ProgramBuilder b = pxtest::tiny_network();
+    px::Image result = b.image;
+    const px::RunOutcome outcome = px::run_reference(result);
+    px::RunStatus status{};
+    status.executed = outcome.executed;
+    status.halted = outcome.halted;
+    px::ReferenceLimits limits;
+    limits.max_work = 20;
+    const auto refused = px::verify_against_reference(b.image, result, status, {}, limits);
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message, Catch::StartsWith("the program needs "));
+    limits.max_work = 1000;
+    const auto checked = px::verify_against_reference(b.image, result, status, {}, limits);
+    REQUIRE(checked);
+    CHECK(checked->matches());
+    // A matmul checked by Freivalds' test costs (MN + NK + MK) * rounds, not MNK.
+    px::Plan plan;
+    px::Step step;
+    step.instruction.opcode = px::OP_MATMUL;
+    step.operands = {px::Tensor{0, 1, 4096, 4096, px::DTYPE_I32},
+                     px::Tensor{0, 1, 4096, 4096, px::DTYPE_I8},
+                     px::Tensor{0, 1, 4096, 4096, px::DTYPE_I8}};
+    plan.steps.push_back(step);
+    px::VerifyOptions options;
+    options.freivalds_rounds = 32;
+    CHECK(px::verification_work(plan, options)[0] == 3ull * 4096 * 4096 * 32 + 1);
+    options.exact_matmul_limit = ~0ull;
+    CHECK(px::verification_work(plan, options)[0] == 4096ull * 4096 * 4096 + 1);
+}

@@ -41,6 +41,9 @@ struct RunOptions {
     /// The kernels path's variant; empty: the fastest the device and this build both support.
     std::optional<vk::KernelVariant> variant;
     VerifyOptions verify_options;
+    /// The reference's budget, for --device cpu and for the check of a device's result (which is
+    /// refused before the device runs when the check would pass max_work).
+    ReferenceLimits reference_limits;
 };
 
 /// What a run produced.

@@ -70,6 +70,14 @@ struct Verification {
 /// run_reference, except that large matmuls are taken from `result` once Freivalds' test passed.
 Verification verify_against_reference(const Image& program, const Image& result,
                                       const RunStatus& status, const VerifyOptions& options);
+/// verify_against_reference within `limits`: refused (invalid input) before anything runs when
+/// verification_work passes limits.max_work, a timeout error past limits.timeout.
+Result<Verification> verify_against_reference(const Image& program, const Image& result,
+                                              const RunStatus& status, const VerifyOptions& options,
+                                              const ReferenceLimits& limits);
+/// The reference's cost of verifying each step of `plan` (check_work's input): step_work, or for
+/// a matmul checked by Freivalds' test (M*N + N*K + M*K) * rounds.
+std::vector<std::uint64_t> verification_work(const Plan& plan, const VerifyOptions& options);
 /// The same with the default options.
 Verification verify_against_reference(const Image& program, const Image& result,
                                       const RunStatus& status);
