@@ -498,14 +498,18 @@ private:
                          std::to_string(pixels.size()) + " pixels"};
 
         const Image& image = program_.image;
-        if (std::uint64_t(pc_) + pixels.size() > image.width()) {
+        if (std::uint64_t(pc_) + pixels.size() > instruction_end(image.width())) {
             const std::string where = pixels.size() == 1
                                           ? "pc " + std::to_string(pc_)
                                           : "pcs " + std::to_string(pc_) + " ... " +
                                                 std::to_string(pc_ + pixels.size() - 1);
-            return Error{in_quotes(mnemonic) + " needs " + where + " but row 0 of the " +
-                         std::to_string(image.width()) + "-pixel-wide image ends at pc " +
-                         std::to_string(image.width() - 1) +
+            const std::uint32_t w = image.width();
+            return Error{in_quotes(mnemonic) + " needs " + where + " but " +
+                         (w == 1 ? std::string("a 1-pixel-wide image has no room for "
+                                               "instructions (pc 0 is the fault pixel)")
+                                 : "the instructions of a " + std::to_string(w) +
+                                       "-pixel-wide image end at pc " + std::to_string(w - 2) +
+                                       " (pc " + std::to_string(w - 1) + " is the fault pixel)") +
                          "; make the image wider or the program shorter"};
         }
         for (std::size_t i = 0; i < pixels.size(); ++i)

@@ -68,10 +68,12 @@ Decoded decode_instruction(const Image& image, std::uint32_t pc) {
         return d;
     };
     if (ins.length == 0) return fail(FAULT_BAD_OPCODE, std::to_string(p.r) + " is not an opcode");
-    if (pc + ins.length > image.width())
-        return fail(FAULT_TRUNCATED,
-                    "the instruction needs " + std::to_string(ins.length) +
-                        " pixels but row 0 ends at x = " + std::to_string(image.width() - 1));
+    if (pc + ins.length > instruction_end(image.width()))
+        return fail(FAULT_TRUNCATED, "the instruction needs " + std::to_string(ins.length) +
+                                         " pixels but the instructions of row 0 end at x = " +
+                                         std::to_string(image.width() - 2) +
+                                         " (x = " + std::to_string(image.width() - 1) +
+                                         " is the fault pixel)");
     for (std::uint32_t i = 1; i < ins.length; ++i)
         ins.extension[i - 1] = image.pixel(pc + i, 0);
 
@@ -237,7 +239,7 @@ Plan plan_program(const Image& image) {
     Plan plan;
     std::array<std::optional<Tensor>, MAX_TENSORS> table;
     std::uint32_t pc = 0;
-    while (pc < image.width()) {
+    while (pc < instruction_end(image.width())) {
         Decoded d = decode_instruction(image, pc);
         if (d.fault) {
             plan.fault = d.fault;

@@ -262,7 +262,8 @@ std::vector<bool> randomised_steps(const Plan& plan, const VerifyOptions& option
         const Step& step = plan.steps[i];
         if (step.instruction.opcode != OP_MATMUL) continue;
         const std::optional<Rect> writes = written(step);
-        randomised[i] = step_work(step) > options.exact_matmul_limit &&
+        const Tensor &c = step.operands[0], &a = step.operands[1];
+        randomised[i] = std::uint64_t(c.rows) * c.cols * a.cols > options.exact_matmul_limit &&
                         std::none_of(plan.steps.begin() + std::ptrdiff_t(i) + 1, plan.steps.end(),
                                      [&](const Step& later) {
                                          const std::optional<Rect> w = written(later);

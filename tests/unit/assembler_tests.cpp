@@ -217,8 +217,8 @@ TEST_CASE("errors name the file and the line", "[assembler]") {
         {image + "tensor t1, f32, 0, 1, 1, 1\n", "prog.pxs:2: ", "unknown dtype 'f32'"},
         // row 0 overflow
         {image + "halt\nhalt\nhalt\nhalt\nhalt\nhalt\ntensor t1, u8, 0, 1, 1, 1\n",
-         "prog.pxs:8: ", "row 0"},
-        {".image 2 2\nhalt\nhalt\nhalt\n", "prog.pxs:4: ", "ends at pc 1"},
+         "prog.pxs:8: ", "end at pc 6 (pc 7 is the fault pixel)"},
+        {".image 3 2\nhalt\nhalt\nhalt\n", "prog.pxs:4: ", "end at pc 1 (pc 2 is the fault pixel)"},
         // writing outside the image
         {image + ".rgba 6 1  1 2 3 4  5 6 7 8  9 10 11 12\n", "prog.pxs:2: ", "right edge"},
         {image + ".red 8 1  1\n", "prog.pxs:2: ", "outside the 8x4 image"},

@@ -17,6 +17,12 @@ std::optional<std::uint32_t> opcode_from_name(std::string_view name);
 /// Number of pixels an instruction with this opcode occupies (1 or 3); 0 for unknown opcodes.
 std::uint32_t instruction_length(std::uint32_t opcode);
 
+/// The x just past the last pixel instructions may occupy in a row 0 `width` pixels wide: the last
+/// pixel, (W-1, 0), is the fault pixel and never an instruction (docs/PROTOCOL.md section 2).
+constexpr std::uint32_t instruction_end(std::uint32_t width) {
+    return width == 0 ? 0 : width - 1;
+}
+
 /// "u8", "i8", "u16", "i32", or empty for an unknown code.
 std::string_view dtype_name(std::uint32_t dtype);
 std::optional<std::uint32_t> dtype_from_name(std::string_view name);
