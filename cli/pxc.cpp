@@ -47,14 +47,16 @@ int assemble_command(const std::string& source, const std::string& out) {
 int disassemble_command(const std::string& input, const std::string& out) {
     auto image = px::load_png(input);
     if (!image) return fail(image.error().message);
-    const std::string text = px::disassemble(*image, input);
+    // Streamed: the text of a large image is many times its size and never all in memory.
     if (out.empty()) {
-        std::cout << text;
+        px::disassemble(*image, input, std::cout);
         std::cout.flush();
         return std::cout ? 0 : fail("cannot write to standard output");
     }
-    if (auto written = px::write_file_atomic(out, std::string_view(text)); !written)
-        return fail(written.error().message);
+    auto file = px::AtomicFile::create(out);
+    if (!file) return fail(file.error().message);
+    px::disassemble(*image, input, file->stream());
+    if (auto written = file->commit(); !written) return fail(written.error().message);
     return 0;
 }
 

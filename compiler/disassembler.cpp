@@ -90,7 +90,7 @@ std::string instruction_comment(const Instruction& ins) {
     return text;
 }
 
-void emit_commented(std::ostringstream& out, const std::string& code, const std::string& comment) {
+void emit_commented(std::ostream& out, const std::string& code, const std::string& comment) {
     out << code;
     if (code.size() < comment_column)
         out << std::string(comment_column - code.size(), ' ');
@@ -101,7 +101,7 @@ void emit_commented(std::ostringstream& out, const std::string& code, const std:
 
 // The pixels of row y from x = first on that differ from `written` (what the text so far
 // writes: zeros, or typed .data), as .red / .rgba lines of consecutive pixels.
-void emit_runs(std::ostringstream& out, const Image& image, std::uint32_t y, std::uint32_t first,
+void emit_runs(std::ostream& out, const Image& image, std::uint32_t y, std::uint32_t first,
                const Image& written) {
     std::uint32_t x = first;
     const std::uint32_t w = image.width();
@@ -192,12 +192,17 @@ void draw_number(Image& picture, std::uint32_t value, std::uint32_t x0, std::uin
 
 std::string disassemble(const Image& image, std::string_view name) {
     std::ostringstream out;
+    disassemble(image, name, out);
+    return out.str();
+}
+
+void disassemble(const Image& image, std::string_view name, std::ostream& out) {
     const std::uint32_t w = image.width(), h = image.height();
     out << "; " << (name.empty() ? std::string("pixel program") : std::string(name)) << ": " << w
         << "x" << h << " pixels, disassembled by pxc\n"
         << "; assembling this text ('pxc asm') gives the identical image, byte for byte\n";
     out << ".image " << w << " " << h << "\n";
-    if (w == 0 || h == 0) return out.str();
+    if (w == 0 || h == 0) return;
 
     const Plan plan = plan_program(image);
     const auto fault_comment = [&](std::uint32_t pc) {
@@ -251,21 +256,25 @@ std::string disassemble(const Image& image, std::string_view name) {
             std::uint64_t(tensor.x) + tensor.pixel_width() > w ||
             std::uint64_t(tensor.y) + tensor.rows > h)
             continue;
-        std::ostringstream values;
+        // The values stream out as they are read: a listing can be far larger than the image.
         bool any = false;
+        for (std::uint32_t r = 0; r < tensor.rows && !any; ++r)
+            for (std::uint32_t c = 0; c < tensor.cols && !any; ++c)
+                any = load_element(image, tensor, r, c) != 0;
+        if (any) {
+            if (!typed_header) out << "\n; tensors as typed values (row-major)\n";
+            typed_header = true;
+            out << "; " << t(id) << " " << dtype_name(tensor.dtype) << " " << tensor.rows << "x"
+                << tensor.cols << " at (" << tensor.x << ", " << tensor.y << ")\n";
+            out << ".data " << t(id);
+        }
         for (std::uint32_t r = 0; r < tensor.rows; ++r)
             for (std::uint32_t c = 0; c < tensor.cols; ++c) {
                 const std::int64_t v = load_element(image, tensor, r, c);
-                any = any || v != 0;
-                values << " " << v;
+                if (any) out << " " << v;
                 store_element(written, tensor, r, c, v);
             }
-        if (!any) continue;
-        if (!typed_header) out << "\n; tensors as typed values (row-major)\n";
-        typed_header = true;
-        out << "; " << t(id) << " " << dtype_name(tensor.dtype) << " " << tensor.rows << "x"
-            << tensor.cols << " at (" << tensor.x << ", " << tensor.y << ")\n";
-        out << ".data " << t(id) << values.str() << "\n";
+        if (any) out << "\n";
     }
     bool data_header = false;
     for (std::uint32_t y = 1; y < h; ++y) {
@@ -276,7 +285,6 @@ std::string disassemble(const Image& image, std::string_view name) {
         data_header = true;
         emit_runs(out, image, y, 0, written);
     }
-    return out.str();
 }
 
 Result<Image> render_picture(const Image& image, const RenderOptions& options) {

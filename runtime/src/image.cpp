@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -311,39 +312,74 @@ Result<void> write_file_atomic(const std::string& path, std::string_view text) {
         path, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
-Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
+struct AtomicFile::State {
+    std::string path, target, temporary;
+    std::ofstream out;
+    bool committed = false;
+    ~State() {
+        if (committed) return;
+        out.close();
+        std::remove(temporary.c_str());
+    }
+};
+
+AtomicFile::AtomicFile(std::unique_ptr<State> state) : state_(std::move(state)) {}
+AtomicFile::AtomicFile(AtomicFile&&) noexcept = default;
+AtomicFile& AtomicFile::operator=(AtomicFile&&) noexcept = default;
+AtomicFile::~AtomicFile() = default;
+
+Result<AtomicFile> AtomicFile::create(const std::string& path) {
     // A symlink stays a symlink: its final target is the file replaced. An existing file keeps its
     // permission bits; something that is not a regular file is never replaced.
+    auto state = std::make_unique<State>();
+    state->path = state->target = path;
     std::error_code ec;
-    std::string target = path;
     if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec))) {
         const auto resolved = std::filesystem::weakly_canonical(path, ec);
         if (ec) return Error{path + ": cannot resolve the symlink (" + ec.message() + ")"};
-        target = resolved.string();
+        state->target = resolved.string();
     }
-    const auto status = std::filesystem::status(target, ec);
+    const auto status = std::filesystem::status(state->target, ec);
     const bool exists = !ec && std::filesystem::exists(status);
     if (exists && !std::filesystem::is_regular_file(status))
         return Error{path + ": is not a regular file; left unchanged"};
-    const std::string temporary = target + ".tmp" + std::to_string(::getpid());
-    std::FILE* f = std::fopen(temporary.c_str(), "wb");
-    if (!f) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
-    if (exists) ::fchmod(::fileno(f), static_cast<mode_t>(status.permissions()) & 07777);
-    // An empty span may have a null data(), which fwrite must not get (glibc declares it nonnull).
-    const bool written =
-        bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    const bool flushed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-    const bool closed = std::fclose(f) == 0;
-    if (!written || !flushed || !closed) {
-        std::remove(temporary.c_str());
-        return Error{path + ": write failed (" + std::strerror(errno) + "); file left unchanged"};
-    }
-    if (std::rename(temporary.c_str(), target.c_str()) != 0) {
-        const std::string reason = std::strerror(errno);
-        std::remove(temporary.c_str());
-        return Error{path + ": cannot replace (" + reason + "); file left unchanged"};
-    }
+    state->temporary = state->target + ".tmp" + std::to_string(::getpid());
+    state->out.open(state->temporary, std::ios::binary | std::ios::trunc);
+    if (!state->out) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
+    if (exists)
+        ::chmod(state->temporary.c_str(), static_cast<mode_t>(status.permissions()) & 07777);
+    return AtomicFile(std::move(state));
+}
+
+std::ostream& AtomicFile::stream() {
+    return state_->out;
+}
+
+Result<void> AtomicFile::commit() {
+    State& s = *state_;
+    s.out.flush();
+    const bool written = bool(s.out);
+    s.out.close();
+    // The data reaches the disk before the rename makes it the file.
+    const int fd = ::open(s.temporary.c_str(), O_RDONLY);
+    const bool synced = fd >= 0 && ::fsync(fd) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!written || s.out.fail() || !synced)
+        return Error{s.path + ": write failed (" + std::strerror(errno) + "); file left unchanged"};
+    if (std::rename(s.temporary.c_str(), s.target.c_str()) != 0)
+        return Error{s.path + ": cannot replace (" + std::strerror(errno) +
+                     "); file left unchanged"};
+    s.committed = true;
     return {};
+}
+
+Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes) {
+    auto file = AtomicFile::create(path);
+    if (!file) return file.error();
+    if (!bytes.empty()) // an empty span's data() may be null
+        file->stream().write(reinterpret_cast<const char*>(bytes.data()),
+                             std::streamsize(bytes.size()));
+    return file->commit();
 }
 
 Result<void> save_png(const Image& image, const std::string& path) {

@@ -4,17 +4,30 @@
 #include "pxvm/assembler.hpp"
 #include "pxvm/image.hpp"
 #include "pxvm/program.hpp"
+#include "pxvm/program_writer.hpp"
 #include "pxvm/reference_interpreter.hpp"
 
 #include "command_runner.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <fstream>
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+// An AddressSanitizer build (GCC defines __SANITIZE_ADDRESS__, clang has the feature).
+#if defined(__SANITIZE_ADDRESS__)
+#define PXVM_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PXVM_TEST_ASAN 1
+#endif
+#endif
 
 namespace {
 
@@ -361,6 +374,37 @@ TEST_CASE("pxc asm, disasm and render: exit codes and output files", "[assembler
     CHECK(run("disasm " + (dir / "missing.pxi").string()) == 1);
     CHECK(run("") == 1);
     CHECK(run("--help") == 0);
+}
+
+TEST_CASE("pxc disasm streams its text: a listing larger than memory allows still comes out",
+          "[assembler][cli]") {
+#ifdef PXVM_TEST_ASAN
+    WARN("not run: AddressSanitizer reserves terabytes of address space, so ulimit -v cannot "
+         "apply");
+    return;
+#endif
+    namespace fs = std::filesystem;
+    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "pxc_stream_test");
+    REQUIRE(pxc.tool_exists());
+    // A 2048 x 2048 image (16 MiB) whose one tensor covers every data byte with 255: 67 MB of
+    // text. Under a 100 MB address-space limit the text cannot be held in memory, only streamed.
+    px::ProgramWriter writer(2048, 2048);
+    writer.tensor(1, px::DTYPE_U8, 0, 1, 2047, 8192).halt();
+    px::Image image = writer.image;
+    std::fill(image.data() + 4 * 2048, image.data() + image.size_bytes(), std::uint8_t(255));
+    const fs::path in = pxc.dir() / "wide.pxi", out = pxc.dir() / "wide.pxs";
+    REQUIRE(px::save_png(image, in.string()).ok());
+    const auto listed =
+        pxc.run("disasm " + in.string() + " -o " + out.string(), "ulimit -v 100000;");
+    INFO(listed.err);
+    REQUIRE(listed.exit_code == 0);
+    CHECK(fs::file_size(out) > 67'000'000);
+    // The text is right: its .data line holds every value.
+    std::ifstream text(out);
+    std::string line;
+    while (std::getline(text, line) && !line.starts_with(".data t1 ")) {
+    }
+    CHECK(line.size() == std::string(".data t1").size() + 4 * std::size_t(2047) * 8192);
 }
 
 TEST_CASE("asm: named tensors are placed without overlap and used by name", "[asm]") {

@@ -242,6 +242,26 @@ TEST_CASE("write_file_atomic", "[image][io]") {
               (fs::perms::owner_read | fs::perms::owner_write));
         REQUIRE(entries(dir) == 2);
     }
+    SECTION("an AtomicFile written in pieces replaces the file only when committed") {
+        const fs::path dir = scratch_dir("pieces");
+        const fs::path file = dir / "f.txt";
+        write_file(file, old_bytes);
+        {
+            auto abandoned = px::AtomicFile::create(file.string());
+            REQUIRE(abandoned.ok());
+            abandoned->stream() << "half of it";
+        } // never committed: the temporary file goes, the old one stays
+        CHECK(read_file(file) == old_bytes);
+        CHECK(entries(dir) == 1);
+        auto whole = px::AtomicFile::create(file.string());
+        REQUIRE(whole.ok());
+        for (int i = 0; i < 3; ++i)
+            whole->stream() << "piece " << i << "\n";
+        REQUIRE(whole->commit().ok());
+        const std::string expected = "piece 0\npiece 1\npiece 2\n";
+        CHECK(read_file(file) == Bytes(expected.begin(), expected.end()));
+        CHECK(entries(dir) == 1);
+    }
     SECTION("the target path is a directory: it is left alone") {
         const fs::path dir = scratch_dir("is_directory");
         const fs::path target = dir / "target";

@@ -6,6 +6,7 @@
 #include "pxvm/result.hpp"
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,9 @@ namespace px {
 /// tensor's pixel rectangle and the static checker's fault, if any. `name` (e.g. the .pxi path)
 /// appears in the header comment when not empty.
 std::string disassemble(const Image& image, std::string_view name = {});
+/// The same, written to `out` as it is made (pxc disasm): the text of a large image can be many
+/// times its size.
+void disassemble(const Image& image, std::string_view name, std::ostream& out);
 
 /// How render_picture draws an image.
 /// A rectangle of the image (pixels) to outline in the picture, with a number drawn in its

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iosfwd>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,6 +63,30 @@ std::vector<std::uint8_t> encode_png(const Image& image);
 /// keyword); the error says why encoding failed.
 Result<std::vector<std::uint8_t>> encode_png_with_itxt(const Image& image, std::string_view keyword,
                                                        std::string_view text);
+/// A file written atomically, in pieces (a long listing): a temporary file beside `path` that
+/// commit() renames over it, and that is removed when the AtomicFile goes away uncommitted. A
+/// symlink at `path` is written through, an existing file keeps its permission bits, and
+/// something that is not a regular file is never replaced.
+class AtomicFile {
+public:
+    static Result<AtomicFile> create(const std::string& path);
+    AtomicFile(AtomicFile&&) noexcept;
+    AtomicFile& operator=(AtomicFile&&) noexcept;
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+    ~AtomicFile();
+
+    /// Where the contents go; a failed write is reported by commit().
+    std::ostream& stream();
+    /// Flushes, syncs and renames; on failure `path` is left as it was.
+    Result<void> commit();
+
+private:
+    struct State;
+    explicit AtomicFile(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+};
+
 /// Writes bytes to `path` atomically: a temporary file beside it, then a rename.
 Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
 /// Writes text to `path` atomically (reports, charts, listings).
