@@ -138,3 +138,45 @@ TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "
     CHECK(j["timings_ms"]["gpu_dispatches"].size() >= 2);
     CHECK(j["validation"]["errors"] == 0);
 }
+
+TEST_CASE("pxrun under injected faults: the file and the failure named, exit 1, nothing written",
+          "[gpu][cli][inject]") {
+    pxgpu::require_validation_layer();
+    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_inject_test");
+    REQUIRE(pxrun.tool_exists());
+    const std::string cache = "PXVM_CACHE_DIR=" + pxrun.dir().string();
+    const std::string demo = PXVM_SOURCE_DIR "/assets/tensor_demo.pxi";
+    const std::string out = (pxrun.dir() / "keep.pxi").string();
+    px::testing::write_text(out, "precious");
+    struct Case {
+        const char* inject;
+        const char* says;
+    };
+    for (const Case c :
+         {Case{"allocation:3", "cannot allocate"}, Case{"timeout", "did not finish a run within"},
+          Case{"device-lost", "VK_ERROR_DEVICE_LOST"}}) {
+        INFO(c.inject);
+        const std::string env = cache + " PXVM_INJECT_FAULT=" + c.inject;
+        const auto program = pxrun.run("--validate " + demo + " -o " + out, env);
+        INFO(program.err);
+        CHECK(program.exit_code == 1);
+        CHECK_THAT(program.err, Catch::StartsWith("pxrun: " + demo + ": "));
+        CHECK_THAT(program.err, Catch::Contains(c.says));
+        CHECK_THAT(program.err, Catch::Contains("(injected: PXVM_INJECT_FAULT)"));
+        CHECK_THAT(program.err, !Catch::Contains("pxvm: validation")); // no leaked object at teardown
+        CHECK(px::testing::read_text(out) == "precious");
+        // A cartridge's session meets the same failure and says so for its file.
+        const auto cartridge =
+            pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/kjv.pxa --prompt \"In the\" "
+                      "--tokens 4",
+                      env);
+        INFO(cartridge.err);
+        CHECK(cartridge.exit_code == 1);
+        CHECK_THAT(cartridge.err, Catch::Contains("kjv.pxa"));
+        CHECK_THAT(cartridge.err, Catch::Contains("(injected: PXVM_INJECT_FAULT)"));
+        CHECK_THAT(cartridge.err, !Catch::Contains("pxvm: validation"));
+    }
+    const auto bad = pxrun.run(demo, cache + " PXVM_INJECT_FAULT=sometimes");
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.err, Catch::Contains("PXVM_INJECT_FAULT='sometimes' is not"));
+}

@@ -6,9 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "pxvm/protocol.hpp"
+#include "pxvm/reference_interpreter.hpp"
 #include "pxvm/spirv_module.hpp"
 #include "pxvm/vulkan/device_report.hpp"
 #include "pxvm/vulkan/pipeline_cache.hpp"
+#include "pxvm/vulkan/scheduler.hpp"
 #include "pxvm/vulkan/spirv_requirements.hpp"
 
 #include "affine.spv.h"
@@ -537,4 +539,61 @@ TEST_CASE("a pipeline-cache path that is a directory, a FIFO or /dev/zero turns 
     open_and_run("/dev/zero (reading it would never end)");
     CHECK(std::filesystem::is_symlink(path));
     pxgpu::check_no_validation_messages(runtime);
+}
+
+TEST_CASE("injected faults: a failed allocation, a fence timeout and a lost device are clean "
+          "errors that leave the image alone and leak nothing",
+          "[gpu][inject]") {
+    using Kind = px::vk::FaultInjection::Kind;
+    const pxgpu::ScopedEnv no_override("PXVM_INJECT_FAULT", nullptr);
+    auto program = px::load_png(PXVM_SOURCE_DIR "/assets/tensor_demo.pxi");
+    REQUIRE(program);
+    Image expected = *program;
+    px::run_reference(expected);
+    const px::Plan plan = px::plan_program(*program);
+    for (const Kind kind : {Kind::allocation, Kind::timeout, Kind::device_lost}) {
+        // The Nth allocation or submit fails, for N = 1 ... 10: the run needs fewer than ten, so
+        // the last ones complete (an image buffer's failed allocation is taken back by the
+        // fallback to a staged upload, so that run completes too).
+        int failures = 0;
+        bool completed = false;
+        for (std::uint32_t nth = 1; nth <= 10; ++nth) {
+            INFO("injection " << int(kind) << " at " << nth);
+            px::vk::RuntimeOptions options = pxgpu::test_options("inject");
+            options.inject = {kind, nth};
+            Runtime runtime = pxgpu::make_runtime(options);
+            {
+                Device device = pxgpu::open_device(runtime);
+                auto schedule = px::vk::schedule_program(plan, program->width(), program->height(),
+                                                         device.info());
+                REQUIRE(schedule);
+                Image image = *program;
+                auto run = device.run(schedule->dispatches, image);
+                completed = bool(run);
+                if (run) {
+                    CHECK(image == expected);
+                } else {
+                    ++failures;
+                    const px::ErrorCode code = kind == Kind::allocation
+                                                   ? px::ErrorCode::out_of_memory
+                                               : kind == Kind::timeout ? px::ErrorCode::timeout
+                                                                       : px::ErrorCode::device_lost;
+                    CHECK(run.error().code == code);
+                    CHECK(contains(run.error().message, "(injected: PXVM_INJECT_FAULT)"));
+                    CHECK(contains(run.error().message, device.info().name));
+                    CHECK(image == *program);       // nothing of a failed run reaches the image
+                    if (kind != Kind::allocation) { // the device is failed, as after the real thing
+                        CHECK(device.failed());
+                        Image again = *program;
+                        auto later = device.run(schedule->dispatches, again);
+                        REQUIRE_FALSE(later);
+                        CHECK(later.error().code == code);
+                    }
+                }
+            } // the device and every object it made are destroyed here
+            pxgpu::check_no_validation_messages(runtime); // the layer sees no leaked object
+        }
+        CHECK(failures >= 1);
+        CHECK(completed);
+    }
 }

@@ -43,7 +43,9 @@ struct MemoryPreference {
 };
 
 std::string size_text(std::uint64_t bytes) {
-    return format_bytes(bytes) + " (" + std::to_string(bytes) + " bytes)";
+    const std::string exact = std::to_string(bytes) + " bytes";
+    const std::string rounded = format_bytes(bytes);
+    return rounded == exact ? exact : rounded + " (" + exact + ")";
 }
 
 /// One pipeline of the registry: a kernel's module with its specialisation and subgroup size.
@@ -83,7 +85,8 @@ struct DeviceState {
     PipelineCacheStatus cache_status;
     std::string failure; // non-empty after a timeout or device loss
     ErrorCode failure_code = ErrorCode::device_error;
-    bool pending = false;   // a submit that never signalled its fence
+    std::uint32_t allocations = 0, submits = 0; // counted for FaultInjection::nth
+    bool pending = false;                       // a submit that never signalled its fence
     bool abandoned = false; // it still had not after one more wait: leak, never destroy
     int open_children = 0;  // resident images and recordings alive
 
@@ -186,6 +189,19 @@ MemoryPreference readback_memory() {
             }};
 }
 
+/// Whether this allocation or submit (counted here) is the one RuntimeOptions::inject fails.
+bool inject_now(DeviceState& s, bool allocation) {
+    using Kind = FaultInjection::Kind;
+    const FaultInjection& inject = s.runtime->options.inject;
+    const std::uint32_t count = allocation ? ++s.allocations : ++s.submits;
+    const bool kind_matches =
+        allocation ? inject.kind == Kind::allocation
+                   : inject.kind == Kind::timeout || inject.kind == Kind::device_lost;
+    return kind_matches && count == inject.nth;
+}
+
+constexpr const char* INJECTED = " (injected: PXVM_INJECT_FAULT)";
+
 Result<Buffer> create_buffer(DeviceState& s, VkDeviceSize size, VkBufferUsageFlags usage,
                              const MemoryPreference& preference, std::string_view what) {
     const VkDevice device = s.device.get();
@@ -231,10 +247,16 @@ Result<Buffer> create_buffer(DeviceState& s, VkDeviceSize size, VkBufferUsageFla
         size >= DEDICATED_BYTES)
         allocate.pNext = &dedicated;
     VkDeviceMemory memory = VK_NULL_HANDLE;
-    if (VkResult r = vkAllocateMemory(device, &allocate, nullptr, &memory); r != VK_SUCCESS)
-        return vulkan_error("cannot allocate " + size_text(requirements.size) + " for the " +
-                                std::string(what) + on,
-                            r);
+    const bool injected = inject_now(s, true);
+    if (VkResult r = injected ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+                              : vkAllocateMemory(device, &allocate, nullptr, &memory);
+        r != VK_SUCCESS) {
+        Error e = vulkan_error("cannot allocate " + size_text(requirements.size) + " for the " +
+                                   std::string(what) + on,
+                               r);
+        if (injected) e.message += INJECTED;
+        return e;
+    }
     buffer.memory = MemoryHandle(device, memory);
     buffer.memory_type = *type;
     buffer.memory_flags = s.info.memory_types[*type].flags;
@@ -325,20 +347,35 @@ Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
         }
         return e;
     }
+    const auto timeout = *s.runtime->options.timeout;
+    const std::string timed_out = s.info.name + " did not finish a run within " +
+                                  std::to_string(timeout.count()) +
+                                  " ms; the run was abandoned and this device cannot run again "
+                                  "(raise the limit with --timeout-ms, PXVM_TIMEOUT_MS or "
+                                  "RuntimeOptions::timeout)";
+    if (inject_now(s, false)) {
+        // The work really ends first, so that nothing is destroyed under the GPU; then it is
+        // reported as the injection says, and the device is failed as after the real thing.
+        vkWaitForFences(s.device.get(), 1, &fence, VK_TRUE, UINT64_MAX);
+        const bool lost = s.runtime->options.inject.kind == FaultInjection::Kind::device_lost;
+        Error e = lost ? vulkan_error("the run on " + s.info.name + " failed while waiting for it",
+                                      VK_ERROR_DEVICE_LOST)
+                       : Error{timed_out, ErrorCode::timeout};
+        e.message += INJECTED;
+        s.failure = e.message;
+        s.failure_code = e.code;
+        return e;
+    }
     VkResult waited = VK_NOT_READY;
     while (Clock::now() - start < FENCE_SPIN &&
            (waited = vkGetFenceStatus(s.device.get(), fence)) == VK_NOT_READY) {
     }
     if (waited == VK_NOT_READY) {
-        const auto timeout = *s.runtime->options.timeout;
         waited = vkWaitForFences(s.device.get(), 1, &fence, VK_TRUE,
                                  std::uint64_t(std::chrono::nanoseconds(timeout).count()));
         if (waited == VK_TIMEOUT) {
             s.pending = true;
-            s.failure = s.info.name + " did not finish a run within " +
-                        std::to_string(timeout.count()) +
-                        " ms; the run was abandoned and this device cannot run again (raise the "
-                        "limit with --timeout-ms, PXVM_TIMEOUT_MS or RuntimeOptions::timeout)";
+            s.failure = timed_out;
             s.failure_code = ErrorCode::timeout;
             return failed_device_error(s);
         }

@@ -73,8 +73,39 @@ bool layer_installed(const char* name) {
     });
 }
 
-/// Applies PXVM_VALIDATE and PXVM_TIMEOUT_MS.
+/// PXVM_INJECT_FAULT: "allocation", "timeout" or "device-lost", optionally ":N" (N >= 1).
+Result<FaultInjection> parse_injection(std::string_view text) {
+    using Kind = FaultInjection::Kind;
+    FaultInjection inject;
+    const std::string_view name = text.substr(0, text.find(':'));
+    if (name == "allocation")
+        inject.kind = Kind::allocation;
+    else if (name == "timeout")
+        inject.kind = Kind::timeout;
+    else if (name == "device-lost")
+        inject.kind = Kind::device_lost;
+    const auto bad = [&] {
+        return Error{"PXVM_INJECT_FAULT='" + std::string(text) +
+                     "' is not 'allocation', 'timeout' or 'device-lost', optionally followed by "
+                     "':N' (the Nth allocation or submit, N >= 1)"};
+    };
+    if (inject.kind == Kind::none) return bad();
+    if (name.size() < text.size()) {
+        const std::string_view n = text.substr(name.size() + 1);
+        auto [ptr, ec] = std::from_chars(n.data(), n.data() + n.size(), inject.nth);
+        if (ec != std::errc() || ptr != n.data() + n.size() || inject.nth == 0) return bad();
+    }
+    return inject;
+}
+
+/// Applies PXVM_VALIDATE, PXVM_TIMEOUT_MS and PXVM_INJECT_FAULT.
 Result<RuntimeOptions> apply_environment(RuntimeOptions options) {
+    if (const char* f = std::getenv("PXVM_INJECT_FAULT");
+        f && *f && options.inject.kind == FaultInjection::Kind::none) {
+        auto inject = parse_injection(f);
+        if (!inject) return inject.error();
+        options.inject = *inject;
+    }
     if (const char* v = std::getenv("PXVM_VALIDATE"); v && *v && std::strcmp(v, "0") != 0)
         options.validate = true;
     const char* t = std::getenv("PXVM_TIMEOUT_MS");

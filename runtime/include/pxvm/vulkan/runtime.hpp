@@ -40,6 +40,20 @@ enum class UploadMode {
 };
 std::string_view to_string(UploadMode mode);
 
+/// A failure the runtime makes happen on purpose, to test that every caller handles it: the
+/// error, no output, no leaked Vulkan object (docs/SECURITY.md). PXVM_INJECT_FAULT in the
+/// environment sets it: "allocation", "timeout" or "device-lost", optionally ":N".
+struct FaultInjection {
+    enum class Kind {
+        none,
+        allocation,  ///< the Nth vkAllocateMemory of a device returns VK_ERROR_OUT_OF_DEVICE_MEMORY
+        timeout,     ///< the Nth submit of a device is reported as outlasting the timeout
+        device_lost, ///< the Nth submit of a device ends in VK_ERROR_DEVICE_LOST
+    };
+    Kind kind = Kind::none;
+    std::uint32_t nth = 1; ///< counted from 1, per device, from when it was opened
+};
+
 struct RuntimeOptions {
     /// Enable VK_LAYER_KHRONOS_validation (with synchronization validation where the layer has
     /// it) and count its warnings and errors. PXVM_VALIDATE=1 in the environment enables it too.
@@ -56,6 +70,8 @@ struct RuntimeOptions {
     /// ~/.cache/pxvm.
     std::string cache_dir;
     UploadMode upload = UploadMode::automatic;
+    /// A test hook; left at none, PXVM_INJECT_FAULT sets it.
+    FaultInjection inject;
 };
 
 /// Which device to open.
