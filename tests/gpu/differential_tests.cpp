@@ -163,7 +163,8 @@ TEST_CASE("pxrun under injected faults: the file and the failure named, exit 1, 
         CHECK_THAT(program.err, Catch::StartsWith("pxrun: " + demo + ": "));
         CHECK_THAT(program.err, Catch::Contains(c.says));
         CHECK_THAT(program.err, Catch::Contains("(injected: PXVM_INJECT_FAULT)"));
-        CHECK_THAT(program.err, !Catch::Contains("pxvm: validation")); // no leaked object at teardown
+        CHECK_THAT(program.err,
+                   !Catch::Contains("pxvm: validation")); // no leaked object at teardown
         CHECK(px::testing::read_text(out) == "precious");
         // A cartridge's session meets the same failure and says so for its file.
         const auto cartridge =
