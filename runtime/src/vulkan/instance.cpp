@@ -106,8 +106,11 @@ Result<RuntimeOptions> apply_environment(RuntimeOptions options) {
         if (!inject) return inject.error();
         options.inject = *inject;
     }
-    if (const char* v = std::getenv("PXVM_VALIDATE"); v && *v && std::strcmp(v, "0") != 0)
+    if (const char* v = std::getenv("PXVM_VALIDATE"); v && *v && std::strcmp(v, "0") != 0) {
         options.validate = true;
+        if (std::strcmp(v, "gpu") == 0) options.gpu_assisted_validation = true;
+    }
+    if (options.gpu_assisted_validation) options.validate = true;
     const char* t = std::getenv("PXVM_TIMEOUT_MS");
     if (!options.timeout && t && *t) { // a caller's (or a flag's) value beats the environment
         std::uint64_t ms = 0;
@@ -227,8 +230,12 @@ Result<Runtime> Runtime::create(const RuntimeOptions& requested) {
     VkDebugUtilsMessengerCreateInfoEXT messenger = messenger_info(&state->log);
     auto validation_features =
         make_struct<VkValidationFeaturesEXT>(VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT);
+    // GPU-assisted validation instruments every shader to check its buffer accesses; it takes
+    // the place of synchronization validation.
     const VkValidationFeatureEnableEXT enables[] = {
-        VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+        options->gpu_assisted_validation
+            ? VK_VALIDATION_FEATURE_ENABLE_GPU_ASSISTED_EXT
+            : VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
     const void* next = nullptr;
     if (options->validate) {
         if (!layer_installed(VALIDATION_LAYER))

@@ -58,6 +58,10 @@ struct RuntimeOptions {
     /// Enable VK_LAYER_KHRONOS_validation (with synchronization validation where the layer has
     /// it) and count its warnings and errors. PXVM_VALIDATE=1 in the environment enables it too.
     bool validate = false;
+    /// With validation: GPU-assisted validation instead of synchronization validation, which
+    /// instruments every shader so that an access outside a buffer is reported (slow: for
+    /// tests). PXVM_VALIDATE=gpu enables both.
+    bool gpu_assisted_validation = false;
     /// Print each validation message to stderr as it arrives (they are counted either way).
     bool print_validation_messages = true;
     /// How long one submit may run before the run fails with a timeout, 1 ms to 24 h. Left
