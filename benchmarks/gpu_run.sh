@@ -3,12 +3,14 @@
 # with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
-#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul|final|seeds]
+#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul|final|seeds|reliability]
 # `cartridge` instead checks and times the shipped model cartridge (assets/kjv.pxa): its GPU tests,
 # its self-test and a generation on the GPU, `pxbench cartridge` per batch size and its PyTorch peer.
 # `matmul` runs the kernel tests, then every matmul with every tensor-core tile (pxbench --sweep),
 # the tensor-core ceiling and cuBLASLt; `final` the kernel tests, the full preset against the
-# peer, and the tile sweep at 8192^3; `seeds` the seeds' table (pxbench --reference).
+# peer, and the tile sweep at 8192^3; `seeds` the seeds' table (pxbench --reference);
+# `reliability` the protocol and safety tests (kernels, differential, interpreter, injected faults,
+# GPU-assisted validation, pxrun), the suite on every path and variant, and the load test.
 # Outputs: machine.txt, pxinfo.txt, gpu_tests.txt, pxconform.txt and conformance/, pxbench.json,
 # peer.json, compare.txt and pxbench-vs-peer.svg.
 set -uo pipefail
@@ -67,6 +69,22 @@ if [ "$preset" = seeds ]; then # the seeds' table: the CPU reference against the
     timeout 150 .devrun/pxbench --only "matmul i8 $size" --reference --time-limit-s 0.5 \
       --json "$out/seeds-$size.json" 2>&1 | tee -a "$out/seeds.txt"
   done
+  exit 0
+fi
+if [ "$preset" = reliability ]; then
+  # The tests name files by the source directory they were built in.
+  [ -e /work/main ] || {
+    mkdir -p /work && ln -s "$PWD" /work/main; }
+  PXVM_VALIDATE=1 timeout 330 .devrun/pxvm_gpu_tests \
+    "[kernels],[differential],[resident],[interpreter],[inject],[robust],[cli],[timeout]" \
+    > "$out/gpu_tests.txt" 2>&1
+  echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"
+  timeout 150 .devrun/pxconform --suite tests/conformance --device all --validate --quiet \
+    > "$out/pxconform.txt" 2>&1
+  echo "pxconform: exit $?" | tee -a "$out/pxconform.txt"
+  timeout 100 .devrun/pxbench_load assets/tensor_demo.pxi assets/kjv.pxa --runs 10000 \
+    > "$out/load.txt" 2>&1
+  echo "pxbench_load: exit $?" | tee -a "$out/load.txt"
   exit 0
 fi
 if [ "$preset" = matmul ]; then # the tensor-core matmuls: their tests, every tile, the peer

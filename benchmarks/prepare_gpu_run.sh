@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d .gl ] && ls .gl/*.deb > /dev/null 2>&1 || ../shared/device/prepare.sh
 build_dir=${BUILD_DIR:-build}
-cmake --build "$build_dir" --target pxinfo pxrun pxc pxconform pxbench pxvm_gpu_tests
+cmake --build "$build_dir" --target pxinfo pxrun pxc pxconform pxbench pxbench_load pxvm_gpu_tests
 mkdir -p .devrun/lib
-for b in cli/pxinfo cli/pxrun cli/pxc cli/pxconform benchmarks/pxbench tests/pxvm_gpu_tests; do
+for b in cli/pxinfo cli/pxrun cli/pxc cli/pxconform benchmarks/pxbench benchmarks/pxbench_load \
+  tests/pxvm_gpu_tests; do
   cp "$build_dir/$b" .devrun/
   # libspng and nettle (cartridges) travel in .devrun/lib; gpu_run.sh puts it on LD_LIBRARY_PATH.
   for lib in $(ldd ".devrun/$(basename "$b")" | awk '/libspng|libnettle/ {print $3}'); do
