@@ -3,6 +3,7 @@
 // the reference, and every bad input the cartridge issue lists, through the library and the tools.
 #include "cartridge_support.hpp"
 #include "command_runner.hpp"
+#include "pxvm/program_writer.hpp"
 
 #include "pxvm/cartridge.hpp"
 #include "pxvm/evaluate.hpp"
@@ -194,6 +195,29 @@ TEST_CASE("cartridge: bad files and manifests are refused with the reason", "[ca
         refused(with_manifest(
                     p, [](nlohmann::json& j) { j["regions"][0]["tensor"] = 200; }, false),
                 "never declares");
+    }
+    SECTION("a program row whose one run needs more than 10^10 reference operations") {
+        // The tiny cartridge's program, then a 2048 x 2048 x 4096 matmul (1.7e10 multiply-adds)
+        // over new pixels beside and below it, checksummed anew.
+        const std::uint32_t w0 = p.image.width(), h0 = p.image.height();
+        px::ProgramWriter big(std::max(w0, 2048u), h0 + 4096);
+        for (std::uint32_t y = 0; y < h0; ++y)
+            for (std::uint32_t x = 0; x < w0; ++x)
+                big.image.set_pixel(x, y, p.image.pixel(x, y));
+        const px::Plan plan = px::plan_program(p.image);
+        REQUIRE(plan.halted);
+        big.pc = plan.steps.back().instruction.pc + plan.steps.back().instruction.length;
+        big.tensor(250, px::DTYPE_I8, 0, h0, 2048, 4096)
+            .tensor(251, px::DTYPE_I8, 1024, h0, 2048, 4096)
+            .tensor(252, px::DTYPE_I32, 0, h0 + 2048, 2048, 2048)
+            .matmul(252, 250, 251)
+            .halt();
+        px::CartridgeManifest m = p.manifest;
+        m.pixels_sha256 = px::cartridge_pixels_sha256(big.image, m);
+        auto bytes = px::encode_cartridge(big.image, m);
+        REQUIRE(bytes.ok());
+        refused(px::decode_cartridge(*bytes, "big.pxa"),
+                "big.pxa: one step of generation: the program needs 1.7·10^10 operations");
     }
     SECTION("missing or malformed manifest fields") {
         refused(with_manifest(p, [](nlohmann::json& j) { j.erase("tokenizer"); }),
