@@ -92,9 +92,12 @@ std::uint32_t crc32(const std::uint8_t* data, std::size_t size) {
     return c ^ 0xFFFFFFFFu;
 }
 
+using Bytes = std::span<const std::uint8_t>;
+
 // Walks the chunks first and refuses any that is cut short or fails its CRC, naming it (libspng
-// would check the CRCs too, with a less precise message).
-Result<void> check_chunks(std::span<const std::uint8_t> file) {
+// would check the CRCs too, with a less precise message). Returns the IDAT chunks' data.
+Result<std::vector<Bytes>> check_chunks(Bytes file) {
+    std::vector<Bytes> idat;
     std::size_t at = 8;
     while (true) {
         if (file.size() - at < 12)
@@ -107,8 +110,9 @@ Result<void> check_chunks(std::span<const std::uint8_t> file) {
         if (crc32(&file[at + 4], length + 4) != read_be32(&file[at + 8 + length]))
             return Error{"corrupt PNG (chunk " + type + " at byte " + std::to_string(at) +
                          " fails its CRC check)"};
+        if (type == "IDAT") idat.push_back(file.subspan(at + 8, length));
         at += 12 + std::size_t(length);
-        if (type == "IEND") return {};
+        if (type == "IEND") return idat;
     }
 }
 
@@ -129,7 +133,7 @@ std::uint64_t raw_size(std::uint32_t width, std::uint32_t height, bool interlace
 
 // The IDAT stream inflates to exactly the image's scanlines: no data after the image (a 1x1
 // image whose stream inflates to gigabytes is refused after the first bytes past it).
-Result<void> check_idat_size(std::span<const std::uint8_t> file, std::uint32_t width,
+Result<void> check_idat_size(const std::vector<Bytes>& idat, std::uint32_t width,
                              std::uint32_t height, bool interlaced) {
     const std::uint64_t expected = raw_size(width, height, interlaced);
     z_stream z{};
@@ -137,21 +141,17 @@ Result<void> check_idat_size(std::span<const std::uint8_t> file, std::uint32_t w
     std::array<std::uint8_t, 1 << 16> scratch;
     std::uint64_t inflated = 0;
     int status = Z_OK;
-    for (std::size_t at = 8; at + 12 <= file.size() && status != Z_STREAM_END;) {
-        const std::uint32_t length = read_be32(&file[at]);
-        if (std::memcmp(&file[at + 4], "IDAT", 4) == 0) {
-            z.next_in = const_cast<std::uint8_t*>(&file[at + 8]);
-            z.avail_in = length;
-            while (z.avail_in > 0 && status == Z_OK && inflated <= expected) {
-                z.next_out = scratch.data();
-                z.avail_out = scratch.size();
-                status = inflate(&z, Z_NO_FLUSH);
-                inflated += scratch.size() - z.avail_out;
-                if (status == Z_BUF_ERROR) status = Z_OK; // needs the next chunk
-            }
-            if (inflated > expected) break;
+    for (const Bytes chunk : idat) {
+        if (status == Z_STREAM_END || inflated > expected) break;
+        z.next_in = const_cast<std::uint8_t*>(chunk.data());
+        z.avail_in = uInt(chunk.size()); // a chunk is at most 2^31 - 1 bytes
+        while (z.avail_in > 0 && status == Z_OK && inflated <= expected) {
+            z.next_out = scratch.data();
+            z.avail_out = scratch.size();
+            status = inflate(&z, Z_NO_FLUSH);
+            inflated += scratch.size() - z.avail_out;
+            if (status == Z_BUF_ERROR) status = Z_OK; // needs the next chunk
         }
-        at += 12 + std::size_t(length);
     }
     inflateEnd(&z);
     if (inflated > expected)
@@ -179,16 +179,13 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
         return Error{name + ": PNG is " + std::to_string(depth) + "-bit " +
                      colour_type_name(colour) + " (colour type " + std::to_string(colour) +
                      "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
-    if (auto chunks = check_chunks(file); !chunks)
-        return Error{name + ": " + chunks.error().message};
+    const auto idat = check_chunks(file);
+    if (!idat) return Error{name + ": " + idat.error().message};
     // No allocation the compressed data cannot fill: deflate inflates at most 1032:1, so a PNG of
     // a few hundred bytes claiming 16384x16384 pixels is refused before 1 GiB is allocated.
     std::uint64_t compressed = 0;
-    for (std::size_t at = 8; at + 12 <= file.size();) {
-        const std::uint32_t length = read_be32(&file[at]);
-        if (std::memcmp(&file[at + 4], "IDAT", 4) == 0) compressed += length;
-        at += 12 + std::size_t(length);
-    }
+    for (const Bytes chunk : *idat)
+        compressed += chunk.size();
     const std::uint64_t scanlines = raw_size(width, height, file[28] != 0);
     if (scanlines > compressed * 1032 + 1024)
         return Error{name + ": corrupt PNG: its " + std::to_string(width) + "x" +
@@ -220,7 +217,7 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
     // Whatever follows the image (IEND) must be well-formed too, and the pixel data must end
     // with the image: libspng stops inflating there, so the rest of the stream is counted here.
     if (int e = spng_decode_chunks(ctx.get())) return corrupt(e);
-    if (auto exact = check_idat_size(file, width, height, file[28] != 0); !exact)
+    if (auto exact = check_idat_size(*idat, width, height, file[28] != 0); !exact)
         return Error{name + ": " + exact.error().message};
     return image;
 }
