@@ -12,6 +12,7 @@
 #include "pxvm/cartridge.hpp"
 #include "pxvm/image.hpp"
 #include "pxvm/program.hpp"
+#include "pxvm/reference_interpreter.hpp"
 #include "pxvm/run_program.hpp"
 #include "pxvm/vulkan/cartridge_session.hpp"
 #include "pxvm/vulkan/runtime.hpp"
@@ -157,6 +158,16 @@ int main(int argc, char** argv) {
                 return resident->read(result);
             })))
             return 1;
+        // Each run starts from the image the last one left; this program computes its outputs
+        // anew from inputs it never writes, so after any number of runs it is the reference's.
+        px::Image expected = *demo;
+        px::run_reference(expected);
+        if (!(result == expected)) {
+            std::cerr << "pxbench_load: the recording's image after " << warmup + runs
+                      << " runs differs from the reference's: "
+                      << px::describe(px::compare_images(expected, result)) << "\n";
+            return 1;
+        }
     }
 
     // Cartridge steps, one window each, through one session.

@@ -213,7 +213,7 @@ Workload small_dots(std::uint32_t count, std::uint32_t width) {
         }
     for (std::uint32_t i = 0; i < count; ++i)
         w.dot_rgb(1, 2, 3);
-    if (w.pc < w.image.width()) w.halt();
+    if (w.pc < px::instruction_end(w.image.width())) w.halt(); // else it ends at the fault pixel
     const double ops = 2.0 * count * w.image.width();
     return {std::to_string(count) + " dot_rgb of " + std::to_string(w.image.width()) + " pixels",
             "dot_rgb",
@@ -228,7 +228,7 @@ Workload small_dots(std::uint32_t count, std::uint32_t width) {
 /// `count` relus of 16 i8 elements in a chain: one dispatch each, so the figure is the cost of a
 /// dispatch and its barrier.
 Workload small_relus(std::uint32_t count) {
-    ProgramWriter w(std::max(3 * 2 + count + 1, 16u), 3);
+    ProgramWriter w(std::max(3 * 2 + count + 2, 16u), 3); // + halt + the fault pixel
     fill_random(w.image, 1, count);
     w.tensor(1, px::DTYPE_I8, 0, 1, 1, 16).tensor(2, px::DTYPE_I8, 0, 2, 1, 16);
     for (std::uint32_t i = 0; i < count; ++i)

@@ -90,6 +90,7 @@ Result<void> check_program(const Image& image, const CartridgeManifest& m,
                      ErrorCode::invalid_input};
     ReferenceLimits step_limit;
     step_limit.max_work = MAX_CARTRIDGE_STEP_WORK;
+    step_limit.limit_name = "a cartridge's limit for one step";
     if (auto fits = check_work(plan, reference_work(plan), step_limit); !fits)
         return Error{name + ": one step of generation: " + fits.error().message,
                      ErrorCode::invalid_input};

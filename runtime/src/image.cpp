@@ -309,14 +309,63 @@ Result<void> write_file_atomic(const std::string& path, std::string_view text) {
         path, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
+namespace {
+
+// The process's umask, read without changing it (umask(2) would, for every thread): Linux shows
+// it in /proc/self/status; 022 where it cannot be read.
+mode_t current_umask() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.starts_with("Umask:")) return mode_t(std::stoul(line.substr(6), nullptr, 8));
+    return 022;
+}
+
+// An output stream buffer over a file descriptor, which keeps the first write error's errno.
+class DescriptorBuffer : public std::streambuf {
+public:
+    explicit DescriptorBuffer(int fd) : fd_(fd) {
+        setp(buffer_.data(), buffer_.data() + buffer_.size());
+    }
+    int error() const { return error_; }
+
+protected:
+    int overflow(int c) override {
+        if (!drain()) return traits_type::eof();
+        if (c != traits_type::eof()) *pptr() = char(c), pbump(1);
+        return traits_type::not_eof(c);
+    }
+    int sync() override { return drain() ? 0 : -1; }
+
+private:
+    bool drain() {
+        for (const char* p = pbase(); p < pptr();) {
+            const ssize_t n = ::write(fd_, p, std::size_t(pptr() - p));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                if (!error_) error_ = n < 0 ? errno : EIO;
+                return false;
+            }
+            p += n;
+        }
+        setp(buffer_.data(), buffer_.data() + buffer_.size());
+        return error_ == 0;
+    }
+    int fd_;
+    int error_ = 0;
+    std::array<char, 1 << 16> buffer_;
+};
+
+} // namespace
+
 struct AtomicFile::State {
     std::string path, target, temporary;
-    std::ofstream out;
+    int fd = -1;
+    std::unique_ptr<DescriptorBuffer> buffer;
+    std::unique_ptr<std::ostream> out;
     bool committed = false;
     ~State() {
-        if (committed) return;
-        out.close();
-        std::remove(temporary.c_str());
+        if (fd >= 0) ::close(fd);
+        if (!committed && !temporary.empty()) ::unlink(temporary.c_str());
     }
 };
 
@@ -340,32 +389,42 @@ Result<AtomicFile> AtomicFile::create(const std::string& path) {
     const bool exists = !ec && std::filesystem::exists(status);
     if (exists && !std::filesystem::is_regular_file(status))
         return Error{path + ": is not a regular file; left unchanged"};
-    state->temporary = state->target + ".tmp" + std::to_string(::getpid());
-    state->out.open(state->temporary, std::ios::binary | std::ios::trunc);
-    if (!state->out) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
-    if (exists)
-        ::chmod(state->temporary.c_str(), static_cast<mode_t>(status.permissions()) & 07777);
+    // A fresh name beside the target (mkstemp: created exclusively, never through a symlink).
+    std::string name = state->target + ".tmp-XXXXXX";
+    const int fd = ::mkstemp(name.data());
+    if (fd < 0) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
+    state->fd = fd;
+    state->temporary = name;
+    // mkstemp makes 0600: a new file gets what open() would give it, 0666 less the umask.
+    ::fchmod(fd, exists ? static_cast<mode_t>(status.permissions()) & 07777
+                        : mode_t(0666 & ~current_umask()));
+    state->buffer = std::make_unique<DescriptorBuffer>(fd);
+    state->out = std::make_unique<std::ostream>(state->buffer.get());
     return AtomicFile(std::move(state));
 }
 
 std::ostream& AtomicFile::stream() {
-    return state_->out;
+    return *state_->out;
 }
 
 Result<void> AtomicFile::commit() {
     State& s = *state_;
-    s.out.flush();
-    const bool written = bool(s.out);
-    s.out.close();
+    const auto failed = [&](int error) {
+        return Error{s.path + ": write failed (" + std::strerror(error) + "); file left unchanged"};
+    };
+    s.out->flush();
+    if (s.buffer->error()) return failed(s.buffer->error());
+    if (!*s.out) return failed(EIO);
     // The data reaches the disk before the rename makes it the file.
-    const int fd = ::open(s.temporary.c_str(), O_RDONLY);
-    const bool synced = fd >= 0 && ::fsync(fd) == 0;
-    if (fd >= 0) ::close(fd);
-    if (!written || s.out.fail() || !synced)
-        return Error{s.path + ": write failed (" + std::strerror(errno) + "); file left unchanged"};
-    if (std::rename(s.temporary.c_str(), s.target.c_str()) != 0)
-        return Error{s.path + ": cannot replace (" + std::strerror(errno) +
+    if (::fsync(s.fd) != 0) return failed(errno);
+    const int closed = ::close(s.fd);
+    s.fd = -1;
+    if (closed != 0) return failed(errno);
+    if (std::rename(s.temporary.c_str(), s.target.c_str()) != 0) {
+        const int error = errno;
+        return Error{s.path + ": cannot replace (" + std::strerror(error) +
                      "); file left unchanged"};
+    }
     s.committed = true;
     return {};
 }

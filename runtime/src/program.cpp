@@ -69,11 +69,13 @@ Decoded decode_instruction(const Image& image, std::uint32_t pc) {
     };
     if (ins.length == 0) return fail(FAULT_BAD_OPCODE, std::to_string(p.r) + " is not an opcode");
     if (pc + ins.length > instruction_end(image.width()))
-        return fail(FAULT_TRUNCATED, "the instruction needs " + std::to_string(ins.length) +
-                                         " pixels but the instructions of row 0 end at x = " +
-                                         std::to_string(image.width() - 2) +
-                                         " (x = " + std::to_string(image.width() - 1) +
-                                         " is the fault pixel)");
+        return fail(FAULT_TRUNCATED,
+                    "the instruction needs " + std::to_string(ins.length) + " pixels but " +
+                        (image.width() == 1
+                             ? std::string("a 1-pixel-wide row 0 has no room for instructions")
+                             : "the instructions of row 0 end at x = " +
+                                   std::to_string(image.width() - 2)) +
+                        " (x = " + std::to_string(image.width() - 1) + " is the fault pixel)");
     for (std::uint32_t i = 1; i < ins.length; ++i)
         ins.extension[i - 1] = image.pixel(pc + i, 0);
 
@@ -237,6 +239,7 @@ Fault check_dot_rgb(const Image& image, const Instruction& ins) {
 
 Plan plan_program(const Image& image) {
     Plan plan;
+    plan.width = image.width();
     std::array<std::optional<Tensor>, MAX_TENSORS> table;
     std::uint32_t pc = 0;
     while (pc < instruction_end(image.width())) {

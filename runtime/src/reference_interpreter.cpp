@@ -168,9 +168,11 @@ void embed(Image& image, const Step& step) {
 // 1.8·10^13 for large counts, the digits otherwise.
 std::string format_count(std::uint64_t n) {
     if (n < 1000000) return std::to_string(n);
-    const int exponent = int(std::floor(std::log10(double(n))));
+    int exponent = int(std::floor(std::log10(double(n))));
+    double mantissa = std::round(double(n) / std::pow(10.0, exponent) * 10) / 10;
+    if (mantissa >= 10) mantissa /= 10, ++exponent; // 9.96 rounds to 10.0: 1.0 and one more
     char text[32];
-    std::snprintf(text, sizeof text, "%.1f·10^%d", double(n) / std::pow(10.0, exponent), exponent);
+    std::snprintf(text, sizeof text, "%.1f·10^%d", mantissa, exponent);
     return text;
 }
 
@@ -212,8 +214,10 @@ std::uint64_t step_work(const Step& step) {
 std::vector<std::uint64_t> reference_work(const Plan& plan) {
     std::vector<std::uint64_t> work;
     work.reserve(plan.steps.size());
-    for (const Step& step : plan.steps)
-        work.push_back(step_work(step));
+    for (const Step& step : plan.steps) // a dot_rgb reads at most two rows of the image
+        work.push_back(step.instruction.opcode == OP_DOT_RGB && plan.width
+                           ? 2 * std::uint64_t(plan.width) + 1
+                           : step_work(step));
     return work;
 }
 
@@ -231,7 +235,7 @@ Result<void> check_work(const Plan& plan, const std::vector<std::uint64_t>& work
     std::string message = "the program needs " + format_count(total) +
                           " operations on the reference interpreter (multiply-adds and element "
                           "steps), more than its limit of " +
-                          format_count(limits.max_work) + " (--max-work)";
+                          format_count(limits.max_work) + " (" + limits.limit_name + ")";
     if (plan.steps.size() > 1)
         message += "; pc " + std::to_string(step.instruction.pc) + " (" +
                    std::string(opcode_name(step.instruction.opcode)) + ") alone needs " +

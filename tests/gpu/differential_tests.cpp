@@ -120,6 +120,20 @@ TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][c
     CHECK(unaffordable.out.empty());
     CHECK(pxrun.run("--no-verify --max-work 10 " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi", env)
               .exit_code == 0);
+    // After an unverified device run, --trace's and --save-reference's reference runs keep to it.
+    const std::string trace = (pxrun.dir() / "trace").string(),
+                      saved = (pxrun.dir() / "reference.pxi").string();
+    const auto traced = pxrun.run("--no-verify --max-work 10 --trace " + trace +
+                                      " " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi",
+                                  env);
+    CHECK(traced.exit_code == 1);
+    CHECK_THAT(traced.err, Catch::Contains("tensor_demo.pxi: --trace: the program needs "));
+    const auto kept = pxrun.run("--no-verify --max-work 10 --save-reference " + saved +
+                                    " " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi",
+                                env);
+    CHECK(kept.exit_code == 1);
+    CHECK_THAT(kept.err, Catch::Contains("tensor_demo.pxi: --save-reference: the program needs "));
+    CHECK_FALSE(std::filesystem::exists(saved));
 }
 
 TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "[gpu][cli]") {

@@ -829,12 +829,12 @@ TEST_CASE("kernels: static faults and how programs end", "[kernels]") {
         ProgramBuilder b(8, 6);
         randomize(b.image, 5);
         b.tensor(1, I8, 0, 1, 2, 5).relu(1, 1).relu(1, 1).relu(1, 1);
-        b.op(px::OP_REQUANT, 1, 1); // TRUNCATED: its extension pixels run past row 0
-        b.pixel({3, 0, 0, 0});
+        b.op(px::OP_REQUANT, 1, 1); // TRUNCATED: its extension pixels reach the fault pixel
+        b.image.set_pixel(7, 0, {3, 0, 0, 0});
         programs.emplace_back("truncated requant", b);
     }
     {
-        ProgramBuilder b(7, 6);
+        ProgramBuilder b(8, 6);
         randomize(b.image, 6);
         b.tensor(1, U16, 0, 1, 2, 5).relu(1, 1).relu(1, 1).relu(1, 1).relu(1, 1); // end of row 0
         programs.emplace_back("end of row 0", b);

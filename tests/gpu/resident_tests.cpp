@@ -201,8 +201,9 @@ TEST_CASE("a recording runs again after a fault; only the regions it rewrites ch
         .tensor(2, px::DTYPE_U8, 0, 3, 1, 4)
         .tensor(3, px::DTYPE_I32, 0, 4, 1, 4)
         .gather_mean(3, 1, 2);
-    while (w.pc < 16)
+    while (w.pc < 15)
         w.dot_rgb(5, 6, 7);
+    w.image.set_pixel(15, 0, {px::OP_DOT_RGB, 5, 6, 7}); // in the fault pixel: never decoded
     w.fill(1, {1, -2, 3, -4, 5, 6, -7, 8}).fill(2, {1, 2, 0, 0});
     for (std::uint32_t x = 0; x < 16; ++x) {
         w.image.set_pixel(x, 5, {std::uint8_t(x + 1), 0, 0, 0});

@@ -617,7 +617,11 @@ TEST_CASE("GPU-assisted validation reports a kernel writing past the image, and 
             (void)device.run(std::span(&past_the_end, 1), image);
         }
         const px::vk::ValidationMessages messages = runtime.validation_messages();
-        if (messages.errors == 0) {
+        const bool seen =
+            std::any_of(messages.texts.begin(), messages.texts.end(), [](const std::string& text) {
+                return contains(text, "access out of bounds");
+            });
+        if (!seen) {
             WARN("not run: this validation layer's GPU-assisted validation does not check "
                  "storage-buffer bounds (it reported nothing for a write past the end)");
             return;

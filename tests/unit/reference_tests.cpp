@@ -186,7 +186,9 @@ TEST_CASE("the last pixel of row 0 is the fault pixel, never an instruction",
           "[reference][fault]") {
     // An opcode there is not executed: the program ends before it, as at the end of row 0.
     ProgramBuilder b(4, 2);
-    b.dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).op(200);
+    b.dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).dot_rgb(1, 1, 1);
+    b.image.set_pixel(3, 0, Pixel{200, 0, 0, 0}); // the writer refuses to put it there
+    CHECK_THROWS(b.op(200));
     Image image = b.image;
     const px::RunOutcome outcome = run_ok(image);
     CHECK(outcome.executed == 3);
@@ -195,7 +197,8 @@ TEST_CASE("the last pixel of row 0 is the fault pixel, never an instruction",
     // An instruction whose extension pixels would reach it is TRUNCATED, and the fault pixel is
     // then the only pixel of row 0 that changes.
     ProgramBuilder t(4, 4);
-    t.dot_rgb(1, 1, 1).tensor(1, U8, 0, 1, 1, 1);
+    t.dot_rgb(1, 1, 1);
+    t.image.set_pixel(1, 0, Pixel{px::OP_TENSOR, 1, U8, 0}); // pixels 1, 2, 3: reaches it
     require_fault_only(t, px::FAULT_TRUNCATED, 1);
     // A 1-pixel-wide image has no instructions at all.
     Image narrow(1, 1);

@@ -75,8 +75,9 @@ struct Step {
 /// A whole program checked statically: the steps that run, then how it ends.
 struct Plan {
     std::vector<Step> steps;
-    Fault fault;         ///< static fault at the instruction after the last step, if any
-    bool halted = false; ///< ended at HALT (else at the end of row 0, or at the fault)
+    Fault fault;             ///< static fault at the instruction after the last step, if any
+    bool halted = false;     ///< ended at HALT (else at the end of row 0, or at the fault)
+    std::uint32_t width = 0; ///< the image's width, which bounds what a dot_rgb reads
 };
 
 /// Decodes and checks row 0 from pc 0 to HALT, the end of the row or the first static fault.

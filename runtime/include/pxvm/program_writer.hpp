@@ -15,8 +15,8 @@
 
 namespace px {
 
-/// Builds a program pixel by pixel: misuse (a program longer than row 0, an unknown tensor id,
-/// a wrong element count) throws std::logic_error, since it is a bug of the caller. Instruction
+/// Builds a program pixel by pixel: misuse (a program reaching the fault pixel, an unknown tensor
+/// id, a wrong element count) throws std::logic_error, since it is a bug of the caller. Instruction
 /// methods append at `pc` and advance it; `tensor` also remembers the declaration so tests can fill
 /// and read the tensor by id.
 class ProgramWriter {
@@ -25,7 +25,9 @@ public:
 
     /// Appends one raw pixel to row 0.
     ProgramWriter& pixel(Pixel p) {
-        if (pc >= image.width()) throw std::logic_error("program does not fit row 0");
+        // The last pixel of row 0 is the fault pixel, never an instruction.
+        if (pc >= instruction_end(image.width()))
+            throw std::logic_error("program does not fit row 0 before the fault pixel");
         image.set_pixel(pc++, 0, p);
         return *this;
     }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace px {
@@ -28,13 +29,15 @@ struct ReferenceLimits {
     std::uint64_t max_work = 1'000'000'000'000;
     /// Wall-clock limit, checked between steps and inside matmul and gather_mean; none: no limit.
     std::optional<std::chrono::milliseconds> timeout;
+    /// How check_work's message names max_work: the flag or the rule that set it.
+    std::string limit_name = "--max-work";
 };
 
 /// The reference's cost of a step, an upper bound in operations: M*N*K multiply-adds for a
 /// matmul, the elements of the input for the elementwise instructions and dot, every token slot
 /// times the table's width for gather_mean and embed, 1 for a declaration.
 std::uint64_t step_work(const Step& step);
-/// step_work of each step of `plan`.
+/// step_work of each step of `plan` (a dot_rgb's from the plan's image width).
 std::vector<std::uint64_t> reference_work(const Plan& plan);
 /// An error (invalid input) when the steps' `work` sums past limits.max_work: "the program needs
 /// 1.8·10^13 operations on the reference interpreter ..., more than its limit of 1.0·10^12
