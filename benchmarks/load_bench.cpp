@@ -61,6 +61,12 @@ struct Load {
     double seconds = 0;
 };
 
+/// Prints the error as pxbench_load's; the exit status 1.
+int fail(const px::Error& error) {
+    std::cerr << "pxbench_load: " << error.message << "\n";
+    return 1;
+}
+
 /// Runs `once` `warmup` times, then `runs` times, measuring memory after each part; the first
 /// error stops it.
 px::Result<Load> measure(const std::string& name, std::uint32_t warmup, std::uint32_t runs,
@@ -107,14 +113,14 @@ int main(int argc, char** argv) {
     PXCLI_PARSE(app, argc, argv);
 
     auto demo = px::load_png(demo_path);
-    if (!demo) return std::cerr << "pxbench_load: " << demo.error().message << "\n", 1;
+    if (!demo) return fail(demo.error());
     auto cartridge = px::load_cartridge(cartridge_path);
-    if (!cartridge) return std::cerr << "pxbench_load: " << cartridge.error().message << "\n", 1;
+    if (!cartridge) return fail(cartridge.error());
 
     std::vector<Load> loads;
     const auto record = [&](px::Result<Load> load) {
         if (!load) {
-            std::cerr << "pxbench_load: " << load.error().message << "\n";
+            fail(load.error());
             return false;
         }
         loads.push_back(*load);
@@ -139,18 +145,17 @@ int main(int argc, char** argv) {
     // One recording, run again and again.
     {
         auto runtime = px::vk::Runtime::create({});
-        if (!runtime) return std::cerr << "pxbench_load: " << runtime.error().message << "\n", 1;
+        if (!runtime) return fail(runtime.error());
         auto opened = runtime->open(px::vk::DeviceSelector::parse(device));
-        if (!opened) return std::cerr << "pxbench_load: " << opened.error().message << "\n", 1;
+        if (!opened) return fail(opened.error());
         px::vk::Device& gpu = *opened;
         auto schedule = px::vk::schedule_program(px::plan_program(*demo), demo->width(),
                                                  demo->height(), gpu.info());
-        if (!schedule) return std::cerr << "pxbench_load: " << schedule.error().message << "\n", 1;
+        if (!schedule) return fail(schedule.error());
         auto resident = gpu.upload(*demo);
-        if (!resident) return std::cerr << "pxbench_load: " << resident.error().message << "\n", 1;
+        if (!resident) return fail(resident.error());
         auto recording = gpu.record(*resident, schedule->dispatches);
-        if (!recording)
-            return std::cerr << "pxbench_load: " << recording.error().message << "\n", 1;
+        if (!recording) return fail(recording.error());
         px::Image result = *demo;
         if (!record(measure("recording", warmup, runs, [&]() -> px::Result<void> {
                 auto run = recording->run();
@@ -177,9 +182,9 @@ int main(int argc, char** argv) {
         so.verify = false;
         so.read_logits = false;
         auto session = px::vk::CartridgeSession::open(*cartridge, so);
-        if (!session) return std::cerr << "pxbench_load: " << session.error().message << "\n", 1;
+        if (!session) return fail(session.error());
         auto prompt = px::tokenize(cartridge->manifest, "In the");
-        if (!prompt) return std::cerr << "pxbench_load: " << prompt.error().message << "\n", 1;
+        if (!prompt) return fail(prompt.error());
         px::GenerateOptions g;
         g.tokens = 1;
         if (!record(measure("cartridge", warmup, runs, [&]() -> px::Result<void> {

@@ -188,7 +188,7 @@ Error timeout_error(const ReferenceLimits& limits, const Step& step, std::uint32
                  ErrorCode::timeout};
 }
 
-std::uint64_t step_work(const Step& step) {
+std::uint64_t step_work(const Step& step, std::uint32_t image_width) {
     const auto elements = [](const Tensor& t) { return std::uint64_t(t.rows) * t.cols; };
     const auto& t = step.operands;
     switch (step.instruction.opcode) {
@@ -204,8 +204,8 @@ std::uint64_t step_work(const Step& step) {
     case OP_GATHER_MEAN:
     case OP_EMBED: // every token slot, each reading a row of the table
         return elements(t[2]) * (t[1].cols + 1) + 1;
-    case OP_DOT_RGB: // at most two rows of pixels, at most 32768 wide
-        return 2 * std::uint64_t(MAX_WIDTH) + 1;
+    case OP_DOT_RGB: // at most two rows of the image
+        return 2 * std::uint64_t(image_width) + 1;
     default: // TENSOR
         return 1;
     }
@@ -214,10 +214,8 @@ std::uint64_t step_work(const Step& step) {
 std::vector<std::uint64_t> reference_work(const Plan& plan) {
     std::vector<std::uint64_t> work;
     work.reserve(plan.steps.size());
-    for (const Step& step : plan.steps) // a dot_rgb reads at most two rows of the image
-        work.push_back(step.instruction.opcode == OP_DOT_RGB && plan.width
-                           ? 2 * std::uint64_t(plan.width) + 1
-                           : step_work(step));
+    for (const Step& step : plan.steps)
+        work.push_back(step_work(step, plan.width));
     return work;
 }
 
@@ -297,9 +295,7 @@ RunOutcome run_reference(Image& image) {
 
 RunOutcome run_reference(Image& image,
                          const std::function<void(const Step&, const Image&)>& after_step) {
-    ReferenceLimits unlimited;
-    unlimited.max_work = UINT64_MAX;
-    return run_reference(image, unlimited, after_step).value(); // never an error unlimited
+    return run_reference(image, ReferenceLimits::none(), after_step).value(); // never an error
 }
 
 Result<RunOutcome> run_reference(Image& image, const ReferenceLimits& limits,

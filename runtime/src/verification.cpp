@@ -273,11 +273,10 @@ std::vector<bool> randomised_steps(const Plan& plan, const VerifyOptions& option
     return randomised;
 }
 
-} // namespace
-
-std::vector<std::uint64_t> verification_work(const Plan& plan, const VerifyOptions& options) {
+// verification_work, given randomised_steps.
+std::vector<std::uint64_t> work_of(const Plan& plan, const std::vector<bool>& randomised,
+                                   const VerifyOptions& options) {
     std::vector<std::uint64_t> work = reference_work(plan);
-    const std::vector<bool> randomised = randomised_steps(plan, options);
     const std::uint64_t rounds = std::max(1u, options.freivalds_rounds);
     for (std::size_t i = 0; i < work.size(); ++i)
         if (randomised[i]) {
@@ -288,11 +287,16 @@ std::vector<std::uint64_t> verification_work(const Plan& plan, const VerifyOptio
     return work;
 }
 
+} // namespace
+
+std::vector<std::uint64_t> verification_work(const Plan& plan, const VerifyOptions& options) {
+    return work_of(plan, randomised_steps(plan, options), options);
+}
+
 Verification verify_against_reference(const Image& program, const Image& result,
                                       const RunStatus& status, const VerifyOptions& options) {
-    ReferenceLimits unlimited;
-    unlimited.max_work = UINT64_MAX;
-    return verify_against_reference(program, result, status, options, unlimited).value();
+    return verify_against_reference(program, result, status, options, ReferenceLimits::none())
+        .value();
 }
 
 Result<Verification> verify_against_reference(const Image& program, const Image& result,
@@ -328,9 +332,9 @@ Result<Verification> verify_against_reference(const Image& program, const Image&
     // The replay: run_reference's loop, one step at a time.
     Image expected = program;
     const Plan plan = plan_program(expected);
-    if (auto fits = check_work(plan, verification_work(plan, options), limits); !fits)
-        return fits.error();
     const std::vector<bool> randomised = randomised_steps(plan, options);
+    if (auto fits = check_work(plan, work_of(plan, randomised, options), limits); !fits)
+        return fits.error();
     const Deadline deadline(limits.timeout);
     RunOutcome& outcome = v.reference;
     bool faulted = false;

@@ -31,13 +31,21 @@ struct ReferenceLimits {
     std::optional<std::chrono::milliseconds> timeout;
     /// How check_work's message names max_work: the flag or the rule that set it.
     std::string limit_name = "--max-work";
+
+    /// No limit at all: for programs the caller trusts.
+    static ReferenceLimits none() {
+        ReferenceLimits limits;
+        limits.max_work = UINT64_MAX;
+        return limits;
+    }
 };
 
 /// The reference's cost of a step, an upper bound in operations: M*N*K multiply-adds for a
 /// matmul, the elements of the input for the elementwise instructions and dot, every token slot
-/// times the table's width for gather_mean and embed, 1 for a declaration.
-std::uint64_t step_work(const Step& step);
-/// step_work of each step of `plan` (a dot_rgb's from the plan's image width).
+/// times the table's width for gather_mean and embed, two rows of the image for dot_rgb, 1 for a
+/// declaration.
+std::uint64_t step_work(const Step& step, std::uint32_t image_width);
+/// step_work of each step of `plan`, in an image of the plan's width.
 std::vector<std::uint64_t> reference_work(const Plan& plan);
 /// An error (invalid input) when the steps' `work` sums past limits.max_work: "the program needs
 /// 1.8·10^13 operations on the reference interpreter ..., more than its limit of 1.0·10^12

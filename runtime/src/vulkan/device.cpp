@@ -42,6 +42,7 @@ struct MemoryPreference {
     std::function<int(VkMemoryPropertyFlags)> score;
 };
 
+// Sizes in error messages: rounded, and exact (an error must say which limit was hit).
 std::string size_text(std::uint64_t bytes) {
     const std::string exact = std::to_string(bytes) + " bytes";
     const std::string rounded = format_bytes(bytes);
@@ -300,6 +301,14 @@ Result<QueryPool> create_query_pool(DeviceState& s, std::uint32_t count) {
     return QueryPool(s.device.get(), pool);
 }
 
+/// Marks the device failed by `e` (a timeout or a lost device: it runs nothing again) and
+/// returns `e`.
+Error fail_device(DeviceState& s, Error e) {
+    s.failure = e.message;
+    s.failure_code = e.code;
+    return e;
+}
+
 /// Milliseconds between timestamps a and b of the first `count` queries of `pool`, or nothing
 /// when the queue has no timestamps. A lost device marks the device failed.
 Result<std::vector<double>> read_timestamps(DeviceState& s, VkQueryPool pool, std::uint32_t count) {
@@ -309,12 +318,8 @@ Result<std::vector<double>> read_timestamps(DeviceState& s, VkQueryPool pool, st
     const VkResult r = vkGetQueryPoolResults(
         s.device.get(), pool, 0, count, ticks.size() * sizeof(std::uint64_t), ticks.data(),
         sizeof(std::uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
-    if (r == VK_ERROR_DEVICE_LOST) {
-        Error e = vulkan_error(s.info.name + ": reading timestamps", r);
-        s.failure = e.message;
-        s.failure_code = e.code;
-        return e;
-    }
+    if (r == VK_ERROR_DEVICE_LOST)
+        return fail_device(s, vulkan_error(s.info.name + ": reading timestamps", r));
     if (r != VK_SUCCESS) return ms;
     const std::uint64_t mask =
         s.timestamp_bits >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << s.timestamp_bits) - 1;
@@ -341,11 +346,7 @@ Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
     submit.pCommandBuffers = &cmd;
     if (VkResult r = vkQueueSubmit(s.queue, 1, &submit, fence); r != VK_SUCCESS) {
         Error e = vulkan_error("cannot submit work to " + s.info.name, r);
-        if (r == VK_ERROR_DEVICE_LOST) {
-            s.failure = e.message;
-            s.failure_code = e.code;
-        }
-        return e;
+        return r == VK_ERROR_DEVICE_LOST ? fail_device(s, std::move(e)) : e;
     }
     const auto timeout = *s.runtime->options.timeout;
     const std::string timed_out = s.info.name + " did not finish a run within " +
@@ -353,21 +354,17 @@ Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
                                   " ms; the run was abandoned and this device cannot run again "
                                   "(raise the limit with --timeout-ms, PXVM_TIMEOUT_MS or "
                                   "RuntimeOptions::timeout)";
-    if (inject_now(s, false)) {
+    VkResult waited = VK_NOT_READY;
+    const bool injected = inject_now(s, false);
+    if (injected) {
         // The work really ends first, so that nothing is destroyed under the GPU; then it is
         // reported as the injection says, and the device is failed as after the real thing.
         vkWaitForFences(s.device.get(), 1, &fence, VK_TRUE, UINT64_MAX);
-        const bool lost = s.runtime->options.inject.kind == FaultInjection::Kind::device_lost;
-        Error e = lost ? vulkan_error("the run on " + s.info.name + " failed while waiting for it",
-                                      VK_ERROR_DEVICE_LOST)
-                       : Error{timed_out, ErrorCode::timeout};
-        e.message += INJECTED;
-        s.failure = e.message;
-        s.failure_code = e.code;
-        return e;
+        if (s.runtime->options.inject.kind == FaultInjection::Kind::timeout)
+            return fail_device(s, Error{timed_out + INJECTED, ErrorCode::timeout});
+        waited = VK_ERROR_DEVICE_LOST;
     }
-    VkResult waited = VK_NOT_READY;
-    while (Clock::now() - start < FENCE_SPIN &&
+    while (!injected && Clock::now() - start < FENCE_SPIN &&
            (waited = vkGetFenceStatus(s.device.get(), fence)) == VK_NOT_READY) {
     }
     if (waited == VK_NOT_READY) {
@@ -375,17 +372,14 @@ Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
                                  std::uint64_t(std::chrono::nanoseconds(timeout).count()));
         if (waited == VK_TIMEOUT) {
             s.pending = true;
-            s.failure = timed_out;
-            s.failure_code = ErrorCode::timeout;
-            return failed_device_error(s);
+            return fail_device(s, Error{timed_out, ErrorCode::timeout});
         }
     }
     if (waited != VK_SUCCESS) {
         Error e =
             vulkan_error("the run on " + s.info.name + " failed while waiting for it", waited);
-        s.failure = e.message;
-        s.failure_code = e.code;
-        return e;
+        if (injected) e.message += INJECTED;
+        return fail_device(s, std::move(e));
     }
     return ms_since(start);
 }
