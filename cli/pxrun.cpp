@@ -382,11 +382,9 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
     // --stop-at: a HALT in place of the instruction at that pc, put back in every result image.
     px::Image executed = *image;
     if (inspect.stop_at) {
-        if (*inspect.stop_at >= px::instruction_end(image->width())) {
+        if (*inspect.stop_at >= image->width()) {
             std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
-                      << " is past row 0's instructions, which end at x = "
-                      << std::int64_t(image->width()) - 2 << " (x = " << image->width() - 1
-                      << " is the fault pixel)\n";
+                      << " is past row 0, which ends at x = " << image->width() - 1 << "\n";
             return 1;
         }
         // Only at an instruction that would run: any other pixel may be part of one.

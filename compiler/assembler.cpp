@@ -272,10 +272,12 @@ private:
         if (head == ".red") return pixels_directive(split_words(rest), true);
         if (head == ".data") return data_directive(split_words(rest));
         if (head == ".tensor") return tensor_directive(split_words(rest));
+        if (head == ".expect") return expect_directive(split_words(rest));
         if (head[0] == '.')
-            return Error{"unknown directive " + in_quotes(head) +
-                         suggestion(head, {".image", ".rgba", ".red", ".data", ".tensor"}) +
-                         "; directives are .image, .rgba, .red, .data, .tensor"};
+            return Error{
+                "unknown directive " + in_quotes(head) +
+                suggestion(head, {".image", ".rgba", ".red", ".data", ".tensor", ".expect"}) +
+                "; directives are .image, .rgba, .red, .data, .tensor, .expect"};
         return instruction(head, rest);
     }
 
@@ -396,6 +398,74 @@ private:
         return {};
     }
 
+    // .expect TENSOR v v v ... | .expect pixel X Y R G B A | .expect fault NAME pc N | .expect
+    // fault none
+    Result<void> expect_directive(const std::vector<std::string_view>& words) {
+        const std::string usage = "'.expect' takes a tensor and all its values ('.expect t3 1 -2 "
+                                  "3'), 'pixel X Y R G B A', 'fault NAME pc N' or 'fault none'";
+        if (words.empty()) return Error{usage};
+        Expectation e;
+        e.line = line_;
+        e.what = std::string(words[0]);
+        if (words[0] == "pixel") {
+            e.kind = Expectation::Kind::pixel;
+            if (words.size() != 7) return Error{usage};
+            auto x = parse_number(words[1], 0, program_.image.width() - 1, "'.expect pixel' x");
+            if (!x) return x.error();
+            auto y = parse_number(words[2], 0, program_.image.height() - 1, "'.expect pixel' y");
+            if (!y) return y.error();
+            std::array<std::uint8_t, 4> c{};
+            for (int i = 0; i < 4; ++i) {
+                auto v =
+                    parse_number(words[3 + i], 0, 255, std::string("'.expect pixel' ") + "RGBA"[i]);
+                if (!v) return v.error();
+                c[i] = std::uint8_t(*v);
+            }
+            e.x = std::uint32_t(*x);
+            e.y = std::uint32_t(*y);
+            e.pixel = Pixel{c[0], c[1], c[2], c[3]};
+        } else if (words[0] == "fault") {
+            e.kind = Expectation::Kind::fault;
+            if (words.size() == 2 && words[1] == "none") {
+                e.fault = FAULT_NONE;
+            } else {
+                if (words.size() != 4 || words[2] != "pc") return Error{usage};
+                std::optional<std::uint32_t> code;
+                for (std::uint32_t f = 1; f < FAULT_COUNT; ++f)
+                    if (fault_name(f) == words[1]) code = f;
+                if (!code) return Error{"'.expect fault': unknown fault " + in_quotes(words[1])};
+                auto pc =
+                    parse_number(words[3], 0, program_.image.width() - 1, "'.expect fault' pc");
+                if (!pc) return pc.error();
+                e.fault = *code;
+                e.pc = std::uint32_t(*pc);
+            }
+        } else {
+            auto id = tensor_operand(words[0], "'.expect'");
+            if (!id) return id.error();
+            const auto found = tensors_.find(*id);
+            if (found == tensors_.end())
+                return Error{"'.expect' for " + e.what +
+                             ", which no 'tensor' statement above this line declares"};
+            e.tensor = found->second.first;
+            const std::uint64_t elements = std::uint64_t(e.tensor.rows) * e.tensor.cols;
+            if (words.size() - 1 != elements)
+                return Error{"'.expect " + e.what + "' gives " + std::to_string(words.size() - 1) +
+                             " values; the tensor has " + std::to_string(elements) +
+                             " elements, and every one is expected"};
+            for (std::size_t i = 1; i < words.size(); ++i) {
+                auto v =
+                    parse_number(words[i], dtype_min(e.tensor.dtype), dtype_max(e.tensor.dtype),
+                                 "'.expect' value " + std::to_string(i) + " (" +
+                                     std::string(dtype_name(e.tensor.dtype)) + ")");
+                if (!v) return v.error();
+                e.values.push_back(*v);
+            }
+        }
+        program_.expectations.push_back(std::move(e));
+        return {};
+    }
+
     Result<void> instruction(std::string_view mnemonic, std::string_view rest) {
         const auto opcode = opcode_from_name(mnemonic);
         if (!opcode)
@@ -498,18 +568,14 @@ private:
                          std::to_string(pixels.size()) + " pixels"};
 
         const Image& image = program_.image;
-        if (std::uint64_t(pc_) + pixels.size() > instruction_end(image.width())) {
+        if (std::uint64_t(pc_) + pixels.size() > image.width()) {
             const std::string where = pixels.size() == 1
                                           ? "pc " + std::to_string(pc_)
                                           : "pcs " + std::to_string(pc_) + " ... " +
                                                 std::to_string(pc_ + pixels.size() - 1);
-            const std::uint32_t w = image.width();
-            return Error{in_quotes(mnemonic) + " needs " + where + " but " +
-                         (w == 1 ? std::string("a 1-pixel-wide image has no room for "
-                                               "instructions (pc 0 is the fault pixel)")
-                                 : "the instructions of a " + std::to_string(w) +
-                                       "-pixel-wide image end at pc " + std::to_string(w - 2) +
-                                       " (pc " + std::to_string(w - 1) + " is the fault pixel)") +
+            return Error{in_quotes(mnemonic) + " needs " + where + " but row 0 of the " +
+                         std::to_string(image.width()) + "-pixel-wide image ends at pc " +
+                         std::to_string(image.width() - 1) +
                          "; make the image wider or the program shorter"};
         }
         for (std::size_t i = 0; i < pixels.size(); ++i)
@@ -665,6 +731,66 @@ private:
 };
 
 } // namespace
+
+std::string check_expectations(const std::vector<Expectation>& expectations,
+                               const std::string& name, const Image& result,
+                               std::uint32_t fault_code, std::uint32_t fault_pc) {
+    const auto pixel_text = [](Pixel p) {
+        return "(" + std::to_string(p.r) + ", " + std::to_string(p.g) + ", " + std::to_string(p.b) +
+               ", " + std::to_string(p.a) + ")";
+    };
+    for (const Expectation& e : expectations) {
+        const std::string where = name + ":" + std::to_string(e.line) + ": .expect " + e.what;
+        switch (e.kind) {
+        case Expectation::Kind::fault:
+            if (fault_code != e.fault || (e.fault != FAULT_NONE && fault_pc != e.pc))
+                return where + ": the run ended with " +
+                       (fault_code ? std::string(fault_name(fault_code)) + " at pc " +
+                                         std::to_string(fault_pc)
+                                   : std::string("no fault")) +
+                       ", expected " +
+                       (e.fault
+                            ? std::string(fault_name(e.fault)) + " at pc " + std::to_string(e.pc)
+                            : std::string("no fault"));
+            break;
+        case Expectation::Kind::pixel:
+            if (e.x >= result.width() || e.y >= result.height())
+                return where + ": pixel (" + std::to_string(e.x) + ", " + std::to_string(e.y) +
+                       ") is outside the result";
+            if (result.pixel(e.x, e.y) != e.pixel)
+                return where + ": pixel (" + std::to_string(e.x) + ", " + std::to_string(e.y) +
+                       ") is " + pixel_text(result.pixel(e.x, e.y)) + ", expected " +
+                       pixel_text(e.pixel);
+            break;
+        case Expectation::Kind::tensor: {
+            const Tensor& t = e.tensor;
+            if (std::uint64_t(t.x) + t.pixel_width() > result.width() ||
+                std::uint64_t(t.y) + t.rows > result.height())
+                return where + ": the tensor lies outside the result";
+            std::string first;
+            std::uint64_t differ = 0;
+            for (std::uint32_t i = 0; i < e.values.size(); ++i) {
+                const std::uint32_t r = i / t.cols, c = i % t.cols;
+                const std::int64_t actual = load_element(result, t, r, c);
+                if (actual == e.values[i]) continue;
+                if (differ++ == 0) {
+                    const std::size_t byte = t.byte_offset(result.width(), r, c) / 4;
+                    first = "element [" + std::to_string(r) + "][" + std::to_string(c) +
+                            "] (pixel (" + std::to_string(byte % result.width()) + ", " +
+                            std::to_string(byte / result.width()) + ")) is " +
+                            std::to_string(actual) + ", expected " + std::to_string(e.values[i]);
+                }
+            }
+            if (differ)
+                return where + ": " + first +
+                       (differ > 1 ? "; " + std::to_string(differ - 1) + " more elements differ"
+                                   : std::string());
+            break;
+        }
+        }
+    }
+    return {};
+}
 
 Result<AssembledProgram> assemble(std::string_view source, const std::string& name) {
     return Assembler(name).run(source);

@@ -130,10 +130,8 @@ void emit_runs(std::ostream& out, const Image& image, std::uint32_t y, std::uint
     }
 }
 
-// Whether pixels [first, end) of row y are what the text so far writes.
-bool row_matches(const Image& image, std::uint32_t y, std::uint32_t first, std::uint32_t end,
-                 const Image& written) {
-    for (std::uint32_t x = first; x < end; ++x)
+bool row_matches(const Image& image, std::uint32_t y, std::uint32_t first, const Image& written) {
+    for (std::uint32_t x = first; x < image.width(); ++x)
         if (image.pixel(x, y) != written.pixel(x, y)) return false;
     return true;
 }
@@ -213,7 +211,7 @@ void disassemble(const Image& image, std::string_view name, std::ostream& out) {
     std::uint32_t pc = 0;
     bool halted = false;
     std::map<std::uint8_t, Tensor> declared; // each id's last declaration, as .data sees it
-    while (pc < instruction_end(w) && !halted) {
+    while (pc < w && !halted) {
         const Decoded d = decode_instruction(image, pc);
         if (d.fault) break;
         const auto text = instruction_text(d.instruction);
@@ -226,17 +224,15 @@ void disassemble(const Image& image, std::string_view name, std::ostream& out) {
         halted = d.instruction.opcode == OP_HALT;
     }
     Image written(w, h); // what the text writes so far, besides row 0's instructions
-    fault_comment(pc);
-    if (!row_matches(image, 0, pc, w, written)) {
-        if (!row_matches(image, 0, pc, instruction_end(w), written))
-            out << "; row 0 from pc " << pc << " as raw pixels: "
-                << (halted       ? "after halt, never executed"
-                    : plan.fault ? "not an instruction the assembler writes as a mnemonic"
-                                 : "past the last instruction, never executed")
-                << "\n";
-        // The fault pixel is never an instruction; a fault writes (code, pc & 255, pc >> 8, 255).
+    if (!row_matches(image, 0, pc, written)) {
+        fault_comment(pc);
+        out << "; row 0 from pc " << pc << " as raw pixels: "
+            << (halted ? "after halt, never executed"
+                       : "not an instruction the assembler writes as a mnemonic")
+            << "\n";
+        // The fault pixel: a fault of a run writes (code, pc & 255, pc >> 8, 255) there.
         const Pixel last = image.pixel(w - 1, 0);
-        if (!is_zero(last)) {
+        if (pc < w && !is_zero(last)) {
             const std::string code = std::string(fault_name(last.r));
             out << "; pixel (" << w - 1 << ", 0) is the fault pixel"
                 << (last.a == 255 && !code.empty()
@@ -278,7 +274,7 @@ void disassemble(const Image& image, std::string_view name, std::ostream& out) {
     }
     bool data_header = false;
     for (std::uint32_t y = 1; y < h; ++y) {
-        if (row_matches(image, y, 0, w, written)) continue;
+        if (row_matches(image, y, 0, written)) continue;
         if (!data_header)
             out << "\n; " << (typed_header ? "other " : "") << "data pixels (pixels not listed are "
                 << (typed_header ? "as above, else " : "") << "0 0 0 0)\n";

@@ -1,8 +1,8 @@
 #version 450
 // Scheduled kernel `dot_rgb` (the seed's instruction, docs/PROTOCOL.md section 5) for a batch of
 // consecutive instructions, one workgroup each: workgroup g runs the instruction at pc
-// push.arg[0] + g of push.arg[1] (read from row 0, which no run changes: the fault pixel
-// (W-1, 0) is never an instruction). n = the first x where rows
+// push.arg[0] + g of push.arg[1] (read from row 0, which no run changes but for the fault pixel:
+// the rows of an instruction at pc W - 1 come in push.arg[2]). n = the first x where rows
 // A and B both hold R = 0 (else W), then pixel (0, rowOut) = (dot & 255, dot >> 8, 0, 0) with
 // dot = sum of A.R * B.R over x < n, modulo 2^16. The scheduler batches only instructions that
 // read no row another one writes (dot_rgb_batch); of several writing one row, only the last
@@ -19,8 +19,12 @@ shared uint s_first;
 shared uint s_overwritten;
 shared uint s_sum[THREADS];
 
-// The batch's instruction at pc.
+// The batch's instruction at pc. The one at pc W - 1 comes from the host (push.arg[2], bit 24
+// set): its pixel is also the fault pixel, which an earlier run of the same recording may have
+// written.
 uint instruction_at(uint pc) {
+    if (pc == push.width - 1u && (push.arg[2] & (1u << 24)) != 0u)
+        return OP_DOT_RGB | (push.arg[2] & 0xFFFFFFu) << 8;
     return image_in.words[pc];
 }
 

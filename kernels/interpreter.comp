@@ -294,9 +294,7 @@ uint check_operands(uint opcode, uint shift, Tensor t0, Tensor t1, Tensor t2) {
 // s_ins/s_operands with s_state RUN, or ends the run.
 uint decode_and_check() {
     const uint pc = s_pc;
-    // Instructions end before the fault pixel (W-1, 0): instruction_end in protocol.hpp.
-    const uint end = push.width - 1u;
-    if (pc >= end) {
+    if (pc >= push.width) {
         s_state = STATE_ENDED;
         return FAULT_NONE;
     }
@@ -304,7 +302,7 @@ uint decode_and_check() {
     const uint opcode = channel(ins, 0u);
     const uint length = instruction_length(opcode);
     if (length == 0u) return FAULT_BAD_OPCODE;
-    if (pc + length > end) return FAULT_TRUNCATED;
+    if (pc + length > push.width) return FAULT_TRUNCATED;
     const uint ext0 = length > 1u ? pixels[pc + 1u] : 0u;
     const uint ext1 = length > 2u ? pixels[pc + 2u] : 0u;
     s_ins[0] = ins;

@@ -234,7 +234,7 @@ Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
     std::size_t done = 0;
     for (std::size_t ci = 0; ci < suite.cases.size(); ++ci) {
         const Case& c = suite.cases[ci];
-        auto program = load_program(c);
+        auto program = load_case_program(c);
         std::optional<Image> golden;
         std::string case_error;
         if (!program) {
@@ -271,7 +271,7 @@ Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
                 result.outcome = Outcome::fail;
                 result.detail = "the device failed on an earlier case";
             } else {
-                const Attempt attempt = run_on(e, device, *program);
+                const Attempt attempt = run_on(e, device, program->image);
                 if (!attempt.ran) {
                     result.outcome = attempt.skip_reason.empty() ? Outcome::fail : Outcome::skipped;
                     result.detail = attempt.skip_reason.empty()
@@ -292,6 +292,12 @@ Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
                         difference = compare_images(*golden, ran.image);
                         if (difference.count) mismatch = describe(difference);
                     }
+                    // The hand-written expectations first: they hold whatever the golden says.
+                    if (const std::string wrong =
+                            check_expectations(program->expectations, c.program, ran.image,
+                                               ran.fault_code, ran.fault_pc);
+                        !wrong.empty())
+                        mismatch = wrong + (mismatch.empty() ? "" : "; golden: " + mismatch);
                     if (c.fault && ran.fault_code != *c.fault)
                         mismatch += std::string(mismatch.empty() ? "" : "; ") + "ended with " +
                                     std::string(fault_name(ran.fault_code)) + ", expected " +

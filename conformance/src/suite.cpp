@@ -212,13 +212,21 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
     return suite;
 }
 
-Result<Image> load_program(const Case& c) {
+Result<CaseProgram> load_case_program(const Case& c) {
     if (c.program.ends_with(".pxs")) {
         auto assembled = assemble_file(c.program);
         if (!assembled) return assembled.error();
-        return std::move(assembled->image);
+        return CaseProgram{std::move(assembled->image), std::move(assembled->expectations)};
     }
-    return load_png(c.program);
+    auto image = load_png(c.program);
+    if (!image) return image.error();
+    return CaseProgram{std::move(image.value()), {}};
+}
+
+Result<Image> load_program(const Case& c) {
+    auto program = load_case_program(c);
+    if (!program) return program.error();
+    return std::move(program->image);
 }
 
 Result<std::vector<std::string>> update_goldens(const Suite& suite) {
@@ -231,14 +239,20 @@ Result<std::vector<std::string>> update_goldens(const Suite& suite) {
             lines.push_back(c.name + ": kept (a negative case: its golden is wrong on purpose)");
             continue;
         }
-        auto program = load_program(c);
+        auto program = load_case_program(c);
         if (!program) return program.error();
-        Image golden = std::move(program.value());
+        Image golden = std::move(program->image);
         const RunOutcome outcome = run_reference(golden);
         if (c.fault && outcome.fault.code != *c.fault)
             return Error{c.name + ": the reference ends with fault " +
                          std::string(fault_name(outcome.fault.code)) + ", but its .json expects " +
                          std::string(fault_name(*c.fault))};
+        // A golden never records a result the case's hand-written expectations refuse.
+        if (const std::string wrong =
+                check_expectations(program->expectations, c.program, golden, outcome.fault.code,
+                                   outcome.fault ? outcome.fault.pc : 0);
+            !wrong.empty())
+            return Error{c.name + ": the reference interpreter disagrees with the case: " + wrong};
         if (auto saved = save_png(golden, c.golden); !saved) return saved.error();
         lines.push_back(c.golden + ": written from the reference interpreter");
     }

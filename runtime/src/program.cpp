@@ -68,33 +68,15 @@ Decoded decode_instruction(const Image& image, std::uint32_t pc) {
         return d;
     };
     if (ins.length == 0) return fail(FAULT_BAD_OPCODE, std::to_string(p.r) + " is not an opcode");
-    if (pc + ins.length > instruction_end(image.width()))
+    if (pc + ins.length > image.width())
         return fail(FAULT_TRUNCATED,
-                    "the instruction needs " + std::to_string(ins.length) + " pixels but " +
-                        (image.width() == 1
-                             ? std::string("a 1-pixel-wide row 0 has no room for instructions")
-                             : "the instructions of row 0 end at x = " +
-                                   std::to_string(image.width() - 2)) +
-                        " (x = " + std::to_string(image.width() - 1) + " is the fault pixel)");
+                    "the instruction needs " + std::to_string(ins.length) +
+                        " pixels but row 0 ends at x = " + std::to_string(image.width() - 1));
     for (std::uint32_t i = 1; i < ins.length; ++i)
         ins.extension[i - 1] = image.pixel(pc + i, 0);
 
     // Reserved channels: the argument channels an instruction does not use must be 0.
-    std::uint32_t used_args = 3;
-    switch (ins.opcode) {
-    case OP_HALT:
-        used_args = 3;
-        break; // HALT ignores its arguments
-    case OP_TENSOR:
-    case OP_ADD_BIAS:
-    case OP_REQUANT:
-    case OP_RELU:
-    case OP_ARGMAX:
-        used_args = 2;
-        break;
-    default:
-        break;
-    }
+    const std::uint32_t used_args = instruction_info(ins.opcode)->used_args;
     for (std::uint32_t i = used_args; i < 3; ++i)
         if (ins.args[i] != 0)
             return fail(FAULT_BAD_OPERAND, std::string("channel ") + "GBA"[i] +
@@ -141,45 +123,51 @@ Fault check_declaration(const Image& image, const Instruction& ins) {
     return {};
 }
 
-// Operand roles of each tensor instruction, in channel order; empty for non-tensor ops.
-std::vector<const char*> operand_roles(std::uint32_t opcode) {
-    switch (opcode) {
-    case OP_DOT:
-        return {"out", "a", "b"};
-    case OP_MATMUL:
-        return {"c", "a", "b"};
-    case OP_ADD_BIAS:
-        return {"acc", "bias"};
-    case OP_REQUANT:
-    case OP_RELU:
-    case OP_ARGMAX:
-        return {"out", "in"};
-    case OP_GATHER_MEAN:
-    case OP_EMBED:
-        return {"out", "table", "tokens"};
-    default:
-        return {};
-    }
-}
-
 class Checker {
 public:
     Checker(const Instruction& ins, const std::array<std::optional<Tensor>, MAX_TENSORS>& table)
-        : ins_(ins), roles_(operand_roles(ins.opcode)) {
-        for (std::size_t i = 0; i < roles_.size() && !fault; ++i) {
+        : ins_(ins), info_(*instruction_info(ins.opcode)) {
+        for (std::size_t i = 0; i < info_.arity && !fault; ++i) {
             if (!table[ins.args[i]])
                 fault = Fault{FAULT_UNDEFINED_TENSOR, ins.pc,
-                              std::string("operand ") + roles_[i] + " names tensor " +
+                              "operand " + std::string(info_.roles[i]) + " names tensor " +
                                   std::to_string(ins.args[i]) + ", which is not declared"};
             else
                 step.operands[i] = *table[ins.args[i]];
         }
     }
 
+    // The table's dtype rules: each operand's accepted dtypes, then the operands that share one.
+    void table_dtypes() {
+        for (std::size_t i = 0; i < info_.arity; ++i) {
+            if (info_.dtypes[i] == 0) continue;
+            std::vector<std::uint32_t> allowed;
+            for (std::uint32_t d = DTYPE_U8; d <= DTYPE_I32; ++d)
+                if (info_.dtypes[i] >> d & 1u) allowed.push_back(d);
+            dtype(i, allowed);
+        }
+        std::optional<std::size_t> first;
+        for (std::size_t i = 0; i < info_.arity; ++i)
+            if (info_.same_dtype >> i & 1u) {
+                if (first)
+                    same_dtype(*first, i);
+                else
+                    first = i;
+            }
+    }
+    // The table's overlap rules: each output against every other operand, in channel order.
+    void table_overlaps() {
+        for (std::size_t i = 0; i < info_.arity; ++i) {
+            if (!info_.writes_operand(std::uint32_t(i))) continue;
+            for (std::size_t j = 0; j < info_.arity; ++j)
+                if (j != i) disjoint(i, j, (info_.in_place >> j & 1u) != 0);
+        }
+    }
+
     const Tensor& t(std::size_t i) const { return step.operands[i]; }
 
     // Operand i must have one of the dtypes in `allowed`.
-    void dtype(std::size_t i, std::initializer_list<std::uint32_t> allowed) {
+    void dtype(std::size_t i, const std::vector<std::uint32_t>& allowed) {
         if (fault) return;
         for (auto d : allowed)
             if (t(i).dtype == d) return;
@@ -196,8 +184,9 @@ public:
     void shape(bool ok, const std::string& expectation) {
         if (fault || ok) return;
         std::string shapes;
-        for (std::size_t i = 0; i < roles_.size(); ++i)
-            shapes += std::string(i ? ", " : "") + roles_[i] + " " + shape_text(t(i));
+        for (std::size_t i = 0; i < info_.arity; ++i)
+            shapes += std::string(i ? ", " : "") + std::string(info_.roles[i]) + " " +
+                      shape_text(t(i));
         fail(FAULT_SHAPE_MISMATCH, expectation + " (" + shapes + ")");
     }
     // Output i must not overlap input j (unless in_place_ok and they are the same region).
@@ -216,13 +205,13 @@ public:
 
 private:
     std::string role(std::size_t i) const {
-        return std::string(roles_[i]) + " (" + tensor_text(ins_.args[i], t(i)) + ")";
+        return std::string(info_.roles[i]) + " (" + tensor_text(ins_.args[i], t(i)) + ")";
     }
     const Instruction& ins_;
-    std::vector<const char*> roles_;
+    const InstructionInfo& info_;
 };
 
-constexpr std::uint32_t U8 = DTYPE_U8, I8 = DTYPE_I8, U16 = DTYPE_U16, I32 = DTYPE_I32;
+constexpr std::uint32_t U16 = DTYPE_U16;
 
 Fault check_dot_rgb(const Image& image, const Instruction& ins) {
     static const char* names[] = {"row A", "row B", "row out"};
@@ -242,7 +231,7 @@ Plan plan_program(const Image& image) {
     plan.width = image.width();
     std::array<std::optional<Tensor>, MAX_TENSORS> table;
     std::uint32_t pc = 0;
-    while (pc < instruction_end(image.width())) {
+    while (pc < image.width()) {
         Decoded d = decode_instruction(image, pc);
         if (d.fault) {
             plan.fault = d.fault;
@@ -264,75 +253,48 @@ Plan plan_program(const Image& image) {
         } else {
             Checker c(ins, table);
             const Tensor &t0 = c.t(0), &t1 = c.t(1), &t2 = c.t(2);
+            c.table_dtypes();
+            // The instruction's own checks (docs/PROTOCOL.md section 5); the table has the rest.
             switch (ins.opcode) {
             case OP_DOT:
-                c.dtype(0, {I32});
-                c.dtype(1, {U8, I8});
-                c.same_dtype(1, 2);
                 c.shape(t1.rows == t2.rows && t1.cols == t2.cols,
                         "a and b must have the same shape");
                 c.shape(t0.rows == 1 && t0.cols == 1, "out must be 1x1");
-                c.disjoint(0, 1);
-                c.disjoint(0, 2);
                 break;
             case OP_MATMUL:
-                c.dtype(0, {I32});
-                c.dtype(1, {U8, I8});
-                c.same_dtype(1, 2);
                 c.shape(t1.cols == t2.cols, "a and b must have the same number of columns K");
                 c.shape(t0.rows == t1.rows && t0.cols == t2.rows, "c must be a.rows x b.rows");
-                c.disjoint(0, 1);
-                c.disjoint(0, 2);
                 break;
             case OP_ADD_BIAS:
-                c.dtype(0, {I32});
-                c.dtype(1, {I32});
                 c.shape(t1.rows == 1 && t1.cols == t0.cols, "bias must be 1 x acc.cols");
-                c.disjoint(0, 1);
                 break;
             case OP_REQUANT:
-                c.dtype(0, {U8, I8, I32});
-                c.dtype(1, {I32});
                 if (ins.shift() > MAX_REQUANT_SHIFT)
                     c.fail(FAULT_BAD_OPERAND,
                            "shift " + std::to_string(ins.shift()) + " is larger than 62");
                 c.shape(t0.rows == t1.rows && t0.cols == t1.cols,
                         "out and in must have the same shape");
-                c.disjoint(0, 1, true);
                 break;
             case OP_RELU:
-                c.same_dtype(0, 1);
                 c.shape(t0.rows == t1.rows && t0.cols == t1.cols,
                         "out and in must have the same shape");
-                c.disjoint(0, 1, true);
                 break;
             case OP_ARGMAX:
-                c.dtype(0, {U16, I32});
                 c.shape(t0.rows == t1.rows && t0.cols == 1, "out must be in.rows x 1");
                 c.shape(t0.dtype != U16 || t1.cols <= 65536,
                         "a u16 out holds indices of at most 65536 columns");
-                c.disjoint(0, 1);
                 break;
             case OP_GATHER_MEAN:
-                c.dtype(0, {I32});
-                c.dtype(1, {U8, I8});
-                c.dtype(2, {U8, U16, I32});
                 c.shape(t0.rows == 1 && t0.cols == t1.cols, "out must be 1 x table.cols");
                 c.shape(std::uint64_t(t2.rows) * t2.cols <= 65536,
                         "tokens must have at most 65536 elements");
-                c.disjoint(0, 1);
-                c.disjoint(0, 2);
                 break;
             case OP_EMBED:
-                c.dtype(0, {U8, I8});
-                c.same_dtype(0, 1);
-                c.dtype(2, {U8, U16, I32});
                 c.shape(t0.rows == t2.rows && t0.cols == std::uint64_t(t2.cols) * t1.cols,
                         "out must be tokens.rows x (tokens.cols * table.cols)");
-                c.disjoint(0, 1);
-                c.disjoint(0, 2);
                 break;
             }
+            c.table_overlaps();
             fault = c.fault;
             step.operands = c.step.operands;
         }

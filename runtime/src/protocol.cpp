@@ -7,25 +7,18 @@
 namespace px {
 namespace {
 
-struct OpcodeInfo {
-    std::uint32_t opcode;
-    std::string_view name;
-    std::uint32_t length;
-};
+#define PX_TABLE_ROW(name, opcode, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
+                     same, in_place, data, work)                                                   \
+    InstructionInfo{opcode,   #name,    length, used,     arity, {role(#r0), role(#r1), role(#r2)},  \
+                    writes,   reads,    {dt0, dt1, dt2}, same,  in_place, data != 0u, work},
 
-constexpr std::array<OpcodeInfo, 11> opcodes = {{
-    {OP_HALT, "halt", 1},
-    {OP_DOT_RGB, "dot_rgb", 1},
-    {OP_TENSOR, "tensor", 3},
-    {OP_DOT, "dot", 1},
-    {OP_MATMUL, "matmul", 1},
-    {OP_ADD_BIAS, "add_bias", 1},
-    {OP_REQUANT, "requant", 3},
-    {OP_RELU, "relu", 1},
-    {OP_ARGMAX, "argmax", 1},
-    {OP_GATHER_MEAN, "gather_mean", 1},
-    {OP_EMBED, "embed", 1},
-}};
+// "_" marks an unused operand slot in the table.
+constexpr std::string_view role(std::string_view name) {
+    return name == "_" ? std::string_view{} : name;
+}
+
+constexpr InstructionInfo table[] = {PX_INSTRUCTIONS(PX_TABLE_ROW)};
+#undef PX_TABLE_ROW
 
 constexpr std::array<std::string_view, 5> dtype_names = {"", "u8", "i8", "u16", "i32"};
 
@@ -36,22 +29,30 @@ constexpr std::array<std::string_view, FAULT_COUNT> fault_names = {
 
 } // namespace
 
+std::span<const InstructionInfo> instruction_table() {
+    return table;
+}
+
+const InstructionInfo* instruction_info(std::uint32_t opcode) {
+    for (const auto& info : table)
+        if (info.opcode == opcode) return &info;
+    return nullptr;
+}
+
 std::string_view opcode_name(std::uint32_t opcode) {
-    for (const auto& info : opcodes)
-        if (info.opcode == opcode) return info.name;
-    return {};
+    const InstructionInfo* info = instruction_info(opcode);
+    return info ? info->name : std::string_view{};
 }
 
 std::optional<std::uint32_t> opcode_from_name(std::string_view name) {
-    for (const auto& info : opcodes)
+    for (const auto& info : table)
         if (info.name == name) return info.opcode;
     return std::nullopt;
 }
 
 std::uint32_t instruction_length(std::uint32_t opcode) {
-    for (const auto& info : opcodes)
-        if (info.opcode == opcode) return info.length;
-    return 0;
+    const InstructionInfo* info = instruction_info(opcode);
+    return info ? info->length : 0;
 }
 
 std::string_view dtype_name(std::uint32_t dtype) {

@@ -193,9 +193,9 @@ TEST_CASE("a recording runs again after a fault; only the regions it rewrites ch
           "[gpu][resident]") {
     Runtime runtime = pxgpu::make_runtime();
     Device device = pxgpu::open_device(runtime);
-    // gather_mean faults on token 2 of a 2-row table; the fault pixel (W - 1 = 15, 0) holds a
-    // dot_rgb, which no executor decodes, and the fault overwrites it with (TOKEN_RANGE, 9, 0,
-    // 255): read as dot_rgb 9, 0, 255 it would write pixel (0, 255), which this image has.
+    // gather_mean faults on token 2 of a 2-row table; the dot_rgb at pc W - 1 = 15 is the pixel
+    // the fault overwrites, with (TOKEN_RANGE, 9, 0, 255): read as dot_rgb 9, 0, 255 it would
+    // write pixel (0, 255), which this image has.
     px::ProgramWriter w(16, 256);
     w.tensor(1, px::DTYPE_I8, 0, 1, 2, 4)
         .tensor(2, px::DTYPE_U8, 0, 3, 1, 4)

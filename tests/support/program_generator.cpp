@@ -264,10 +264,10 @@ GeneratedProgram generate_program(std::uint64_t seed) {
     const bool halt = mutation != 10 && gen.chance(0.8);
     if (halt) gen.emit(OP_HALT);
 
-    // One pixel more than the program: the last pixel of row 0 is the fault pixel.
-    std::uint32_t width =
-        std::max<std::uint32_t>(gen.width_, std::uint32_t(gen.program_.size()) + 1) +
-        gen.uniform(0, 6);
+    // Often exactly as wide as the program (its last instruction in pixel (W-1, 0), which runs:
+    // the seed's rule), else wider.
+    std::uint32_t width = std::max<std::uint32_t>(gen.width_, std::uint32_t(gen.program_.size())) +
+                          (gen.chance(0.3) ? 0 : gen.uniform(1, 6));
     std::uint32_t height = gen.cursor_ + gen.uniform(0, 3);
     if (mutation == 10) width = std::uint32_t(gen.program_.size()) - 1;
     if (mutation == 9) { // Shrink the image under the tensors (OUT_OF_BOUNDS) or cut row 0.

@@ -230,8 +230,8 @@ TEST_CASE("errors name the file and the line", "[assembler]") {
         {image + "tensor t1, f32, 0, 1, 1, 1\n", "prog.pxs:2: ", "unknown dtype 'f32'"},
         // row 0 overflow
         {image + "halt\nhalt\nhalt\nhalt\nhalt\nhalt\ntensor t1, u8, 0, 1, 1, 1\n",
-         "prog.pxs:8: ", "end at pc 6 (pc 7 is the fault pixel)"},
-        {".image 3 2\nhalt\nhalt\nhalt\n", "prog.pxs:4: ", "end at pc 1 (pc 2 is the fault pixel)"},
+         "prog.pxs:8: ", "row 0"},
+        {".image 2 2\nhalt\nhalt\nhalt\n", "prog.pxs:4: ", "ends at pc 1"},
         // writing outside the image
         {image + ".rgba 6 1  1 2 3 4  5 6 7 8  9 10 11 12\n", "prog.pxs:2: ", "right edge"},
         {image + ".red 8 1  1\n", "prog.pxs:2: ", "outside the 8x4 image"},
@@ -475,4 +475,57 @@ halt
                Catch::Contains("did you mean 'abc'?"));
     CHECK_THAT(error(".image 8 8\n.tensor a i8 1 2\n.data a 1 2 3\n"),
                Catch::Contains("3 values for t255"));
+}
+
+TEST_CASE(".expect: hand-written results, checked against a run", "[assembler][expect]") {
+    const std::string source = ".image 5 3\n"
+                               "tensor t1, i8, 0, 1, 1, 3\n"
+                               "relu t1, t1\n"
+                               ".data t1 -1 2 -3\n"
+                               ".expect t1 0 2 0\n"
+                               ".expect pixel 4 0 0 0 0 0\n"
+                               ".expect fault none\n";
+    const px::AssembledProgram program = assemble_ok(source);
+    REQUIRE(program.expectations.size() == 3);
+    CHECK(program.expectations[0].line == 5);
+    // Expectations write nothing into the image.
+    CHECK(program.image.pixel(4, 0) == Pixel{});
+
+    Image ran = program.image;
+    const px::RunOutcome outcome = px::run_reference(ran);
+    CHECK(px::check_expectations(program.expectations, "prog.pxs", ran, outcome.fault.code,
+                                 outcome.fault.pc)
+              .empty());
+    // Before the run, the relu has not happened: the first differing element and the count.
+    CHECK(px::check_expectations(program.expectations, "prog.pxs", program.image, 0, 0) ==
+          "prog.pxs:5: .expect t1: element [0][0] (pixel (0, 1)) is -1, expected 0; 1 more "
+          "elements differ");
+    CHECK(px::check_expectations(program.expectations, "prog.pxs", ran, px::FAULT_OVERLAP, 1) ==
+          "prog.pxs:7: .expect fault: the run ended with OVERLAP at pc 1, expected no fault");
+
+    const px::AssembledProgram faulting =
+        assemble_ok(".image 3 2\ndot_rgb 1, 1, 9\n.expect fault OUT_OF_BOUNDS pc 0\n"
+                    ".expect pixel 2 0 6 0 0 255\n");
+    Image faulted = faulting.image;
+    const px::RunOutcome fault = px::run_reference(faulted);
+    CHECK(px::check_expectations(faulting.expectations, "f.pxs", faulted, fault.fault.code,
+                                 fault.fault.pc)
+              .empty());
+    CHECK_THAT(px::check_expectations(faulting.expectations, "f.pxs", faulted, 0, 0),
+               Catch::Contains("ended with no fault, expected OUT_OF_BOUNDS at pc 0"));
+
+    for (const auto& [bad, message] : std::vector<std::pair<std::string, std::string>>{
+             {".expect t1 0 2", "gives 2 values; the tensor has 3 elements"},
+             {".expect t9 0", "which no 'tensor' statement above this line declares"},
+             {".expect t1 0 2 200", "out of range (-128 ... 127)"},
+             {".expect pixel 4 0 0 0 0 0", "out of range (0 ... 3)"},
+             {".expect fault NOPE pc 0", "unknown fault 'NOPE'"},
+             {".expect fault OVERLAP 3", "'.expect' takes"},
+             {".expect", "'.expect' takes"}}) {
+        auto result = px::assemble(".image 4 3\ntensor t1, i8, 0, 1, 1, 3\n" + bad, "prog.pxs");
+        INFO(bad);
+        REQUIRE_FALSE(result);
+        CHECK_THAT(result.error().message,
+                   Catch::Contains("prog.pxs:3: ") && Catch::Contains(message));
+    }
 }

@@ -213,7 +213,7 @@ TEST_CASE("pxrun --print, --stop-at, --trace and --save-reference look inside a 
     CHECK(runner.run("--device cpu " + demo + " --print 256").exit_code == 1);
     // By name, in a .pxs source with named tensors.
     const fs::path named = runner.dir() / "named.pxs";
-    write_text(named, ".image 9 4\n.tensor a i8 1 3\n.tensor b i8 1 3\nrelu b, a\nhalt\n"
+    write_text(named, ".image 8 4\n.tensor a i8 1 3\n.tensor b i8 1 3\nrelu b, a\nhalt\n"
                       ".data a 5 -6 7\n");
     const auto by_name = runner.run("--device cpu " + named.string() + " --print b");
     CHECK(by_name.exit_code == 0);

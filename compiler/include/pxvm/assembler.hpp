@@ -28,6 +28,30 @@ struct NamedTensor {
     std::uint32_t line = 0;
 };
 
+/// A result a source promises by hand (`.expect`, docs/ASSEMBLY.md): a tensor's values, one
+/// pixel, or how the run ends. Conformance cases carry them so that a case cannot inherit a bug
+/// of the reference interpreter that made its golden.
+struct Expectation {
+    enum class Kind { tensor, pixel, fault };
+    Kind kind = Kind::tensor;
+    std::uint32_t line = 0;
+    std::string what;                 ///< the tensor as written ("t3", "logits") or "pixel"/"fault"
+    Tensor tensor;                    ///< Kind::tensor: the declaration in force at that line
+    std::vector<std::int64_t> values; ///< Kind::tensor: every element, row-major
+    std::uint32_t x = 0, y = 0;       ///< Kind::pixel
+    Pixel pixel;                      ///< Kind::pixel
+    std::uint32_t fault = FAULT_NONE; ///< Kind::fault: the code (FAULT_NONE: no fault)
+    std::uint32_t pc = 0;             ///< Kind::fault: the faulting pc
+};
+
+/// Checks a run's result against the expectations: empty when every one holds, else the first
+/// that does not, with its source line, the first differing element or pixel (expected, actual)
+/// and the count of the others ("prog.pxs:9: .expect t3: element [0][2] (pixel (2, 4)) is 7,
+/// expected 5; 2 more elements differ").
+std::string check_expectations(const std::vector<Expectation>& expectations,
+                               const std::string& name, const Image& result,
+                               std::uint32_t fault_code, std::uint32_t fault_pc);
+
 /// An assembled program: the image, the source line of every instruction, and warnings.
 struct AssembledProgram {
     Image image;
@@ -38,6 +62,8 @@ struct AssembledProgram {
     std::vector<std::string> warnings;
     /// The named tensors, in source order (the listing `pxc asm` prints).
     std::vector<NamedTensor> named;
+    /// The `.expect` lines, in source order (not part of the image).
+    std::vector<Expectation> expectations;
 
     /// The source line of the instruction that covers pixel (pc, 0), or 0 when no instruction
     /// statement covers it.

@@ -12,6 +12,7 @@
 //     std::cout << px::conformance::summary_text(*suite, *run);
 #pragma once
 
+#include "pxvm/assembler.hpp"
 #include "pxvm/image.hpp"
 #include "pxvm/result.hpp"
 
@@ -58,7 +59,15 @@ struct Suite {
 /// `programs_without_goldens` (for update_goldens) takes every program as a case, golden or not.
 Result<Suite> load_suite(const std::string& root, bool programs_without_goldens = false);
 
-/// The program image of a case (a .pxs is assembled).
+/// A case's program: the image, and the results its source promises by hand (`.expect`).
+struct CaseProgram {
+    Image image;
+    std::vector<Expectation> expectations;
+};
+
+/// The program of a case (a .pxs is assembled; a .pxi has no expectations).
+Result<CaseProgram> load_case_program(const Case& c);
+/// The program image of a case.
 Result<Image> load_program(const Case& c);
 
 /// Writes every case's golden from the reference interpreter. Negative cases keep theirs (they

@@ -15,7 +15,7 @@
 
 namespace px {
 
-/// Builds a program pixel by pixel: misuse (a program reaching the fault pixel, an unknown tensor
+/// Builds a program pixel by pixel: misuse (a program longer than row 0, an unknown tensor
 /// id, a wrong element count) throws std::logic_error, since it is a bug of the caller. Instruction
 /// methods append at `pc` and advance it; `tensor` also remembers the declaration so tests can fill
 /// and read the tensor by id.
@@ -25,9 +25,7 @@ public:
 
     /// Appends one raw pixel to row 0.
     ProgramWriter& pixel(Pixel p) {
-        // The last pixel of row 0 is the fault pixel, never an instruction.
-        if (pc >= instruction_end(image.width()))
-            throw std::logic_error("program does not fit row 0 before the fault pixel");
+        if (pc >= image.width()) throw std::logic_error("program does not fit row 0");
         image.set_pixel(pc++, 0, p);
         return *this;
     }

@@ -2,13 +2,39 @@
 // opcodes, dtypes and faults. docs/PROTOCOL.md is the specification.
 #pragma once
 
+#include "pxvm_instructions.h"
 #include "pxvm_protocol.h"
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace px {
+
+/// One row of the instruction table (kernels/pxvm_instructions.h, which documents each field).
+struct InstructionInfo {
+    std::uint32_t opcode = 0;
+    std::string_view name;
+    std::uint32_t length = 1;    ///< pixels, extension pixels included
+    std::uint32_t used_args = 0; ///< argument channels in use; the others must be 0
+    std::uint32_t arity = 0;     ///< tensor operands
+    std::array<std::string_view, 3> roles;
+    std::uint32_t writes = 0, reads = 0; ///< bit i: operand i is written / read
+    std::array<std::uint32_t, 3> dtypes{}; ///< accepted DT_ bits per operand (0: any)
+    std::uint32_t same_dtype = 0; ///< these operands share the dtype of the lowest one
+    std::uint32_t in_place = 0;   ///< an output may be exactly these inputs' region
+    bool data_check = false;      ///< a check reads data (TOKEN_RANGE)
+    std::uint32_t work = WORK_ONE;
+
+    bool writes_operand(std::uint32_t i) const { return (writes >> i & 1u) != 0; }
+};
+
+/// Every instruction, in table order.
+std::span<const InstructionInfo> instruction_table();
+/// The row of an opcode, or nullptr for an unknown opcode.
+const InstructionInfo* instruction_info(std::uint32_t opcode);
 
 /// Mnemonic of an opcode ("matmul"), or empty for an unknown opcode.
 std::string_view opcode_name(std::uint32_t opcode);
@@ -16,12 +42,6 @@ std::string_view opcode_name(std::uint32_t opcode);
 std::optional<std::uint32_t> opcode_from_name(std::string_view name);
 /// Number of pixels an instruction with this opcode occupies (1 or 3); 0 for unknown opcodes.
 std::uint32_t instruction_length(std::uint32_t opcode);
-
-/// The x just past the last pixel instructions may occupy in a row 0 `width` pixels wide: the last
-/// pixel, (W-1, 0), is the fault pixel and never an instruction (docs/PROTOCOL.md section 2).
-constexpr std::uint32_t instruction_end(std::uint32_t width) {
-    return width == 0 ? 0 : width - 1;
-}
 
 /// "u8", "i8", "u16", "i32", or empty for an unknown code.
 std::string_view dtype_name(std::uint32_t dtype);

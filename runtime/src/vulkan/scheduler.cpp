@@ -355,8 +355,13 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
             KernelPush push = make_push(width, height, ins.pc, std::uint32_t(index), t);
             push.arg[0] = ins.pc;
             push.arg[1] = std::uint32_t(count);
-            // The kernel reads the batch's instructions from row 0, which no run changes: no
-            // instruction occupies the fault pixel (W-1, 0).
+            // Row 0 holds the batch's instructions, except pixel (W-1, 0), which a fault of an
+            // earlier run of the same recording may have overwritten: that one's rows come from
+            // here (1 << 24 marks them present).
+            if (const Instruction& last = plan.steps[index + count - 1].instruction;
+                last.pc == width - 1)
+                push.arg[2] = 1u << 24 | std::uint32_t(last.args[0]) |
+                              std::uint32_t(last.args[1]) << 8 | std::uint32_t(last.args[2]) << 16;
             const std::size_t dispatch = schedule.dispatches.size();
             const std::uint32_t last = plan.steps[index + count - 1].instruction.pc;
             schedule.dispatches.push_back(make_dispatch(
