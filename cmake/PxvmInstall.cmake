@@ -14,7 +14,7 @@ install(TARGETS pxvm pxvm_core pxvm_compiler pxvm_spirv pxvm_kernels pxvm_warnin
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS pxrun pxc pxinfo pxconform pxbench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY runtime/include/ compiler/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES kernels/pxvm_const.h kernels/pxvm_layout.h kernels/pxvm_protocol.h
+install(FILES kernels/pxvm_const.h kernels/pxvm_layout.h kernels/pxvm_protocol.h kernels/pxvm_instructions.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT pxvmTargets NAMESPACE pxvm:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/pxvm)
 

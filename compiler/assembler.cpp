@@ -4,6 +4,7 @@
 #include "pxvm/assembler.hpp"
 
 #include "pxvm/program.hpp"
+#include "pxvm/program_writer.hpp"
 #include "pxvm/protocol.hpp"
 
 #include <algorithm>
@@ -170,62 +171,44 @@ Result<std::uint8_t> parse_tensor_id(std::string_view word, const std::string& w
     return std::uint8_t(std::stoi(std::string(digits)));
 }
 
-std::uint8_t lo8(std::int64_t v) {
-    return std::uint8_t(std::uint64_t(v) & 255);
-}
-std::uint8_t hi8(std::int64_t v) {
-    return std::uint8_t((std::uint64_t(v) >> 8) & 255);
-}
-
 // The kinds of instruction operands.
 enum class Operand { Row, Tensor, Dtype, U16, I32, Shift, I8 };
 
 struct Signature {
-    std::vector<std::pair<Operand, const char*>> operands;
+    std::vector<std::pair<Operand, std::string_view>> operands;
 };
 
-// Operand lists of every mnemonic (docs/ASSEMBLY.md); encoding follows docs/PROTOCOL.md section 4.
+// Operand lists of every mnemonic (docs/ASSEMBLY.md): the instruction table's tensor operands,
+// then the immediates of the instructions that have them; encoding follows docs/PROTOCOL.md
+// section 4 (program_writer.hpp).
 Signature signature(std::uint32_t opcode) {
     using enum Operand;
+    const InstructionInfo& info = *instruction_info(opcode);
+    Signature sig;
+    for (std::uint32_t i = 0; i < info.arity; ++i)
+        sig.operands.push_back({Tensor, info.roles[i]});
     switch (opcode) {
-    case OP_HALT:
-        return {};
     case OP_DOT_RGB:
-        return {{{Row, "rowA"}, {Row, "rowB"}, {Row, "rowOut"}}};
+        sig.operands = {{Row, "rowA"}, {Row, "rowB"}, {Row, "rowOut"}};
+        break;
     case OP_TENSOR:
-        return {{{Tensor, "id"},
-                 {Dtype, "dtype"},
-                 {U16, "x0"},
-                 {U16, "y0"},
-                 {U16, "rows"},
-                 {U16, "cols"}}};
-    case OP_DOT:
-        return {{{Tensor, "out"}, {Tensor, "a"}, {Tensor, "b"}}};
-    case OP_MATMUL:
-        return {{{Tensor, "c"}, {Tensor, "a"}, {Tensor, "b"}}};
-    case OP_ADD_BIAS:
-        return {{{Tensor, "acc"}, {Tensor, "bias"}}};
+        sig.operands = {{Tensor, "id"}, {Dtype, "dtype"}, {U16, "x0"},
+                        {U16, "y0"},    {U16, "rows"},    {U16, "cols"}};
+        break;
     case OP_REQUANT:
-        return {{{Tensor, "out"},
-                 {Tensor, "in"},
-                 {I32, "multiplier"},
-                 {Shift, "shift"},
-                 {I8, "zero_point"}}};
-    case OP_RELU:
-    case OP_ARGMAX:
-        return {{{Tensor, "out"}, {Tensor, "in"}}};
-    case OP_GATHER_MEAN:
-    case OP_EMBED:
-        return {{{Tensor, "out"}, {Tensor, "table"}, {Tensor, "tokens"}}};
+        sig.operands.insert(sig.operands.end(),
+                            {{I32, "multiplier"}, {Shift, "shift"}, {I8, "zero_point"}});
+        break;
     default:
-        return {};
+        break;
     }
+    return sig;
 }
 
 std::string usage(std::string_view mnemonic, const Signature& sig) {
     std::string text(mnemonic);
     for (std::size_t i = 0; i < sig.operands.size(); ++i)
-        text += std::string(i ? ", " : " ") + sig.operands[i].second;
+        text += std::string(i ? ", " : " ") + std::string(sig.operands[i].second);
     return text;
 }
 
@@ -502,7 +485,8 @@ private:
 
         std::array<std::int64_t, 6> v{};
         for (std::size_t i = 0; i < operands.size(); ++i) {
-            const std::string what = std::string(mnemonic) + " " + sig.operands[i].second;
+            const std::string what =
+                std::string(mnemonic) + " " + std::string(sig.operands[i].second);
             Result<std::int64_t> value = std::int64_t(0);
             switch (sig.operands[i].first) {
             case Operand::Row:
@@ -542,25 +526,19 @@ private:
             v[i] = *value;
         }
 
-        std::vector<Pixel> pixels;
         const auto u8 = [](std::int64_t x) { return std::uint8_t(std::uint64_t(x) & 255); };
-        const auto op = u8(*opcode);
+        std::vector<Pixel> pixels;
         switch (*opcode) {
         case OP_TENSOR:
-            pixels = {Pixel{op, u8(v[0]), u8(v[1]), 0},
-                      Pixel{lo8(v[2]), hi8(v[2]), lo8(v[3]), hi8(v[3])},
-                      Pixel{lo8(v[4]), hi8(v[4]), lo8(v[5]), hi8(v[5])}};
+            pixels = encode_tensor(u8(v[0]), std::uint32_t(v[1]), std::uint32_t(v[2]),
+                                   std::uint32_t(v[3]), std::uint32_t(v[4]), std::uint32_t(v[5]));
             break;
-        case OP_REQUANT: {
-            const auto m = std::uint32_t(v[2]);
-            pixels = {Pixel{op, u8(v[0]), u8(v[1]), 0},
-                      Pixel{std::uint8_t(m), std::uint8_t(m >> 8), std::uint8_t(m >> 16),
-                            std::uint8_t(m >> 24)},
-                      Pixel{u8(v[3]), u8(v[4]), 0, 0}};
+        case OP_REQUANT:
+            pixels =
+                encode_requant(u8(v[0]), u8(v[1]), std::int32_t(v[2]), u8(v[3]), std::int8_t(v[4]));
             break;
-        }
         default:
-            pixels = {Pixel{op, u8(v[0]), u8(v[1]), u8(v[2])}};
+            pixels = encode_op(*opcode, u8(v[0]), u8(v[1]), u8(v[2]));
             break;
         }
         if (pixels.size() != instruction_length(*opcode))

@@ -50,22 +50,18 @@ std::optional<std::string> instruction_text(const Instruction& ins) {
         return "tensor " + t(a[0]) + ", " + std::string(dtype) + ", " + n(d.x) + ", " + n(d.y) +
                ", " + n(d.rows) + ", " + n(d.cols);
     }
-    case OP_DOT:
-    case OP_MATMUL:
-    case OP_GATHER_MEAN:
-    case OP_EMBED:
-        return std::string(opcode_name(ins.opcode)) + " " + t(a[0]) + ", " + t(a[1]) + ", " +
-               t(a[2]);
-    case OP_ADD_BIAS:
-    case OP_RELU:
-    case OP_ARGMAX:
-        return std::string(opcode_name(ins.opcode)) + " " + t(a[0]) + ", " + t(a[1]);
     case OP_REQUANT:
         if (ins.shift() > MAX_REQUANT_SHIFT) return std::nullopt;
         return "requant " + t(a[0]) + ", " + t(a[1]) + ", " + n(ins.multiplier()) + ", " +
                n(ins.shift()) + ", " + n(ins.zero_point());
-    default:
-        return std::nullopt;
+    default: { // a tensor instruction of the table: its operands, in channel order
+        const InstructionInfo* info = instruction_info(ins.opcode);
+        if (!info) return std::nullopt;
+        std::string text(info->name);
+        for (std::uint32_t i = 0; i < info->arity; ++i)
+            text += (i ? ", " : " ") + t(a[i]);
+        return text;
+    }
     }
 }
 

@@ -9,6 +9,7 @@
 // 12's SPIRV-Cross (2021) cannot parse modules with cooperative matrices: those are checked on
 // what pxVM's reader sees.
 #include "pxvm/spirv_module.hpp"
+#include "pxvm_instructions.h"
 #include "pxvm_layout.h"
 
 #include <spirv_cross.hpp>
@@ -251,8 +252,26 @@ Module read_module(const std::string& kernel, const std::string& path) {
     return m;
 }
 
+// Instructions the scheduler lowers by the table (LOWER_WORDS) use a kernel named after them, with
+// the scheduled kernels' interface: their entries come from the instruction table.
+const std::vector<KernelEntry>& table_kernels() {
+    static const std::vector<KernelEntry> entries = [] {
+        std::vector<KernelEntry> list;
+#define PX_WORDS_KERNEL(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, \
+                        dt2, same, in_place, data, shape, lowering, work)                          \
+    if (lowering == px::LOWER_WORDS) list.push_back({#name, "kernels", kernel_local_size});
+        using namespace px; // the table's constants
+        PX_INSTRUCTIONS(PX_WORDS_KERNEL)
+#undef PX_WORDS_KERNEL
+        return list;
+    }();
+    return entries;
+}
+
 const KernelEntry* find_entry(std::string_view kernel) {
     for (const KernelEntry& k : kernels)
+        if (k.kernel == kernel) return &k;
+    for (const KernelEntry& k : table_kernels())
         if (k.kernel == kernel) return &k;
     return nullptr;
 }

@@ -13,6 +13,7 @@
 // (see loop_budget_exhausted).
 #extension GL_GOOGLE_include_directive : require
 
+#include "pxvm_instructions.h"
 #include "pxvm_layout.h"
 #include "pxvm_protocol.h"
 
@@ -80,24 +81,84 @@ void sync_all() {
     barrier();
 }
 
+// The instruction table (pxvm_instructions.h): one switch per column this file needs.
+#define PX_LENGTH(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
+                  same, in_place, data, shape, lowering, work)                                     \
+    case op:                                                                                       \
+        return length;
+#define PX_USED(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,    \
+                same, in_place, data, shape, lowering, work)                                       \
+    case op:                                                                                       \
+        return used;
+#define PX_ARITY(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,   \
+                 same, in_place, data, shape, lowering, work)                                      \
+    case op:                                                                                       \
+        return arity;
+#define PX_WRITES(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
+                  same, in_place, data, shape, lowering, work)                                     \
+    case op:                                                                                       \
+        return writes;
+#define PX_SAME(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,    \
+                same, in_place, data, shape, lowering, work)                                       \
+    case op:                                                                                       \
+        return same;
+#define PX_IN_PLACE(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1,     \
+                    dt2, same, in_place, data, shape, lowering, work)                              \
+    case op:                                                                                       \
+        return in_place;
+#define PX_SHAPE(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,   \
+                 same, in_place, data, shape, lowering, work)                                      \
+    case op:                                                                                       \
+        return shape;
+#define PX_DTYPE0(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
+                  same, in_place, data, shape, lowering, work)                                     \
+    case op:                                                                                       \
+        return dt0;
+#define PX_DTYPE1(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
+                  same, in_place, data, shape, lowering, work)                                     \
+    case op:                                                                                       \
+        return dt1;
+#define PX_DTYPE2(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
+                  same, in_place, data, shape, lowering, work)                                     \
+    case op:                                                                                       \
+        return dt2;
 uint instruction_length(uint opcode) {
-    switch (opcode) {
-    case OP_TENSOR:
-    case OP_REQUANT:
-        return 3u;
-    case OP_HALT:
-    case OP_DOT_RGB:
-    case OP_DOT:
-    case OP_MATMUL:
-    case OP_ADD_BIAS:
-    case OP_RELU:
-    case OP_ARGMAX:
-    case OP_GATHER_MEAN:
-    case OP_EMBED:
-        return 1u;
-    default:
-        return 0u;
+    switch (opcode) { PX_INSTRUCTIONS(PX_LENGTH) }
+    return 0u;
+}
+uint used_args(uint opcode) {
+    switch (opcode) { PX_INSTRUCTIONS(PX_USED) }
+    return 0u;
+}
+uint operand_count(uint opcode) {
+    switch (opcode) { PX_INSTRUCTIONS(PX_ARITY) }
+    return 0u;
+}
+uint written_operands(uint opcode) {
+    switch (opcode) { PX_INSTRUCTIONS(PX_WRITES) }
+    return 0u;
+}
+uint same_dtype_operands(uint opcode) {
+    switch (opcode) { PX_INSTRUCTIONS(PX_SAME) }
+    return 0u;
+}
+uint in_place_operands(uint opcode) {
+    switch (opcode) { PX_INSTRUCTIONS(PX_IN_PLACE) }
+    return 0u;
+}
+uint shape_rule(uint opcode) {
+    switch (opcode) { PX_INSTRUCTIONS(PX_SHAPE) }
+    return 0u;
+}
+uint accepted_dtypes(uint opcode, uint i) {
+    if (i == 0u) {
+        switch (opcode) { PX_INSTRUCTIONS(PX_DTYPE0) }
+    } else if (i == 1u) {
+        switch (opcode) { PX_INSTRUCTIONS(PX_DTYPE1) }
+    } else {
+        switch (opcode) { PX_INSTRUCTIONS(PX_DTYPE2) }
     }
+    return 0u;
 }
 
 // Word index of the first pixel of tensor row r (pxvm_tensor.glsl, in this image).
@@ -213,80 +274,58 @@ uint check_declaration(Tensor t) {
     return FAULT_NONE;
 }
 
-uint operand_count(uint opcode) {
-    return opcode == OP_DOT || opcode == OP_MATMUL || opcode == OP_GATHER_MEAN || opcode == OP_EMBED
-               ? 3u
-               : 2u;
-}
-
-// The operand checks of a tensor instruction, in protocol order (after UNDEFINED_TENSOR).
+// The operand checks of a tensor instruction, in protocol order (after UNDEFINED_TENSOR): the
+// table's dtypes, the instruction's own checks, the table's overlaps (Checker in program.cpp).
 uint check_operands(uint opcode, uint shift, Tensor t0, Tensor t1, Tensor t2) {
-    const uint U8 = dtype_bit(DTYPE_U8), I8 = dtype_bit(DTYPE_I8), U16 = dtype_bit(DTYPE_U16),
-               I32 = dtype_bit(DTYPE_I32);
+    Tensor t[3] = Tensor[3](t0, t1, t2);
+    const uint arity = operand_count(opcode);
     uint f = FAULT_NONE;
+    for (uint i = 0u; i < arity; ++i) {
+        const uint allowed = accepted_dtypes(opcode, i);
+        if (allowed != 0u) f = check_dtype(f, t[i], allowed);
+    }
+    const uint same = same_dtype_operands(opcode);
+    const uint first = findLSB(same);
+    for (uint i = 0u; i < arity; ++i)
+        if (same != 0u && i > uint(first) && ((same >> i) & 1u) != 0u)
+            f = check(f, t[i].dtype == t[first].dtype, FAULT_BAD_DTYPE);
     switch (opcode) {
     case OP_DOT:
-        f = check_dtype(f, t0, I32);
-        f = check_dtype(f, t1, U8 | I8);
-        f = check(f, t1.dtype == t2.dtype, FAULT_BAD_DTYPE);
         f = check(f, t1.rows == t2.rows && t1.cols == t2.cols, FAULT_SHAPE_MISMATCH);
         f = check(f, t0.rows == 1u && t0.cols == 1u, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, false);
-        f = check_disjoint(f, t0, t2, false);
         break;
     case OP_MATMUL:
-        f = check_dtype(f, t0, I32);
-        f = check_dtype(f, t1, U8 | I8);
-        f = check(f, t1.dtype == t2.dtype, FAULT_BAD_DTYPE);
         f = check(f, t1.cols == t2.cols, FAULT_SHAPE_MISMATCH);
         f = check(f, t0.rows == t1.rows && t0.cols == t2.rows, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, false);
-        f = check_disjoint(f, t0, t2, false);
         break;
     case OP_ADD_BIAS:
-        f = check_dtype(f, t0, I32);
-        f = check_dtype(f, t1, I32);
         f = check(f, t1.rows == 1u && t1.cols == t0.cols, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, false);
         break;
     case OP_REQUANT:
-        f = check_dtype(f, t0, U8 | I8 | I32);
-        f = check_dtype(f, t1, I32);
         f = check(f, shift <= MAX_REQUANT_SHIFT, FAULT_BAD_OPERAND);
-        f = check(f, t0.rows == t1.rows && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, true);
-        break;
-    case OP_RELU:
-        f = check(f, t0.dtype == t1.dtype, FAULT_BAD_DTYPE);
-        f = check(f, t0.rows == t1.rows && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, true);
         break;
     case OP_ARGMAX:
-        f = check_dtype(f, t0, U16 | I32);
         f = check(f, t0.rows == t1.rows && t0.cols == 1u, FAULT_SHAPE_MISMATCH);
         f = check(f, t0.dtype != DTYPE_U16 || t1.cols <= 65536u, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, false);
         break;
     case OP_GATHER_MEAN:
-        f = check_dtype(f, t0, I32);
-        f = check_dtype(f, t1, U8 | I8);
-        f = check_dtype(f, t2, U8 | U16 | I32);
         f = check(f, t0.rows == 1u && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
         // rows * cols <= 65536 without the 32-bit product overflowing
         f = check(f, t2.rows <= 65536u / t2.cols, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, false);
-        f = check_disjoint(f, t0, t2, false);
         break;
     case OP_EMBED:
-        f = check_dtype(f, t0, U8 | I8);
-        f = check(f, t0.dtype == t1.dtype, FAULT_BAD_DTYPE);
-        f = check_dtype(f, t2, U8 | U16 | I32);
         // cols < 2^16 each, so the product fits 32 bits
         f = check(f, t0.rows == t2.rows && t0.cols == t2.cols * t1.cols, FAULT_SHAPE_MISMATCH);
-        f = check_disjoint(f, t0, t1, false);
-        f = check_disjoint(f, t0, t2, false);
         break;
     }
+    if (shape_rule(opcode) == SHAPE_SAME)
+        for (uint i = 1u; i < arity; ++i)
+            f = check(f, t[i].rows == t0.rows && t[i].cols == t0.cols, FAULT_SHAPE_MISMATCH);
+    const uint writes = written_operands(opcode), in_place = in_place_operands(opcode);
+    for (uint o = 0u; o < arity; ++o)
+        if (((writes >> o) & 1u) != 0u)
+            for (uint i = 0u; i < arity; ++i)
+                if (i != o) f = check_disjoint(f, t[o], t[i], ((in_place >> i) & 1u) != 0u);
     return f;
 }
 
@@ -310,12 +349,9 @@ uint decode_and_check() {
     s_ins[2] = ext1;
 
     // Reserved channels: the argument channels an instruction does not use must be 0.
-    const uint used_args = opcode == OP_TENSOR || opcode == OP_ADD_BIAS || opcode == OP_REQUANT ||
-                                   opcode == OP_RELU || opcode == OP_ARGMAX
-                               ? 2u
-                               : 3u;
+    const uint used = used_args(opcode);
     for (uint i = 0u; i < 3u; ++i)
-        if (i >= used_args && channel(ins, i + 1u) != 0u) return FAULT_BAD_OPERAND;
+        if (i >= used && channel(ins, i + 1u) != 0u) return FAULT_BAD_OPERAND;
     if (opcode == OP_REQUANT && (ext1 >> 16) != 0u) return FAULT_BAD_OPERAND;
 
     if (opcode == OP_HALT) {

@@ -5,7 +5,7 @@
 //
 // PX_INSTRUCTIONS(X) calls X once per instruction with, in order:
 //   name      the mnemonic, an identifier (C++ stringifies it)
-//   opcode    the OP_ constant (R channel)
+//   op, value the opcode's constant (defined here from the table) and its value (R channel)
 //   length    pixels, extension pixels included
 //   used      argument channels in use (G, B, A from the left); the others must be 0 (HALT: 3,
 //             its arguments are ignored)
@@ -17,15 +17,18 @@
 //   same      bit i: operand i must have the same dtype as the lowest operand in the mask
 //   in_place  bit i: an output may be exactly the same region as input i (else no overlap at all)
 //   data      1 when a check reads data (token ids): TOKEN_RANGE
+//   shape     SHAPE_ rule checked from the table (SHAPE_CUSTOM: hand-written in each language)
+//   lowering  LOWER_ rule of the scheduler (LOWER_CUSTOM: hand-written in scheduler.cpp)
 //   work      WORK_ formula of the reference budget (docs/SECURITY.md)
 //
 // Check order (docs/PROTOCOL.md section 2): the table's dtypes (operands in order, then `same`),
-// the instruction's own checks (hand-written: requant's shift, shapes), then the table's overlaps
-// (each output against each other operand, in channel order), then the data check.
+// the instruction's own checks (hand-written: requant's shift, custom shapes), the table's shape
+// rule, then the table's overlaps (each output against each other operand, in channel order), then
+// the data check. docs/INSTRUCTIONS.md is the checklist for adding an instruction.
 #ifndef PXVM_INSTRUCTIONS_H
 #define PXVM_INSTRUCTIONS_H
 
-#include "pxvm_protocol.h"
+#include "pxvm_const.h"
 
 PX_NAMESPACE_BEGIN
 
@@ -36,28 +39,46 @@ PX_CONST(DT_U16, 8u);
 PX_CONST(DT_I32, 16u);
 
 // Work formulas: reference operations of one step (docs/SECURITY.md).
-PX_CONST(WORK_ONE, 0u);      // 1 (halt, tensor)
-PX_CONST(WORK_ROWS, 1u);     // 2·W + 1: dot_rgb reads at most two image rows
-PX_CONST(WORK_PRODUCT, 2u);  // out.elements · a.cols + 1: a matrix product
-PX_CONST(WORK_INPUT, 3u);    // in.elements + 1: operand 1 read once
-PX_CONST(WORK_OUTPUT, 4u);   // out.elements + 1: operand 0 updated once
-PX_CONST(WORK_GATHER, 5u);   // tokens.elements · (table.cols + 1) + 1: a row per token slot
+PX_CONST(WORK_ONE, 0u);     // 1 (halt, tensor)
+PX_CONST(WORK_ROWS, 1u);    // 2·W + 1: dot_rgb reads at most two image rows
+PX_CONST(WORK_PRODUCT, 2u); // out.elements · a.cols + 1: a matrix product
+PX_CONST(WORK_INPUT, 3u);   // in.elements + 1: operand 1 read once
+PX_CONST(WORK_OUTPUT, 4u);  // out.elements + 1: operand 0 updated once
+PX_CONST(WORK_GATHER, 5u);  // tokens.elements · (table.cols + 1) + 1: a row per token slot
+
+// Shape rules the table checks (SHAPE_MISMATCH).
+PX_CONST(SHAPE_CUSTOM, 0u); // the instruction's own rules only
+PX_CONST(SHAPE_SAME, 1u);   // every operand has operand 0's rows and cols
+
+// Scheduler lowerings the table gives.
+PX_CONST(LOWER_CUSTOM, 0u); // written in scheduler.cpp
+PX_CONST(LOWER_WORDS, 1u);  // the kernel named after the instruction, one invocation per word of
+                            // operand 0 over a 2D grid, the operands in the push constants
 
 PX_NAMESPACE_END
 
 // clang-format off
 #define PX_INSTRUCTIONS(X)                                                                         \
-    X(halt,        OP_HALT,        1, 3, 0, _,   _,     _,      0u, 0u, 0u,    0u,            0u,                    0u,    0u, 0u, WORK_ONE)     \
-    X(dot_rgb,     OP_DOT_RGB,     1, 3, 0, _,   _,     _,      0u, 0u, 0u,    0u,            0u,                    0u,    0u, 0u, WORK_ROWS)    \
-    X(tensor,      OP_TENSOR,      3, 2, 0, _,   _,     _,      0u, 0u, 0u,    0u,            0u,                    0u,    0u, 0u, WORK_ONE)     \
-    X(dot,         OP_DOT,         1, 3, 3, out, a,     b,      1u, 6u, DT_I32, DT_U8 | DT_I8, 0u,                    6u,    0u, 0u, WORK_INPUT)   \
-    X(matmul,      OP_MATMUL,      1, 3, 3, c,   a,     b,      1u, 6u, DT_I32, DT_U8 | DT_I8, 0u,                    6u,    0u, 0u, WORK_PRODUCT) \
-    X(add_bias,    OP_ADD_BIAS,    1, 2, 2, acc, bias,  _,      1u, 3u, DT_I32, DT_I32,        0u,                    0u,    0u, 0u, WORK_OUTPUT)  \
-    X(requant,     OP_REQUANT,     3, 2, 2, out, in,    _,      1u, 2u, DT_U8 | DT_I8 | DT_I32, DT_I32, 0u,           0u,    2u, 0u, WORK_INPUT)   \
-    X(relu,        OP_RELU,        1, 2, 2, out, in,    _,      1u, 2u, 0u,     0u,            0u,                    3u,    2u, 0u, WORK_INPUT)   \
-    X(argmax,      OP_ARGMAX,      1, 2, 2, out, in,    _,      1u, 2u, DT_U16 | DT_I32, 0u,   0u,                    0u,    0u, 0u, WORK_INPUT)   \
-    X(gather_mean, OP_GATHER_MEAN, 1, 3, 3, out, table, tokens, 1u, 6u, DT_I32, DT_U8 | DT_I8, DT_U8 | DT_U16 | DT_I32, 0u, 0u, 1u, WORK_GATHER) \
-    X(embed,       OP_EMBED,       1, 3, 3, out, table, tokens, 1u, 6u, DT_U8 | DT_I8, DT_U8 | DT_I8, DT_U8 | DT_U16 | DT_I32, 3u, 0u, 1u, WORK_GATHER)
+    X(halt,        OP_HALT,         0u, 1, 3, 0, _,   _,     _,      0u, 0u, 0u,    0u,            0u,                    0u, 0u, 0u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_ONE)     \
+    X(dot_rgb,     OP_DOT_RGB,      1u, 1, 3, 0, _,   _,     _,      0u, 0u, 0u,    0u,            0u,                    0u, 0u, 0u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_ROWS)    \
+    X(tensor,      OP_TENSOR,      84u, 3, 2, 0, _,   _,     _,      0u, 0u, 0u,    0u,            0u,                    0u, 0u, 0u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_ONE)     \
+    X(dot,         OP_DOT,         68u, 1, 3, 3, out, a,     b,      1u, 6u, DT_I32, DT_U8 | DT_I8, 0u,                    6u, 0u, 0u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_INPUT)   \
+    X(matmul,      OP_MATMUL,      77u, 1, 3, 3, c,   a,     b,      1u, 6u, DT_I32, DT_U8 | DT_I8, 0u,                    6u, 0u, 0u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_PRODUCT) \
+    X(add_bias,    OP_ADD_BIAS,    66u, 1, 2, 2, acc, bias,  _,      1u, 3u, DT_I32, DT_I32,        0u,                    0u, 0u, 0u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_OUTPUT)  \
+    X(requant,     OP_REQUANT,     81u, 3, 2, 2, out, in,    _,      1u, 2u, DT_U8 | DT_I8 | DT_I32, DT_I32, 0u,           0u, 2u, 0u, SHAPE_SAME,   LOWER_CUSTOM, WORK_INPUT)   \
+    X(relu,        OP_RELU,        82u, 1, 2, 2, out, in,    _,      1u, 2u, 0u,     0u,            0u,                    3u, 2u, 0u, SHAPE_SAME,   LOWER_CUSTOM, WORK_INPUT)   \
+    X(argmax,      OP_ARGMAX,      65u, 1, 2, 2, out, in,    _,      1u, 2u, DT_U16 | DT_I32, 0u,   0u,                    0u, 0u, 0u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_INPUT)   \
+    X(gather_mean, OP_GATHER_MEAN, 71u, 1, 3, 3, out, table, tokens, 1u, 6u, DT_I32, DT_U8 | DT_I8, DT_U8 | DT_U16 | DT_I32, 0u, 0u, 1u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_GATHER) \
+    X(embed,       OP_EMBED,       69u, 1, 3, 3, out, table, tokens, 1u, 6u, DT_U8 | DT_I8, DT_U8 | DT_I8, DT_U8 | DT_U16 | DT_I32, 3u, 0u, 1u, SHAPE_CUSTOM, LOWER_CUSTOM, WORK_GATHER)
 // clang-format on
+
+// The opcode constants, from the table.
+#define PX_OPCODE_CONST(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, \
+                        dt2, same, in_place, data, shape, lowering, work)                          \
+    PX_CONST(op, value);
+PX_NAMESPACE_BEGIN
+PX_INSTRUCTIONS(PX_OPCODE_CONST)
+PX_NAMESPACE_END
+#undef PX_OPCODE_CONST
 
 #endif

@@ -16,19 +16,9 @@ PX_CONST(MAX_WIDTH, 32768u);
 PX_CONST(MAX_HEIGHT, 32768u);
 PX_CONST(MAX_PIXELS, 268435456u); // 2^28 pixels = 1 GiB of RGBA
 
-// Opcodes (R channel of an instruction pixel). 0 and 1 are the seed's v0.0.1 ops; the others
-// are ASCII capitals so a hex dump or a colour picker names them.
-PX_CONST(OP_HALT, 0u);
-PX_CONST(OP_DOT_RGB, 1u);
-PX_CONST(OP_ARGMAX, 65u);      // 'A'
-PX_CONST(OP_ADD_BIAS, 66u);    // 'B'
-PX_CONST(OP_DOT, 68u);         // 'D'
-PX_CONST(OP_EMBED, 69u);       // 'E'
-PX_CONST(OP_GATHER_MEAN, 71u); // 'G'
-PX_CONST(OP_MATMUL, 77u);      // 'M'
-PX_CONST(OP_REQUANT, 81u);     // 'Q'
-PX_CONST(OP_RELU, 82u);        // 'R'
-PX_CONST(OP_TENSOR, 84u);      // 'T'
+// Opcodes (R channel of an instruction pixel) are defined by the instruction table,
+// pxvm_instructions.h: 0 and 1 are the seed's v0.0.1 ops; the others are ASCII capitals so a hex
+// dump or a colour picker names them.
 
 // Element types of tensors (the B channel of a TENSOR instruction).
 PX_CONST(DTYPE_U8, 1u);
@@ -56,4 +46,6 @@ PX_CONST(FAULT_COUNT, 11u);
 PX_CONST(FAULT_PIXEL_ALPHA, 255u);
 
 PX_NAMESPACE_END
+#include "pxvm_instructions.h" // the opcodes
+
 #endif

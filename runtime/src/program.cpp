@@ -155,6 +155,20 @@ public:
                     first = i;
             }
     }
+    // The table's shape rule.
+    void table_shape() {
+        if (info_.shape != SHAPE_SAME) return;
+        bool same = true;
+        for (std::size_t i = 1; i < info_.arity; ++i)
+            same = same && t(i).rows == t(0).rows && t(i).cols == t(0).cols;
+        std::string names;
+        for (std::size_t i = 0; i < info_.arity; ++i)
+            names += (i == 0                 ? ""
+                      : i + 1 == info_.arity ? " and "
+                                             : ", ") +
+                     std::string(info_.roles[i]);
+        shape(same, names + " must have the same shape");
+    }
     // The table's overlap rules: each output against every other operand, in channel order.
     void table_overlaps() {
         for (std::size_t i = 0; i < info_.arity; ++i) {
@@ -185,8 +199,8 @@ public:
         if (fault || ok) return;
         std::string shapes;
         for (std::size_t i = 0; i < info_.arity; ++i)
-            shapes += std::string(i ? ", " : "") + std::string(info_.roles[i]) + " " +
-                      shape_text(t(i));
+            shapes +=
+                std::string(i ? ", " : "") + std::string(info_.roles[i]) + " " + shape_text(t(i));
         fail(FAULT_SHAPE_MISMATCH, expectation + " (" + shapes + ")");
     }
     // Output i must not overlap input j (unless in_place_ok and they are the same region).
@@ -272,12 +286,6 @@ Plan plan_program(const Image& image) {
                 if (ins.shift() > MAX_REQUANT_SHIFT)
                     c.fail(FAULT_BAD_OPERAND,
                            "shift " + std::to_string(ins.shift()) + " is larger than 62");
-                c.shape(t0.rows == t1.rows && t0.cols == t1.cols,
-                        "out and in must have the same shape");
-                break;
-            case OP_RELU:
-                c.shape(t0.rows == t1.rows && t0.cols == t1.cols,
-                        "out and in must have the same shape");
                 break;
             case OP_ARGMAX:
                 c.shape(t0.rows == t1.rows && t0.cols == 1, "out must be in.rows x 1");
@@ -294,6 +302,7 @@ Plan plan_program(const Image& image) {
                         "out must be tokens.rows x (tokens.cols * table.cols)");
                 break;
             }
+            c.table_shape();
             c.table_overlaps();
             fault = c.fault;
             step.operands = c.step.operands;
@@ -306,6 +315,16 @@ Plan plan_program(const Image& image) {
         pc += ins.length;
     }
     return plan;
+}
+
+std::vector<Tensor> written_regions(const Step& step) {
+    const Instruction& ins = step.instruction;
+    if (ins.opcode == OP_DOT_RGB) return {Tensor{0, ins.args[2], 1, 1, DTYPE_I32}};
+    const InstructionInfo* info = instruction_info(ins.opcode);
+    std::vector<Tensor> regions;
+    for (std::uint32_t i = 0; info && i < info->arity; ++i)
+        if (info->writes_operand(i)) regions.push_back(step.operands[i]);
+    return regions;
 }
 
 std::int64_t load_element(const Image& image, const Tensor& t, std::uint32_t r, std::uint32_t c) {

@@ -7,10 +7,13 @@
 namespace px {
 namespace {
 
-#define PX_TABLE_ROW(name, opcode, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
-                     same, in_place, data, work)                                                   \
-    InstructionInfo{opcode,   #name,    length, used,     arity, {role(#r0), role(#r1), role(#r2)},  \
-                    writes,   reads,    {dt0, dt1, dt2}, same,  in_place, data != 0u, work},
+#define PX_TABLE_ROW(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1,    \
+                     dt2, same, in_place, data, shape, lowering, work)                             \
+    InstructionInfo{op,     #name,    length,                                                      \
+                    used,   arity,    {role(#r0), role(#r1), role(#r2)},                           \
+                    writes, reads,    {dt0, dt1, dt2},                                             \
+                    same,   in_place, data != 0u,                                                  \
+                    shape,  lowering, work},
 
 // "_" marks an unused operand slot in the table.
 constexpr std::string_view role(std::string_view name) {

@@ -191,22 +191,18 @@ Error timeout_error(const ReferenceLimits& limits, const Step& step, std::uint32
 std::uint64_t step_work(const Step& step, std::uint32_t image_width) {
     const auto elements = [](const Tensor& t) { return std::uint64_t(t.rows) * t.cols; };
     const auto& t = step.operands;
-    switch (step.instruction.opcode) {
-    case OP_MATMUL:
+    switch (instruction_info(step.instruction.opcode)->work) {
+    case WORK_PRODUCT:
         return elements(t[0]) * t[1].cols + 1;
-    case OP_DOT:
-    case OP_REQUANT:
-    case OP_RELU:
-    case OP_ARGMAX:
+    case WORK_INPUT:
         return elements(t[1]) + 1;
-    case OP_ADD_BIAS:
+    case WORK_OUTPUT:
         return elements(t[0]) + 1;
-    case OP_GATHER_MEAN:
-    case OP_EMBED: // every token slot, each reading a row of the table
+    case WORK_GATHER: // every token slot, each reading a row of the table
         return elements(t[2]) * (t[1].cols + 1) + 1;
-    case OP_DOT_RGB: // at most two rows of the image
+    case WORK_ROWS: // at most two rows of the image
         return 2 * std::uint64_t(image_width) + 1;
-    default: // TENSOR
+    default:
         return 1;
     }
 }

@@ -31,20 +31,19 @@ std::string describe_step_output(const Step& step, const Image& result, std::siz
 
 std::vector<std::string> describe_outputs(const Plan& plan, std::uint32_t executed,
                                           const Image& result, std::size_t max_values) {
-    // The pixel rectangle each step writes: dot_rgb writes one pixel, tensor ops their operand 0.
-    auto written = [](const Step& step) -> std::optional<Tensor> {
-        const auto op = step.instruction.opcode;
-        if (op == OP_DOT_RGB) return Tensor{0, step.instruction.args[2], 1, 1, DTYPE_I32};
-        if (op == OP_TENSOR || op == OP_HALT) return std::nullopt;
-        return step.operands[0];
+    const auto meets = [](const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+        for (const Tensor& x : a)
+            for (const Tensor& y : b)
+                if (x.overlaps(y)) return true;
+        return false;
     };
     std::vector<std::string> lines;
     for (std::uint32_t i = 0; i < executed && i < plan.steps.size(); ++i) {
-        const auto region = written(plan.steps[i]);
-        if (!region) continue;
+        const std::vector<Tensor> regions = written_regions(plan.steps[i]);
+        if (regions.empty()) continue;
         bool overwritten = false;
         for (std::uint32_t j = i + 1; j < executed && j < plan.steps.size() && !overwritten; ++j)
-            if (const auto later = written(plan.steps[j])) overwritten = later->overlaps(*region);
+            overwritten = meets(written_regions(plan.steps[j]), regions);
         if (overwritten) continue;
         const Instruction& ins = plan.steps[i].instruction;
         lines.push_back("pc " + std::to_string(ins.pc) + " " +

@@ -27,19 +27,19 @@ Rect pixels_of(const Tensor& t) {
     return Rect{t.x, t.y, t.x + t.pixel_width(), t.y + t.rows};
 }
 
-// The pixels a step writes: dot_rgb pixel (0, rowOut), every other instruction but TENSOR its
-// operand 0 (the output tensor).
-std::optional<Rect> written(const Step& step) {
-    switch (step.instruction.opcode) {
-    case OP_TENSOR:
-        return std::nullopt;
-    case OP_DOT_RGB: {
-        const std::uint32_t y = step.instruction.args[2];
-        return Rect{0, y, 1, y + 1};
-    }
-    default:
-        return pixels_of(step.operands[0]);
-    }
+// The pixels a step writes (written_regions), as rectangles.
+std::vector<Rect> written(const Step& step) {
+    std::vector<Rect> rects;
+    for (const Tensor& t : written_regions(step))
+        rects.push_back(pixels_of(t));
+    return rects;
+}
+
+bool meets(const std::vector<Rect>& a, const std::vector<Rect>& b) {
+    for (const Rect& x : a)
+        for (const Rect& y : b)
+            if (x.overlaps(y)) return true;
+    return false;
 }
 
 // acc[j] += s * v[j] modulo 2^32 for j < n.
@@ -260,15 +260,14 @@ std::vector<bool> randomised_steps(const Plan& plan, const VerifyOptions& option
     std::vector<bool> randomised(plan.steps.size(), false);
     for (std::size_t i = 0; i < plan.steps.size(); ++i) {
         const Step& step = plan.steps[i];
-        if (step.instruction.opcode != OP_MATMUL) continue;
-        const std::optional<Rect> writes = written(step);
+        // Every matrix product of the table (c = a·bᵀ in operands 0, 1, 2).
+        if (instruction_info(step.instruction.opcode)->work != WORK_PRODUCT) continue;
+        const std::vector<Rect> writes = written(step);
         const Tensor &c = step.operands[0], &a = step.operands[1];
-        randomised[i] = std::uint64_t(c.rows) * c.cols * a.cols > options.exact_matmul_limit &&
-                        std::none_of(plan.steps.begin() + std::ptrdiff_t(i) + 1, plan.steps.end(),
-                                     [&](const Step& later) {
-                                         const std::optional<Rect> w = written(later);
-                                         return w && w->overlaps(*writes);
-                                     });
+        randomised[i] =
+            std::uint64_t(c.rows) * c.cols * a.cols > options.exact_matmul_limit &&
+            std::none_of(plan.steps.begin() + std::ptrdiff_t(i) + 1, plan.steps.end(),
+                         [&](const Step& later) { return meets(written(later), writes); });
     }
     return randomised;
 }
@@ -341,7 +340,7 @@ Result<Verification> verify_against_reference(const Image& program, const Image&
     for (std::size_t i = 0; i < plan.steps.size(); ++i) {
         const Step& step = plan.steps[i];
         const Instruction& ins = step.instruction;
-        const std::optional<Rect> writes = written(step);
+        const bool writes = !written(step).empty();
         if (randomised[i]) {
             std::string note = check_matmul(expected, result, step, options, rounds, rng);
             if (!note.empty()) v.note += (v.note.empty() ? "" : "; ") + note;

@@ -7,6 +7,7 @@
 #include "pxvm/protocol.hpp"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <random>
 #include <vector>
@@ -75,10 +76,53 @@ public:
                                   : candidates[uniform(0, std::uint32_t(candidates.size()) - 1)];
     }
 
-    // Emits instruction kind 0-9 (random when kind < 0); token_range puts an id out of range into
-    // the token list of a gather (kind 7) or an embed (kind 8).
+    // The instructions the table describes completely (one pixel, SHAPE_SAME, LOWER_WORDS):
+    // generated from their row alone, as kinds 10 and up.
+    static std::vector<const InstructionInfo*> table_generated() {
+        std::vector<const InstructionInfo*> list;
+        for (const InstructionInfo& info : instruction_table())
+            if (info.length == 1 && info.shape == SHAPE_SAME && info.lowering == LOWER_WORDS)
+                list.push_back(&info);
+        return list;
+    }
+
+    // One instance of a table-generated instruction: dtypes from its masks and shared-dtype
+    // group, one shape for every operand, an output in place where the row allows it.
+    void from_table(const InstructionInfo& info) {
+        const std::uint32_t rows = uniform(1, 4), cols = uniform(1, 12);
+        std::array<std::uint32_t, 3> dtypes{};
+        std::optional<std::uint32_t> shared;
+        for (std::uint32_t i = 0; i < info.arity; ++i) {
+            std::vector<std::uint32_t> allowed;
+            for (std::uint32_t d = DTYPE_U8; d <= DTYPE_I32; ++d)
+                if (info.dtypes[i] == 0 || (info.dtypes[i] >> d & 1u)) allowed.push_back(d);
+            dtypes[i] = allowed[uniform(0, std::uint32_t(allowed.size()) - 1)];
+            if (info.same_dtype >> i & 1u) {
+                if (shared) dtypes[i] = *shared;
+                shared = dtypes[i];
+            }
+        }
+        std::array<std::uint8_t, 3> ids{};
+        for (std::uint32_t i = 0; i < info.arity; ++i)
+            if (!info.writes_operand(i)) ids[i] = fresh(dtypes[i], rows, cols);
+        for (std::uint32_t i = 0; i < info.arity; ++i) {
+            if (!info.writes_operand(i)) continue;
+            ids[i] = fresh(dtypes[i], rows, cols);
+            for (std::uint32_t j = 0; j < info.arity; ++j)
+                if ((info.in_place >> j & 1u) && dtypes[j] == dtypes[i] && chance(0.3))
+                    ids[i] = ids[j];
+        }
+        emit(info.opcode, ids[0], ids[1], ids[2]);
+    }
+
+    // Emits instruction kind 0-9, or a table-generated one (random when kind < 0); token_range
+    // puts an id out of range into the token list of a gather (kind 7) or an embed (kind 8).
     void random_instruction(int kind = -1, bool token_range = false) {
-        switch (kind < 0 ? uniform(0, 9) : std::uint32_t(kind)) {
+        static const std::vector<const InstructionInfo*> generated = table_generated();
+        const std::uint32_t chosen =
+            kind < 0 ? uniform(0, 9 + std::uint32_t(generated.size())) : std::uint32_t(kind);
+        if (chosen >= 10) return from_table(*generated[chosen - 10]);
+        switch (chosen) {
         case 0:
             emit(OP_DOT_RGB, uniform(1, 7), uniform(1, 7), uniform(1, 7));
             break;

@@ -72,6 +72,10 @@ struct Step {
     std::array<Tensor, 3> operands{};
 };
 
+/// The pixel regions a step writes: the operands the instruction table marks as written (a
+/// dot_rgb: its one output pixel (0, rowOut), as a 1x1 i32 region); none for TENSOR and HALT.
+std::vector<Tensor> written_regions(const Step& step);
+
 /// A whole program checked statically: the steps that run, then how it ends.
 struct Plan {
     std::vector<Step> steps;

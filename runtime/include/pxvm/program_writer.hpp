@@ -15,6 +15,32 @@
 
 namespace px {
 
+/// The one instruction encoder (docs/PROTOCOL.md section 4): the pixels of an instruction.
+/// ProgramWriter and the assembler both write instructions through these.
+inline std::vector<Pixel> encode_op(std::uint32_t opcode, std::uint8_t g = 0, std::uint8_t b = 0,
+                                    std::uint8_t a = 0) {
+    return {Pixel{std::uint8_t(opcode), g, b, a}};
+}
+/// TENSOR id, dtype at (x0, y0), rows x cols; `reserved` is the A channel (0 when valid).
+inline std::vector<Pixel> encode_tensor(std::uint8_t id, std::uint32_t dtype, std::uint32_t x0,
+                                        std::uint32_t y0, std::uint32_t rows, std::uint32_t cols,
+                                        std::uint8_t reserved = 0) {
+    const auto lo = [](std::uint32_t v) { return std::uint8_t(v & 255); };
+    const auto hi = [](std::uint32_t v) { return std::uint8_t(v >> 8 & 255); };
+    return {Pixel{std::uint8_t(OP_TENSOR), id, std::uint8_t(dtype), reserved},
+            Pixel{lo(x0), hi(x0), lo(y0), hi(y0)}, Pixel{lo(rows), hi(rows), lo(cols), hi(cols)}};
+}
+/// REQUANT with its two extension pixels; `reserved` fills B and A of the second one.
+inline std::vector<Pixel> encode_requant(std::uint8_t out, std::uint8_t in, std::int32_t multiplier,
+                                         std::uint8_t shift, std::int8_t zero_point,
+                                         std::uint8_t reserved = 0) {
+    const auto m = std::uint32_t(multiplier);
+    return {
+        Pixel{std::uint8_t(OP_REQUANT), out, in, 0},
+        Pixel{std::uint8_t(m), std::uint8_t(m >> 8), std::uint8_t(m >> 16), std::uint8_t(m >> 24)},
+        Pixel{shift, std::uint8_t(zero_point), reserved, reserved}};
+}
+
 /// Builds a program pixel by pixel: misuse (a program longer than row 0, an unknown tensor
 /// id, a wrong element count) throws std::logic_error, since it is a bug of the caller. Instruction
 /// methods append at `pc` and advance it; `tensor` also remembers the declaration so tests can fill
@@ -29,10 +55,16 @@ public:
         image.set_pixel(pc++, 0, p);
         return *this;
     }
+    /// Appends the pixels of an encoded instruction.
+    ProgramWriter& pixels(const std::vector<Pixel>& encoded) {
+        for (const Pixel& p : encoded)
+            pixel(p);
+        return *this;
+    }
     /// Appends a one-pixel instruction (opcode, G, B, A).
     ProgramWriter& op(std::uint32_t opcode, std::uint8_t g = 0, std::uint8_t b = 0,
                       std::uint8_t a = 0) {
-        return pixel(Pixel{std::uint8_t(opcode), g, b, a});
+        return pixels(encode_op(opcode, g, b, a));
     }
     ProgramWriter& halt() { return op(OP_HALT); }
     ProgramWriter& dot_rgb(std::uint8_t row_a, std::uint8_t row_b, std::uint8_t row_out) {
@@ -41,9 +73,7 @@ public:
     /// TENSOR id, dtype at (x0, y0), rows x cols. `reserved` is the A channel (0 when valid).
     ProgramWriter& tensor(std::uint8_t id, std::uint32_t dtype, std::uint32_t x0, std::uint32_t y0,
                           std::uint32_t rows, std::uint32_t cols, std::uint8_t reserved = 0) {
-        op(OP_TENSOR, id, std::uint8_t(dtype), reserved);
-        pixel(Pixel{lo(x0), hi(x0), lo(y0), hi(y0)});
-        pixel(Pixel{lo(rows), hi(rows), lo(cols), hi(cols)});
+        pixels(encode_tensor(id, dtype, x0, y0, rows, cols, reserved));
         tensors[id] = Tensor{x0, y0, rows, cols, dtype};
         return *this;
     }
@@ -59,11 +89,7 @@ public:
     /// REQUANT with its two extension pixels; `reserved` fills B and A of the second one.
     ProgramWriter& requant(std::uint8_t out, std::uint8_t in, std::int32_t multiplier,
                            std::uint8_t shift, std::int8_t zero_point, std::uint8_t reserved = 0) {
-        const auto m = std::uint32_t(multiplier);
-        op(OP_REQUANT, out, in);
-        pixel(Pixel{std::uint8_t(m), std::uint8_t(m >> 8), std::uint8_t(m >> 16),
-                    std::uint8_t(m >> 24)});
-        return pixel(Pixel{shift, std::uint8_t(zero_point), reserved, reserved});
+        return pixels(encode_requant(out, in, multiplier, shift, zero_point, reserved));
     }
     ProgramWriter& relu(std::uint8_t out, std::uint8_t in) { return op(OP_RELU, out, in); }
     ProgramWriter& argmax(std::uint8_t out, std::uint8_t in) { return op(OP_ARGMAX, out, in); }
@@ -104,10 +130,6 @@ public:
     Image image;
     std::uint32_t pc = 0; ///< x of the next instruction pixel
     std::map<std::uint8_t, Tensor> tensors;
-
-private:
-    static std::uint8_t lo(std::uint32_t v) { return std::uint8_t(v & 255); }
-    static std::uint8_t hi(std::uint32_t v) { return std::uint8_t(v >> 8); }
 };
 
 } // namespace px

@@ -21,11 +21,13 @@ struct InstructionInfo {
     std::uint32_t used_args = 0; ///< argument channels in use; the others must be 0
     std::uint32_t arity = 0;     ///< tensor operands
     std::array<std::string_view, 3> roles;
-    std::uint32_t writes = 0, reads = 0; ///< bit i: operand i is written / read
+    std::uint32_t writes = 0, reads = 0;   ///< bit i: operand i is written / read
     std::array<std::uint32_t, 3> dtypes{}; ///< accepted DT_ bits per operand (0: any)
-    std::uint32_t same_dtype = 0; ///< these operands share the dtype of the lowest one
-    std::uint32_t in_place = 0;   ///< an output may be exactly these inputs' region
-    bool data_check = false;      ///< a check reads data (TOKEN_RANGE)
+    std::uint32_t same_dtype = 0;          ///< these operands share the dtype of the lowest one
+    std::uint32_t in_place = 0;            ///< an output may be exactly these inputs' region
+    bool data_check = false;               ///< a check reads data (TOKEN_RANGE)
+    std::uint32_t shape = SHAPE_CUSTOM;
+    std::uint32_t lowering = LOWER_CUSTOM;
     std::uint32_t work = WORK_ONE;
 
     bool writes_operand(std::uint32_t i) const { return (writes >> i & 1u) != 0; }

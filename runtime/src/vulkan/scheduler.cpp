@@ -78,6 +78,8 @@ std::vector<std::uint32_t> coopmat_shape_widths(const DeviceInfo& device) {
 VariantSupport support_of(KernelVariant variant, const DeviceInfo& device) {
     VariantSupport s{variant, false, {}};
     std::vector<std::string_view> needed(common_kernels.begin(), common_kernels.end());
+    for (const InstructionInfo& info : instruction_table())
+        if (info.lowering == LOWER_WORDS) needed.push_back(info.name);
     if (variant == KernelVariant::coopmat_nv) {
         needed.push_back("matmul_coopmat_nv_s8");
         needed.push_back("matmul_coopmat_nv_u8");
@@ -472,7 +474,17 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                 "embed");
             break;
         }
-        default: // plan_program only passes the opcodes above
+        default: // plan_program only passes the opcodes above and those the table lowers
+            if (const InstructionInfo* info = instruction_info(ins.opcode);
+                info && info->lowering == LOWER_WORDS) {
+                // The table's lowering: one invocation per word of operand 0.
+                scheduled.kernel = std::string(info->name);
+                add(info->name,
+                    grid(
+                        ceil_div(std::uint64_t(t[0].rows) * t[0].pixel_width(), KERNEL_LOCAL_SIZE)),
+                    std::string(info->name));
+                break;
+            }
             return Error{"schedule_program: no kernel for opcode " + std::to_string(ins.opcode) +
                          " at pc " + std::to_string(ins.pc)};
         }
@@ -502,11 +514,13 @@ instruction_variants(const DeviceInfo& device, const ScheduleOptions& options) {
     }
     const bool unavailable = dot.starts_with("unavailable");
     std::vector<std::pair<std::string, std::string>> out;
-    for (std::uint32_t op : {OP_DOT_RGB, OP_DOT, OP_MATMUL, OP_ADD_BIAS, OP_REQUANT, OP_RELU,
-                             OP_ARGMAX, OP_GATHER_MEAN, OP_EMBED})
-        out.emplace_back(std::string(opcode_name(op)), op == OP_MATMUL               ? matmul
-                                                       : op == OP_DOT || unavailable ? dot
-                                                                                     : "portable");
+    for (const InstructionInfo& info : instruction_table()) {
+        const std::uint32_t op = info.opcode;
+        if (op == OP_HALT || op == OP_TENSOR) continue; // no kernel: nothing to dispatch
+        out.emplace_back(std::string(info.name), op == OP_MATMUL               ? matmul
+                                                 : op == OP_DOT || unavailable ? dot
+                                                                               : "portable");
+    }
     return out;
 }
 
