@@ -11,6 +11,7 @@
 #include "pxvm/program_writer.hpp"
 #include "pxvm/protocol.hpp"
 #include "pxvm/version.hpp"
+#include "untrusted_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -69,9 +70,13 @@ Result<FloatModel> read_model(const Safetensors& st) {
     auto vocab = meta("vocab");
     if (!context) return context.error();
     if (!vocab) return vocab.error();
+    auto vocabulary = parse_untrusted_json(*vocab);
+    if (!vocabulary)
+        return Error{"__metadata__ vocab is not JSON: " + vocabulary.error().message,
+                     ErrorCode::invalid_input};
     try {
         m.context = std::uint32_t(std::stoul(*context));
-        m.vocabulary = nlohmann::json::parse(*vocab).get<std::vector<std::string>>();
+        m.vocabulary = vocabulary->get<std::vector<std::string>>();
     } catch (const std::exception&) {
         return Error{"__metadata__ context or vocab is malformed", ErrorCode::invalid_input};
     }

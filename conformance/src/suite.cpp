@@ -6,6 +6,7 @@
 #include "pxvm/protocol.hpp"
 #include "pxvm/reference_interpreter.hpp"
 #include "suite_internal.hpp"
+#include "untrusted_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -39,33 +40,36 @@ std::optional<std::uint32_t> fault_from_name(const std::string& name) {
 Result<void> read_case_json(Case& c, const fs::path& path) {
     auto text = read_text(path);
     if (!text) return text.error();
-    const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
     const std::string where = path.string() + ": ";
-    if (j.is_discarded() || !j.is_object()) return Error{where + "is not a JSON object"};
+    auto parsed = parse_untrusted_json(*text);
+    if (!parsed) return Error{where + "is not a JSON object: " + parsed.error().message};
+    const nlohmann::json& j = *parsed;
+    if (!j.is_object()) return Error{where + "is not a JSON object"};
     for (const auto& [key, value] : j.items()) {
         if (key == "covers" && value.is_string()) {
             c.covers = value.get<std::string>();
         } else if (key == "expect" && value.is_string()) {
             const std::string expect = value.get<std::string>();
             if (expect != "pass" && expect != "mismatch")
-                return Error{where + "\"expect\" is '" + expect + "'; it is 'pass' or 'mismatch'"};
+                return Error{where + "\"expect\" is '" + excerpt(expect) +
+                             "'; it is 'pass' or 'mismatch'"};
             c.expect_mismatch = expect == "mismatch";
         } else if (key == "fault" && value.is_string()) {
             const auto code = fault_from_name(value.get<std::string>());
             if (!code)
-                return Error{where + "\"fault\" '" + value.get<std::string>() +
+                return Error{where + "\"fault\" '" + excerpt(value.get<std::string>()) +
                              "' is not a fault name of docs/PROTOCOL.md (BAD_OPCODE ... "
                              "TOKEN_RANGE)"};
             c.fault = code;
         } else if (key == "needs" && value.is_array()) {
             for (const auto& need : value) {
                 if (!need.is_string() || !known_need(need.get<std::string>()))
-                    return Error{where + "\"needs\" holds " + need.dump() +
+                    return Error{where + "\"needs\" holds " + json_excerpt(need) +
                                  "; known needs: " + known_needs_text()};
                 c.needs.push_back(need.get<std::string>());
             }
         } else {
-            return Error{where + "unknown or mistyped member \"" + key +
+            return Error{where + "unknown or mistyped member \"" + excerpt(key) +
                          "\" (members: covers, expect, fault, needs)"};
         }
     }
@@ -89,10 +93,11 @@ Result<std::vector<KnownFailure>> read_expectations(const fs::path& path,
     std::vector<KnownFailure> known;
     auto text = read_text(path);
     if (!text) return text.error();
-    const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
     const std::string where = path.string() + ": ";
-    if (j.is_discarded() || !j.is_object() || !j.contains("known_failures") ||
-        !j["known_failures"].is_array())
+    auto parsed = parse_untrusted_json(*text);
+    if (!parsed) return Error{where + "is not a JSON object: " + parsed.error().message};
+    const nlohmann::json& j = *parsed;
+    if (!j.is_object() || !j.contains("known_failures") || !j["known_failures"].is_array())
         return Error{where + "needs an object with a \"known_failures\" array"};
     for (const auto& e : j["known_failures"]) {
         KnownFailure k;
@@ -101,17 +106,20 @@ Result<std::vector<KnownFailure>> read_expectations(const fs::path& path,
                                 : std::optional<std::uint32_t>();
         if (!vendor || !e.contains("case") || !e["case"].is_string() || !e.contains("reason") ||
             !e["reason"].is_string())
-            return Error{where +
-                         "every known failure needs vendor_id, case and reason: " + e.dump()};
+            return Error{
+                where + "every known failure needs vendor_id, case and reason: " + json_excerpt(e)};
         k.vendor_id = *vendor;
         if (e.contains("device_id")) k.device_id = number(e["device_id"]);
+        for (const char* key : {"driver", "path", "variant"})
+            if (e.contains(key) && !e[key].is_string())
+                return Error{where + "a known failure's \"" + key + "\" is not a string"};
         k.driver_prefix = e.value("driver", "");
         k.case_name = e["case"].get<std::string>();
         k.path = e.value("path", "");
         k.variant = e.value("variant", "");
         k.reason = e["reason"].get<std::string>();
         if (!cases.count(k.case_name))
-            return Error{where + "known failure of case '" + k.case_name +
+            return Error{where + "known failure of case '" + excerpt(k.case_name) +
                          "', which the suite does not have"};
         known.push_back(std::move(k));
     }

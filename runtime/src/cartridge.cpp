@@ -1,10 +1,12 @@
 // Cartridge files: PNG with an iTXt manifest through libspng (which checks chunk CRCs and the
-// zlib Adler-32), the manifest's JSON through nlohmann-json, SHA-256 through nettle.
+// zlib Adler-32), the manifest's JSON through nlohmann-json (with the depth limit of
+// parse_untrusted_json), SHA-256 through nettle.
 #include "pxvm/cartridge.hpp"
 
 #include "pxvm/protocol.hpp"
 #include "pxvm/reference_interpreter.hpp"
 #include "pxvm/version.hpp"
+#include "untrusted_json.hpp"
 
 #include <nettle/sha2.h>
 #include <nlohmann/json.hpp>
@@ -61,7 +63,7 @@ std::string printable(std::string_view c) {
     if (c == "\t") return "'\\t' (tab)";
     if (c.size() == 1 && (unsigned char)c[0] < 0x20)
         return "byte " + std::to_string(int((unsigned char)c[0]));
-    return "'" + std::string(c) + "'";
+    return "'" + excerpt(c) + "'";
 }
 
 bool inside(const Tensor& t, std::uint32_t x, std::uint32_t y) {
@@ -101,12 +103,12 @@ Result<void> check_program(const Image& image, const CartridgeManifest& m,
     for (const CartridgeRegion& r : m.regions) {
         const auto it = declared.find(r.id);
         if (it == declared.end())
-            return Error{name + ": manifest region '" + r.name + "' is tensor " +
+            return Error{name + ": manifest region '" + excerpt(r.name) + "' is tensor " +
                              std::to_string(r.id) + ", which the program row never declares",
                          ErrorCode::invalid_input};
         for (const Tensor& t : it->second)
             if (!(t == r.tensor))
-                return Error{name + ": manifest region '" + r.name + "' (" +
+                return Error{name + ": manifest region '" + excerpt(r.name) + "' (" +
                                  std::string(dtype_name(r.tensor.dtype)) + " " +
                                  std::to_string(r.tensor.rows) + "x" +
                                  std::to_string(r.tensor.cols) + " at (" +
@@ -200,8 +202,10 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     auto bad = [&](const std::string& why) {
         return Error{name + ": manifest: " + why, ErrorCode::invalid_input};
     };
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+    auto parsed = parse_untrusted_json(text);
+    if (!parsed) return bad("not a JSON object: " + parsed.error().message);
+    const json& j = *parsed;
+    if (!j.is_object()) return bad("not a JSON object");
     CartridgeManifest m;
     // Numbers are read only when they are integers in range: converting 2e76 to an unsigned
     // would be undefined behaviour (found by fuzz_manifest).
@@ -229,7 +233,7 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
             return bad("cartridge format version " + std::to_string(m.format_version) +
                        " is newer than this pxVM (" PXVM_VERSION ") reads (version " +
                        std::to_string(CARTRIDGE_FORMAT_VERSION) + "); it needs pxVM " +
-                       (m.min_pxvm_version.empty() ? "a newer pxVM" : m.min_pxvm_version) +
+                       (m.min_pxvm_version.empty() ? "a newer pxVM" : excerpt(m.min_pxvm_version)) +
                        " or later");
         m.protocol_version = u32(j.at("protocol_version"), "protocol_version");
         if (m.protocol_version != PROTOCOL_VERSION)
@@ -260,15 +264,15 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
             region.zero_point =
                 r.contains("zero_point") ? i32(r.at("zero_point"), "zero_point") : 0;
             if (region.tensor.dtype == 0)
-                return bad("region '" + region.name + "' has an unknown dtype");
+                return bad("region '" + excerpt(region.name) + "' has an unknown dtype");
             if (region.id >= MAX_TENSORS)
-                return bad("region '" + region.name + "' names tensor " +
+                return bad("region '" + excerpt(region.name) + "' names tensor " +
                            std::to_string(region.id) + " (ids are 0-255)");
             static const std::vector<std::string> roles = {"input", "output", "activation",
                                                            "weight", "bias"};
             if (std::find(roles.begin(), roles.end(), region.role) == roles.end())
-                return bad("region '" + region.name + "' has an unknown role '" + region.role +
-                           "'");
+                return bad("region '" + excerpt(region.name) + "' has an unknown role '" +
+                           excerpt(region.role) + "'");
             m.regions.push_back(std::move(region));
         }
         const json& sum = j.at("checksum");
@@ -283,12 +287,13 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
         }
         if (j.contains("model")) m.extra_json = j.at("model").dump();
     } catch (const json::exception& e) {
-        return bad(std::string("missing or wrong field: ") + e.what());
+        return bad("missing or wrong field: " + excerpt(e.what(), 160));
     } catch (const BadNumber& e) {
         return bad("\"" + e.field + "\" must be a whole number in range");
     }
     if (m.architecture != "window-mlp")
-        return bad("architecture '" + m.architecture + "' is not one this pxVM runs (window-mlp)");
+        return bad("architecture '" + excerpt(m.architecture) +
+                   "' is not one this pxVM runs (window-mlp)");
     if (m.vocab.empty() || m.vocab.size() > 65536)
         return bad("the vocabulary must have 1 to 65536 entries");
     if (m.pad_id >= m.vocab.size()) return bad("pad_id is not a token id of the vocabulary");
@@ -369,7 +374,7 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
         return Error{name +
                          ": checksum mismatch: the weights or the program changed (SHA-256 of "
                          "the constant pixels is " +
-                         sum + ", the manifest says " + manifest->pixels_sha256 + ")",
+                         sum + ", the manifest says " + excerpt(manifest->pixels_sha256, 64) + ")",
                      ErrorCode::invalid_input};
     return Cartridge{std::move(image), std::move(*manifest), std::move(*manifest_text)};
 }

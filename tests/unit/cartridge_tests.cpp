@@ -38,6 +38,19 @@ px::Result<px::Cartridge> with_manifest(const px::PackedCartridge& p,
     return px::decode_cartridge(*bytes, "edited.pxa");
 }
 
+// The packed cartridge's manifest text with a "model" member of raw JSON `model` added.
+std::string manifest_with_model(const px::PackedCartridge& p, const std::string& model) {
+    std::string text = px::manifest_to_json(p.manifest);
+    const auto end = text.rfind('}');
+    REQUIRE(end != std::string::npos);
+    return text.substr(0, end) + ", \"model\": " + model + "}";
+}
+
+// `depth` nested arrays.
+std::string nested_arrays(std::size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
+}
+
 } // namespace
 
 TEST_CASE("safetensors: a valid file reads back value for value", "[cartridge][safetensors]") {
@@ -91,6 +104,25 @@ TEST_CASE("safetensors: malformed files are refused with the reason", "[cartridg
     wrong_bytes.insert(wrong_bytes.end(), wrong.begin(), wrong.end());
     wrong_bytes.insert(wrong_bytes.end(), half.end() - 16, half.end());
     refused(wrong_bytes, "16 bytes for 6 F32 values");
+}
+
+TEST_CASE("safetensors: a header nested 10^5 levels deep is refused, long names cut",
+          "[cartridge][safetensors]") {
+    const auto with_header = [](const std::string& header) {
+        std::string file;
+        for (int i = 0; i < 8; ++i)
+            file += char(std::uint8_t(std::uint64_t(header.size()) >> (8 * i)));
+        file += header;
+        return std::vector<std::uint8_t>(file.begin(), file.end());
+    };
+    auto deep = px::parse_safetensors(with_header(R"({"a": )" + nested_arrays(100000) + "}"), "d");
+    REQUIRE_FALSE(deep.ok());
+    CHECK_THAT(deep.error().message, Catch::Contains("nested deeper than 64 levels"));
+    const std::string long_key(1 << 20, 'x');
+    auto long_name = px::parse_safetensors(with_header(R"({")" + long_key + R"(": 1})"), "b");
+    REQUIRE_FALSE(long_name.ok());
+    CHECK_THAT(long_name.error().message, Catch::Contains("tensor 'xxxxxxxx"));
+    CHECK(long_name.error().message.size() < 200);
 }
 
 TEST_CASE("pack: the quantised cartridge tracks its float twin", "[cartridge][pack]") {
@@ -379,4 +411,75 @@ TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference
                            "/assets/dot_test.pxi --prompt abc");
     CHECK(plain.exit_code == 1);
     CHECK(plain.err.find("no cartridge manifest") != std::string::npos);
+}
+
+TEST_CASE("cartridge: a manifest nested 10^5 levels deep is refused, not a stack overflow",
+          "[cartridge][cli]") {
+    const px::PackedCartridge p = pack_tiny();
+    // 64 levels of arrays and objects (the manifest's object and 63 arrays) are read...
+    auto deepest = px::manifest_from_json(manifest_with_model(p, nested_arrays(63)), "m.pxa");
+    REQUIRE(deepest.ok());
+    CHECK(deepest->extra_json == nested_arrays(63));
+    // ... one more is refused, and so are 10^5 (a 200 KB manifest), which crashed the reader.
+    for (std::size_t depth : {64, 100000}) {
+        INFO(depth);
+        auto refused =
+            px::manifest_from_json(manifest_with_model(p, nested_arrays(depth)), "m.pxa");
+        REQUIRE_FALSE(refused.ok());
+        CHECK_THAT(refused.error().message,
+                   Catch::StartsWith("m.pxa: manifest: ") &&
+                       Catch::Contains("nested deeper than 64 levels of arrays and objects"));
+    }
+    // The tools that read the cartridge say the same, with exit status 1.
+    CommandRunner pxc(tool_path("pxc"), "pxc_deep_manifest");
+    REQUIRE(pxc.tool_exists());
+    const auto file = pxc.dir() / "deep.pxa";
+    auto png = px::encode_png_with_itxt(p.image, px::CARTRIDGE_KEYWORD,
+                                        manifest_with_model(p, nested_arrays(100000)));
+    REQUIRE(png.ok());
+    REQUIRE(px::write_file_atomic(file.string(), std::span<const std::uint8_t>(*png)).ok());
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_deep_manifest");
+    for (const auto& [runner, arguments] :
+         {std::pair{&pxc, "inspect " + file.string()},
+          std::pair{&pxc, "render --regions " + file.string() + " -o " +
+                              (pxc.dir() / "map.png").string()},
+          std::pair{&pxrun, "--device cpu " + file.string()}}) {
+        INFO(arguments);
+        const auto result = runner->run(arguments);
+        CHECK(result.exit_code == 1);
+        CHECK_THAT(result.err, Catch::Contains("nested deeper than 64 levels"));
+        CHECK(result.err.size() < 400);
+    }
+}
+
+TEST_CASE("cartridge: manifest errors quote untrusted text cut to a few dozen characters",
+          "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    const std::string huge(1 << 20, 'x');
+    auto refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& words) {
+        auto r = with_manifest(p, edit);
+        REQUIRE_FALSE(r.ok());
+        INFO(r.error().message.substr(0, 300));
+        CHECK_THAT(r.error().message, Catch::Contains(words));
+        CHECK(r.error().message.size() < 200);
+    };
+    refused([&](nlohmann::json& j) { j["architecture"] = huge; }, "architecture 'xxxxxxxx");
+    refused(
+        [&](nlohmann::json& j) {
+            j["regions"][0]["dtype"] = "nope";
+            j["regions"][0]["name"] = huge;
+        },
+        "has an unknown dtype");
+    refused([&](nlohmann::json& j) { j["regions"][0]["role"] = huge; }, "has an unknown role");
+    refused(
+        [&](nlohmann::json& j) {
+            j["format_version"] = 7;
+            j["min_pxvm_version"] = huge;
+        },
+        "needs pxVM xxxx");
+    // A parse error quotes the text it stopped at, cut too.
+    auto not_json = px::manifest_from_json("{\"a\": \"" + huge, "m.pxa");
+    REQUIRE_FALSE(not_json.ok());
+    CHECK_THAT(not_json.error().message, Catch::Contains("not a JSON object"));
+    CHECK(not_json.error().message.size() < 300);
 }

@@ -223,6 +223,51 @@ TEST_CASE("conformance: malformed suite files are errors naming the file", "[con
     CHECK_FALSE(load_suite((dir / "missing").string()));
 }
 
+TEST_CASE("conformance: case files nested 10^5 levels deep are refused, not a stack overflow",
+          "[conformance]") {
+    const fs::path dir = suite_dir("deep");
+    write(dir / "a.pxs", dot_test);
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const auto error_for = [&](const fs::path& file, const std::string& json) {
+        write(file, json);
+        auto suite = load_suite(dir.string(), true);
+        fs::remove(file);
+        REQUIRE_FALSE(suite);
+        INFO(suite.error().message.substr(0, 300));
+        CHECK_THAT(suite.error().message, Catch::StartsWith(file.string() + ": "));
+        CHECK(suite.error().message.size() < 300);
+        return suite.error().message;
+    };
+    // A case file and the expectations: the values the messages quote are the deep ones.
+    CHECK_THAT(error_for(dir / "a.json", R"({"needs": [)" + deep + "]}"),
+               Catch::Contains("nested deeper than 64 levels"));
+    write(dir / "a.golden.png", "");
+    CHECK_THAT(error_for(dir / "expectations.json", R"({"known_failures": [)" + deep + "]}"),
+               Catch::Contains("nested deeper than 64 levels"));
+    // Long values are quoted cut to a few dozen characters.
+    const std::string huge(1 << 20, 'x');
+    CHECK_THAT(error_for(dir / "a.json", R"({"expect": ")" + huge + R"("})"),
+               Catch::Contains("\"expect\" is 'xxxx"));
+    CHECK_THAT(error_for(dir / "a.json", R"({"fault": ")" + huge + R"("})"),
+               Catch::Contains("is not a fault name"));
+    CHECK_THAT(error_for(dir / "a.json", R"({"needs": [")" + huge + R"("]})"),
+               Catch::Contains("known needs"));
+    CHECK_THAT(error_for(dir / "a.json", R"({")" + huge + R"(": 1})"),
+               Catch::Contains("unknown or mistyped member"));
+    CHECK_THAT(error_for(dir / "expectations.json",
+                         R"({"known_failures": [{"case": ")" + huge + R"("}]})"),
+               Catch::Contains("vendor_id, case and reason"));
+    CHECK_THAT(error_for(dir / "expectations.json",
+                         R"({"known_failures": [{"vendor_id": 1, "reason": "r", "case": ")" + huge +
+                             R"("}]})"),
+               Catch::Contains("does not have"));
+    // A member of another type is an error, not an uncaught exception.
+    CHECK_THAT(error_for(dir / "expectations.json",
+                         R"({"known_failures": [{"vendor_id": 1, "reason": "r", "case": "a",
+                             "driver": 5}]})"),
+               Catch::Contains(R"("driver" is not a string)"));
+}
+
 TEST_CASE("pxconform: --update-golden, then a run on the reference, as the docs show",
           "[conformance][cli]") {
     const px::testing::CommandRunner pxconform(px::testing::tool_path("pxconform"),
