@@ -31,6 +31,16 @@ Result<std::string> read_text(const fs::path& path) {
     return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
 }
 
+// Whether `path` exists. What the file system cannot tell (a symlink loop, a path too long) is an
+// error naming the path, never an exception.
+Result<bool> path_exists(const fs::path& path) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    if (status.type() == fs::file_type::none)
+        return Error{path.string() + ": cannot be read: " + ec.message()};
+    return fs::exists(status);
+}
+
 std::optional<std::uint32_t> fault_from_name(const std::string& name) {
     for (std::uint32_t code = 1; code < FAULT_COUNT; ++code)
         if (fault_name(code) == name) return code;
@@ -146,9 +156,16 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
     Suite suite;
     suite.root = root;
     std::vector<fs::path> files;
+    // Links to folders are not followed (a link to a folder above would loop); a link to a file is
+    // read through, and one that cannot be (a loop) is an error. A dangling link is no file.
     for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
-         it.increment(ec))
-        if (it->is_regular_file()) files.push_back(it->path());
+         it.increment(ec)) {
+        std::error_code status_ec;
+        const fs::file_status status = it->status(status_ec);
+        if (status.type() == fs::file_type::none)
+            return Error{it->path().string() + ": cannot be read: " + status_ec.message()};
+        if (fs::is_regular_file(status)) files.push_back(it->path());
+    }
     if (ec) return Error{root + ": cannot be listed: " + ec.message()};
     std::sort(files.begin(), files.end());
 
@@ -156,7 +173,7 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
     XXH3_state_t* state = XXH3_createState();
     XXH3_64bits_reset(state);
     for (const fs::path& file : files) {
-        const std::string relative = fs::relative(file, root).generic_string();
+        const std::string relative = file.lexically_relative(root).generic_string();
         auto bytes = read_text(file);
         if (!bytes) {
             XXH3_freeState(state);
@@ -174,8 +191,10 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         if (ext != ".pxi" && ext != ".pxs") continue;
         const fs::path stem = file.parent_path() / file.stem();
         const fs::path golden = stem.string() + ".golden.png";
-        if (!fs::exists(golden) && !programs_without_goldens) continue; // not a case
-        const std::string name = fs::relative(stem, root).generic_string();
+        auto has_golden = path_exists(golden);
+        if (!has_golden) return has_golden.error();
+        if (!*has_golden && !programs_without_goldens) continue; // not a case
+        const std::string name = stem.lexically_relative(root).generic_string();
         if (cases.count(name))
             return Error{file.string() + ": case " + name +
                          " has both a .pxi and a .pxs program; keep one"};
@@ -183,7 +202,10 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         c.name = name;
         c.program = file.string();
         c.golden = golden.string();
-        if (const fs::path json = stem.string() + ".json"; fs::exists(json))
+        const fs::path json = stem.string() + ".json";
+        auto has_json = path_exists(json);
+        if (!has_json) return has_json.error();
+        if (*has_json)
             if (auto read = read_case_json(c, json); !read) return read.error();
         cases.emplace(name, std::move(c));
     }
@@ -191,10 +213,12 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
     for (const fs::path& file : files) {
         if (file.extension() != ".json" || file.filename() == "expectations.json") continue;
         const fs::path stem = file.parent_path() / file.stem();
-        const std::string name = fs::relative(stem, root).generic_string();
+        const std::string name = stem.lexically_relative(root).generic_string();
         if (cases.count(name)) continue;
-        for (const char* ext : {".pxs", ".pxi"})
-            if (fs::exists(stem.string() + ext)) {
+        for (const char* ext : {".pxs", ".pxi"}) {
+            auto has_program = path_exists(stem.string() + ext);
+            if (!has_program) return has_program.error();
+            if (*has_program) {
                 Case c;
                 c.name = name;
                 c.program = stem.string() + ext;
@@ -203,6 +227,7 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
                 cases.emplace(name, std::move(c));
                 break;
             }
+        }
     }
     if (cases.empty())
         return Error{root + ": no cases (NAME.pxi or NAME.pxs with NAME.golden.png beside it)"};
@@ -211,8 +236,10 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         names.insert(name);
         suite.cases.push_back(std::move(c));
     }
-    if (const fs::path expectations = fs::path(root) / "expectations.json";
-        fs::exists(expectations)) {
+    const fs::path expectations = fs::path(root) / "expectations.json";
+    auto has_expectations = path_exists(expectations);
+    if (!has_expectations) return has_expectations.error();
+    if (*has_expectations) {
         auto known = read_expectations(expectations, names);
         if (!known) return known.error();
         suite.known = std::move(known.value());
@@ -233,7 +260,9 @@ Result<std::vector<std::string>> update_goldens(const Suite& suite) {
     std::vector<std::string> lines;
     for (const Case& c : suite.cases) {
         if (c.expect_mismatch) {
-            if (!std::filesystem::exists(c.golden))
+            auto has_golden = path_exists(c.golden);
+            if (!has_golden) return has_golden.error();
+            if (!*has_golden)
                 return Error{c.name + ": a negative case needs a deliberately wrong golden, " +
                              c.golden + ", made by hand"};
             lines.push_back(c.name + ": kept (a negative case: its golden is wrong on purpose)");

@@ -268,6 +268,42 @@ TEST_CASE("conformance: case files nested 10^5 levels deep are refused, not a st
                Catch::Contains(R"("driver" is not a string)"));
 }
 
+TEST_CASE("conformance: a symlink loop or a golden that links to itself is an error naming it",
+          "[conformance]") {
+    const fs::path dir = suite_dir("symlinks");
+    write(dir / "a.pxs", dot_test);
+    REQUIRE(update_goldens(*load_suite(dir.string(), true)));
+    // A link to a folder above is not followed: the suite loads, once.
+    fs::create_directory_symlink("..", dir / "up");
+    auto suite = load_suite(dir.string());
+    REQUIRE(suite);
+    CHECK(suite->cases.size() == 1);
+    const auto refused = [&](const fs::path& named) {
+        auto loaded = load_suite(dir.string());
+        REQUIRE_FALSE(loaded);
+        INFO(loaded.error().message);
+        CHECK_THAT(loaded.error().message,
+                   Catch::StartsWith(named.string() + ": ") &&
+                       Catch::Contains("Too many levels of symbolic links"));
+        // pxconform says the same, and exits 1.
+        const px::testing::CommandRunner pxconform(px::testing::tool_path("pxconform"),
+                                                   "pxconform_symlinks");
+        const auto run = pxconform.run("--device cpu --quiet --suite " + dir.string());
+        CHECK(run.exit_code == 1);
+        CHECK_THAT(run.err, Catch::Contains(named.string() + ": "));
+    };
+    // Two links to each other.
+    fs::create_symlink("loop2", dir / "loop1");
+    fs::create_symlink("loop1", dir / "loop2");
+    refused(dir / "loop1");
+    fs::remove(dir / "loop1");
+    fs::remove(dir / "loop2");
+    // A golden that links to itself.
+    write(dir / "b.pxs", dot_test);
+    fs::create_symlink("b.golden.png", dir / "b.golden.png");
+    refused(dir / "b.golden.png");
+}
+
 TEST_CASE("pxconform: --update-golden, then a run on the reference, as the docs show",
           "[conformance][cli]") {
     const px::testing::CommandRunner pxconform(px::testing::tool_path("pxconform"),
