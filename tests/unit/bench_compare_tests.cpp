@@ -463,6 +463,35 @@ TEST_CASE("compare: files nested 10^5 levels deep are refused, long values cut",
                Catch::StartsWith(unterminated + ": not valid JSON: parse error at line 1"));
 }
 
+TEST_CASE("compare: a number out of a double's range (1e999) is a clear error", "[bench][cli]") {
+    const TempDir dir("overflow");
+    const std::string good = dir.write("good.json", synthetic_pxbench());
+    for (const std::string& number :
+         std::vector<std::string>{"1e999", "-1e999", "1" + std::string(400, '0') + ".5"}) {
+        INFO(number);
+        const std::string path =
+            dir.write("overflow.json", R"({"tool": "pxbench", "results": [{"workload": "w",
+                                          "gpu_ms": {"samples": [1, )" +
+                                           number + "]}}]}");
+        const auto file = load_bench_file(path);
+        REQUIRE_FALSE(file.ok());
+        // The parser's message, cut after 160 characters.
+        const std::string what = "number overflow parsing '" + number + "'";
+        CHECK(file.error().message == path + ": not valid JSON: " +
+                                          (what.size() > 160 ? what.substr(0, 160) + "..." : what));
+    }
+    // pxbench compare says so and exits 1.
+    const px::testing::CommandRunner pxbench(px::testing::tool_path("pxbench"),
+                                             "pxbench_compare_overflow");
+    REQUIRE(pxbench.tool_exists());
+    const std::string path = dir.write(
+        "overflow.json", R"({"tool": "pxbench", "results": [{"workload": "w", "ops": 1e999}]})");
+    const auto run = pxbench.run("compare " + good + " " + path);
+    CHECK(run.exit_code == 1);
+    CHECK(run.err ==
+          "pxbench compare: " + path + ": not valid JSON: number overflow parsing '1e999'\n");
+}
+
 TEST_CASE("load_bench_file tolerates missing optional members", "[bench]") {
     const TempDir dir("optional");
     const std::string minimal = dir.write(
