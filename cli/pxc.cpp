@@ -280,8 +280,9 @@ int main(int argc, char** argv) {
     pack_cmd->add_option("--self-test-prompt", pack.options.self_test_prompt,
                          "a prompt whose greedy continuation the manifest records");
     pack_cmd
-        ->add_option("--self-test-tokens", pack.options.self_test_tokens, "how many tokens of it")
-        ->check(CLI::Range(1, 10000));
+        ->add_option("--self-test-tokens", pack.options.self_test_tokens,
+                     "how many tokens of it (1 to 4096; needed with --self-test-prompt)")
+        ->check(CLI::Range(1u, px::MAX_SELF_TEST_TOKENS));
 
     std::string inspect_input;
     bool inspect_json = false;

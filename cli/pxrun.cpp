@@ -222,16 +222,18 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
               << std::setprecision(3) << seconds << " s: " << std::setprecision(1)
               << double(total) / seconds << " tokens/s on " << device << "\n";
     if (session) {
-        const px::vk::CartridgeSessionStats& st = session->stats();
-        std::cerr << std::setprecision(1) << "  per step: GPU "
-                  << 1e3 * st.gpu_execute_ms / double(st.steps) << " us, host step "
-                  << 1e3 * st.host_step_ms / double(st.steps) << " us";
-        if (options.verify)
-            std::cerr << ", reference check " << 1e3 * st.verify_ms / double(st.steps)
-                      << " us (every step matched the reference interpreter)";
-        else
-            std::cerr << " (not verified: --no-verify)";
-        std::cerr << "\n";
+        // Per-step figures only when there were steps (0 would print "-nan us").
+        if (const px::vk::CartridgeSessionStats& st = session->stats(); st.steps > 0) {
+            std::cerr << std::setprecision(1) << "  per step: GPU "
+                      << 1e3 * st.gpu_execute_ms / double(st.steps) << " us, host step "
+                      << 1e3 * st.host_step_ms / double(st.steps) << " us";
+            if (options.verify)
+                std::cerr << ", reference check " << 1e3 * st.verify_ms / double(st.steps)
+                          << " us (every step matched the reference interpreter)";
+            else
+                std::cerr << " (not verified: --no-verify)";
+            std::cerr << "\n";
+        }
         if (const px::vk::ValidationMessages v = session->validation_messages(); v.total()) {
             std::cerr << "pxrun: the validation layer reported " << v.errors << " errors and "
                       << v.warnings << " warnings\n";

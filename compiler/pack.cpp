@@ -398,6 +398,11 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
     packed.image = std::move(w.image);
 
     if (!options.self_test_prompt.empty()) {
+        if (options.self_test_tokens == 0 || options.self_test_tokens > MAX_SELF_TEST_TOKENS)
+            return Error{"the self-test generates " + std::to_string(options.self_test_tokens) +
+                             " tokens; it generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
+                             " tokens",
+                         ErrorCode::invalid_input};
         auto ids = tokenize(mf, options.self_test_prompt);
         if (!ids)
             return Error{"self-test prompt: " + ids.error().message, ErrorCode::invalid_input};

@@ -291,6 +291,12 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     } catch (const BadNumber& e) {
         return bad("\"" + e.field + "\" must be a whole number in range");
     }
+    // A plain `pxrun model.pxa` runs the self-test: its length is bounded, and never 0 steps.
+    if (!m.self_test_prompt.empty() &&
+        (m.self_test_tokens == 0 || m.self_test_tokens > MAX_SELF_TEST_TOKENS))
+        return bad("self_test.tokens is " + std::to_string(m.self_test_tokens) +
+                   "; a self-test generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
+                   " tokens");
     if (m.architecture != "window-mlp")
         return bad("architecture '" + excerpt(m.architecture) +
                    "' is not one this pxVM runs (window-mlp)");

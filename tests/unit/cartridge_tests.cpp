@@ -483,3 +483,51 @@ TEST_CASE("cartridge: manifest errors quote untrusted text cut to a few dozen ch
     CHECK_THAT(not_json.error().message, Catch::Contains("not a JSON object"));
     CHECK(not_json.error().message.size() < 300);
 }
+
+TEST_CASE("cartridge: a self-test generates 1 to 4096 tokens, the file chooses no more work",
+          "[cartridge][cli]") {
+    const px::PackedCartridge p = pack_tiny();
+    const auto self_test = [&](std::uint64_t tokens) {
+        return with_manifest(p, [&](nlohmann::json& j) { j["self_test"]["tokens"] = tokens; });
+    };
+    CHECK(px::MAX_SELF_TEST_TOKENS == 4096);
+    CHECK(self_test(4096).ok());
+    for (std::uint64_t tokens : {std::uint64_t(4097), std::uint64_t(4294967295u)}) {
+        auto refused = self_test(tokens);
+        REQUIRE_FALSE(refused.ok());
+        CHECK_THAT(refused.error().message,
+                   Catch::Contains("self_test.tokens is " + std::to_string(tokens) +
+                                   "; a self-test generates 1 to 4096 tokens"));
+    }
+    // 0 tokens is no self-test (it printed "-nan us" per step on a device).
+    auto none = self_test(0);
+    REQUIRE_FALSE(none.ok());
+    CHECK_THAT(none.error().message, Catch::Contains("self_test.tokens is 0"));
+    // Without a prompt there is no self-test, and 0 tokens is how the manifest says so.
+    CHECK(with_manifest(p, [](nlohmann::json& j) {
+              j["self_test"] = {{"prompt", ""}, {"tokens", 0}, {"expect", ""}};
+          }).ok());
+
+    // pxrun refuses the file at once; pxc pack refuses to write one.
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_self_test_tokens");
+    REQUIRE(pxrun.tool_exists());
+    nlohmann::json j = nlohmann::json::parse(px::manifest_to_json(p.manifest));
+    j["self_test"]["tokens"] = 4294967295u;
+    auto png = px::encode_png_with_itxt(p.image, px::CARTRIDGE_KEYWORD, j.dump());
+    REQUIRE(png.ok());
+    const auto file = pxrun.dir() / "endless.pxa";
+    REQUIRE(px::write_file_atomic(file.string(), std::span<const std::uint8_t>(*png)).ok());
+    const auto ran = pxrun.run("--device cpu " + file.string());
+    CHECK(ran.exit_code == 1);
+    CHECK_THAT(ran.err, Catch::Contains("a self-test generates 1 to 4096 tokens"));
+    auto weights = px::parse_safetensors(tiny_model(), "tiny.safetensors");
+    REQUIRE(weights.ok());
+    for (std::uint32_t tokens : {0u, 4097u}) {
+        px::PackOptions options;
+        options.self_test_prompt = "a bad";
+        options.self_test_tokens = tokens;
+        auto packed = px::pack_cartridge(*weights, calibration, options);
+        REQUIRE_FALSE(packed.ok());
+        CHECK_THAT(packed.error().message, Catch::Contains("1 to 4096 tokens"));
+    }
+}
