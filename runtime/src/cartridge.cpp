@@ -13,10 +13,13 @@
 #include <spng.h>
 
 #include <algorithm>
+#include <bitset>
 #include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <unordered_set>
 
 namespace px {
 namespace {
@@ -66,8 +69,39 @@ std::string printable(std::string_view c) {
     return "'" + excerpt(c) + "'";
 }
 
-bool inside(const Tensor& t, std::uint32_t x, std::uint32_t y) {
-    return x >= t.x && x < t.x + t.pixel_width() && y >= t.y && y < t.y + t.rows;
+// A region's pixel rectangle in 64 bits: a manifest's numbers are untrusted and may be near 2^32.
+struct Rectangle {
+    std::uint64_t x0, y0, x1, y1; // [x0, x1) x [y0, y1)
+};
+
+Rectangle rectangle_of(const Tensor& t) {
+    const std::uint64_t width = (std::uint64_t(dtype_size(t.dtype)) * t.cols + 3) / 4;
+    return {t.x, t.y, t.x + width, std::uint64_t(t.y) + t.rows};
+}
+
+// The regions' count, names, tensor ids and rectangles, which cost only their number to check:
+// before anything costs the pixels times the regions.
+Result<void> check_regions(const std::vector<CartridgeRegion>& regions) {
+    const auto bad = [](const std::string& why) { return Error{why, ErrorCode::invalid_input}; };
+    std::unordered_set<std::string_view> names;
+    std::vector<const CartridgeRegion*> by_id(MAX_TENSORS);
+    for (const CartridgeRegion& r : regions) {
+        if (!names.insert(r.name).second)
+            return bad("two regions are called '" + excerpt(r.name) + "'");
+        if (const CartridgeRegion* other = by_id[r.id])
+            return bad("regions '" + excerpt(other->name) + "' and '" + excerpt(r.name) +
+                       "' are both tensor " + std::to_string(r.id));
+        by_id[r.id] = &r;
+    }
+    for (std::size_t i = 0; i < regions.size(); ++i)
+        for (std::size_t k = i + 1; k < regions.size(); ++k) {
+            const Rectangle a = rectangle_of(regions[i].tensor);
+            const Rectangle b = rectangle_of(regions[k].tensor);
+            if (a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1)
+                return bad("regions '" + excerpt(regions[i].name) + "' and '" +
+                           excerpt(regions[k].name) + "' overlap");
+        }
+    return {};
 }
 
 json region_to_json(const CartridgeRegion& r) {
@@ -135,31 +169,28 @@ const CartridgeRegion* CartridgeManifest::region(std::string_view wanted) const 
 }
 
 std::string cartridge_pixels_sha256(const Image& image, const CartridgeManifest& manifest) {
-    std::vector<const Tensor*> skipped;
+    std::vector<Rectangle> skipped;
     for (const CartridgeRegion& r : manifest.regions)
-        if (r.written_at_run_time()) skipped.push_back(&r.tensor);
+        if (r.written_at_run_time()) skipped.push_back(rectangle_of(r.tensor));
     sha256_ctx ctx;
     sha256_init(&ctx);
-    const std::uint32_t w = image.width();
+    const std::uint64_t w = image.width();
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps; // [begin, end) left out of a row
     for (std::uint32_t y = 0; y < image.height(); ++y) {
-        // Runs of covered pixels of this row, hashed in one call each.
-        std::uint32_t x = 0;
-        while (x < w) {
-            auto skip = [&](std::uint32_t px) {
-                if (y == 0 && px == w - 1) return true; // the fault pixel
-                return std::any_of(skipped.begin(), skipped.end(),
-                                   [&](const Tensor* t) { return inside(*t, px, y); });
-            };
-            if (skip(x)) {
-                ++x;
-                continue;
-            }
-            std::uint32_t end = x + 1;
-            while (end < w && !skip(end))
-                ++end;
-            sha256_update(&ctx, std::size_t(end - x) * 4,
-                          image.data() + (std::size_t(y) * w + x) * 4);
-            x = end;
+        // The row's pixels between the regions that cross it, hashed in one call per run: the
+        // cost is the pixels plus the regions per row, not their product.
+        gaps.clear();
+        if (y == 0) gaps.emplace_back(w - 1, w); // the fault pixel
+        for (const Rectangle& r : skipped)
+            if (y >= r.y0 && y < r.y1 && r.x0 < w) gaps.emplace_back(r.x0, std::min(r.x1, w));
+        std::sort(gaps.begin(), gaps.end());
+        std::uint64_t x = 0;
+        for (std::size_t g = 0; g <= gaps.size(); ++g) {
+            const std::uint64_t end = g < gaps.size() ? gaps[g].first : w;
+            if (end > x)
+                sha256_update(&ctx, std::size_t(end - x) * 4,
+                              image.data() + (std::size_t(y) * w + x) * 4);
+            if (g < gaps.size()) x = std::max(x, gaps[g].second);
         }
     }
     std::uint8_t digest[SHA256_DIGEST_SIZE];
@@ -250,7 +281,11 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
             return bad("tokenizer type must be \"characters\"");
         m.vocab = tok.at("vocab").get<std::vector<std::string>>();
         m.pad_id = u32(tok.at("pad_id"), "pad_id");
-        for (const json& r : j.at("regions")) {
+        const json& regions = j.at("regions");
+        if (regions.is_array() && regions.size() > MAX_TENSORS)
+            return bad(std::to_string(regions.size()) + " regions; a cartridge has at most " +
+                       std::to_string(MAX_TENSORS) + " (one per tensor id)");
+        for (const json& r : regions) {
             CartridgeRegion region;
             region.name = r.at("name").get<std::string>();
             region.role = r.at("role").get<std::string>();
@@ -303,14 +338,15 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     if (m.vocab.empty() || m.vocab.size() > 65536)
         return bad("the vocabulary must have 1 to 65536 entries");
     if (m.pad_id >= m.vocab.size()) return bad("pad_id is not a token id of the vocabulary");
+    std::unordered_set<std::string_view> seen; // linear: 65536 entries are checked at every load
     for (std::size_t i = 0; i < m.vocab.size(); ++i) {
-        if (i == m.pad_id) continue;
         const std::string& v = m.vocab[i];
-        if (v.empty() || utf8_length((unsigned char)v[0]) != v.size())
+        if (i != m.pad_id && (v.empty() || utf8_length((unsigned char)v[0]) != v.size()))
             return bad("vocabulary entry " + std::to_string(i) + " is not one UTF-8 character");
-        if (std::count(m.vocab.begin(), m.vocab.end(), v) > 1)
+        if (!seen.insert(v).second)
             return bad("vocabulary entry " + printable(v) + " appears twice");
     }
+    if (auto ok = check_regions(m.regions); !ok) return bad(ok.error().message);
     if (m.context == 0 || m.batch == 0) return bad("context and batch must be at least 1");
     const CartridgeRegion* tokens = m.region("tokens");
     const CartridgeRegion* next = m.region("next");

@@ -1,31 +1,50 @@
 // Parsing untrusted JSON with a depth limit, and excerpts of untrusted text for messages.
 #include "untrusted_json.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <new>
 
 namespace px {
 
+namespace {
+
+// The deepest nesting of arrays and objects in `text`, counted up to `limit + 1`. Exact for valid
+// JSON (brackets inside strings are skipped), which is all the parser accepts after it. A scan
+// rather than the parser's callback: nlohmann's callback parser searches the enclosing container
+// for discarded values at the end of every object, which is quadratic in a long array.
+std::size_t nesting_depth(std::string_view text, std::size_t limit) {
+    std::size_t depth = 0, deepest = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i; // the escaped character cannot end the string
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit) return deepest;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+} // namespace
+
 Result<nlohmann::json> parse_untrusted_json(std::string_view text) {
     using nlohmann::json;
-    // The parser calls back at every value; a container that would open below the limit is
-    // dropped unparsed (keeping nothing of it), and the whole text is refused below.
-    bool too_deep = false;
-    const json::parser_callback_t limit_depth = [&](int depth, json::parse_event_t event, json&) {
-        if ((event == json::parse_event_t::object_start ||
-             event == json::parse_event_t::array_start) &&
-            std::size_t(depth) >= MAX_JSON_DEPTH) {
-            too_deep = true;
-            return false;
-        }
-        return true;
-    };
+    if (nesting_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+        return Error{"nested deeper than " + std::to_string(MAX_JSON_DEPTH) +
+                         " levels of arrays and objects",
+                     ErrorCode::invalid_input};
     try {
-        json value = json::parse(text, limit_depth);
-        if (too_deep)
-            return Error{"nested deeper than " + std::to_string(MAX_JSON_DEPTH) +
-                             " levels of arrays and objects",
-                         ErrorCode::invalid_input};
-        return value;
+        return json::parse(text);
     } catch (const json::exception& e) {
         // "[json.exception.parse_error.101] parse error at line 1, column 2: ...": the id is for
         // programmers; what follows may quote the text ("last read: '...'"), so it is cut.

@@ -2,7 +2,7 @@
 // (cartridge manifests, safetensors headers, conformance case files, pxbench compare inputs), and
 // excerpts that keep untrusted text out of messages at any length. nlohmann-json parses without
 // recursion, but dumping, copying or comparing a value recurses once per level, so a value nested
-// 10^5 levels deep overflows the stack later: the depth is refused during the parse.
+// 10^5 levels deep overflows the stack later: the depth is refused first, by a linear scan.
 #pragma once
 
 #include "pxvm/result.hpp"

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -530,4 +531,117 @@ TEST_CASE("cartridge: a self-test generates 1 to 4096 tokens, the file chooses n
         REQUIRE_FALSE(packed.ok());
         CHECK_THAT(packed.error().message, Catch::Contains("1 to 4096 tokens"));
     }
+}
+
+TEST_CASE("cartridge: regions are checked for count, duplicates and overlap before the checksum",
+          "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    auto refused = [](const px::Result<px::Cartridge>& r, const std::string& words) {
+        REQUIRE_FALSE(r.ok());
+        INFO(r.error().message);
+        CHECK(r.error().message.find(words) != std::string::npos);
+    };
+    // 10^5 copies of one region: refused by their count, as soon as they are parsed (each copy
+    // used to cost a pass of the checksum over every pixel).
+    nlohmann::json copies = nlohmann::json::parse(px::manifest_to_json(p.manifest));
+    for (int i = 0; i < 100000; ++i)
+        copies["regions"].push_back(copies["regions"][0]);
+    const std::string text = copies.dump();
+    const auto start = std::chrono::steady_clock::now();
+    auto many = px::manifest_from_json(text, "many.pxa");
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    REQUIRE_FALSE(many.ok());
+    CHECK(many.error().message ==
+          "many.pxa: manifest: " + std::to_string(p.manifest.regions.size() + 100000) +
+              " regions; a cartridge has at most 256 (one per tensor id)");
+    // Two regions of one name or of one tensor, and regions that share pixels.
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              j["regions"].push_back(j["regions"][3]);
+                              j["regions"].back()["name"] = "again";
+                          }),
+            "regions '" + p.manifest.regions[3].name + "' and 'again' are both tensor");
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              j["regions"].push_back(j["regions"][3]);
+                              j["regions"].back()["tensor"] = 250;
+                          }),
+            "two regions are called '" + p.manifest.regions[3].name + "'");
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              nlohmann::json extra = j["regions"][3];
+                              extra["name"] = "extra";
+                              extra["tensor"] = 250;
+                              extra["x"] = extra["x"].get<std::uint32_t>() + 1;
+                              j["regions"].push_back(extra);
+                          }),
+            "and 'extra' overlap");
+    // Regions near the 32-bit limits do not wrap around into an overlap, or out of one.
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              nlohmann::json far = j["regions"][3];
+                              far["name"] = "far";
+                              far["tensor"] = 251;
+                              far["x"] = 4294967295u;
+                              far["cols"] = 4294967295u;
+                              far["dtype"] = "i32";
+                              j["regions"].push_back(far);
+                          }),
+            "region 'far' is tensor 251, which the program row never declares");
+}
+
+TEST_CASE("cartridge: the checksum costs the pixels, not pixels x regions", "[cartridge]") {
+    // 256 run-time regions of one pixel over a 4096 x 2048 image.
+    px::Image image(4096, 2048);
+    px::CartridgeManifest m;
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        px::CartridgeRegion r;
+        r.name = "a" + std::to_string(i);
+        r.role = "activation";
+        r.id = i;
+        r.tensor = {i * 13 % 4096, i * 7 % 2048, 1, 4, px::DTYPE_I8};
+        m.regions.push_back(r);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const std::string sum = px::cartridge_pixels_sha256(image, m);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(seconds < 1.0);
+    // Pixels inside the regions (and the fault pixel) are left out, every other one counts.
+    for (const px::CartridgeRegion& r : m.regions)
+        image.set_pixel(r.tensor.x, r.tensor.y, {1, 2, 3, 4});
+    image.set_pixel(4095, 0, {5, 6, 7, 8});
+    CHECK(px::cartridge_pixels_sha256(image, m) == sum);
+    image.set_pixel(4094, 0, {5, 6, 7, 8});
+    CHECK(px::cartridge_pixels_sha256(image, m) != sum);
+}
+
+TEST_CASE("cartridge: the duplicate-vocabulary check is linear at 65536 entries", "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    // The pad entry, then 65535 characters from U+0100 on (no surrogates), the last one a second
+    // copy of the one before it: the old check counted each entry over all of them first.
+    std::vector<std::string> big_vocab = {""};
+    for (std::uint32_t cp = 0x100; big_vocab.size() < 65535; ++cp) {
+        if (cp >= 0xD800 && cp < 0xE000) continue;
+        std::string c;
+        if (cp < 0x800) {
+            c = {char(0xC0 | cp >> 6), char(0x80 | (cp & 0x3F))};
+        } else if (cp < 0x10000) {
+            c = {char(0xE0 | cp >> 12), char(0x80 | (cp >> 6 & 0x3F)), char(0x80 | (cp & 0x3F))};
+        } else {
+            c = {char(0xF0 | cp >> 18), char(0x80 | (cp >> 12 & 0x3F)),
+                 char(0x80 | (cp >> 6 & 0x3F)), char(0x80 | (cp & 0x3F))};
+        }
+        big_vocab.push_back(c);
+    }
+    big_vocab.push_back(big_vocab.back());
+    nlohmann::json j = nlohmann::json::parse(px::manifest_to_json(p.manifest));
+    j["tokenizer"]["vocab"] = big_vocab;
+    const std::string text = j.dump();
+    const auto start = std::chrono::steady_clock::now();
+    auto twice = px::manifest_from_json(text, "big.pxa");
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    REQUIRE_FALSE(twice.ok());
+    CHECK(twice.error().message ==
+          "big.pxa: manifest: vocabulary entry '" + big_vocab.back() + "' appears twice");
 }
