@@ -28,6 +28,9 @@ using nlohmann::json;
 
 // The manifest is text a person may read: a few MB at most even for a large vocabulary.
 constexpr std::size_t MAX_MANIFEST_BYTES = 16u << 20;
+// What libspng may hold of the chunks other than the pixels, decompressed text included: twice the
+// manifest, because it inflates text into a buffer it doubles. Past it, it stops inflating.
+constexpr std::size_t MAX_CHUNK_CACHE_BYTES = 2 * MAX_MANIFEST_BYTES + (1u << 20);
 // The reference's operations in one run of a cartridge's program (one token of every window): a
 // second or so on a desktop CPU. The shipped cartridge needs about 10^6.
 constexpr std::uint64_t MAX_CARTRIDGE_STEP_WORK = 10'000'000'000;
@@ -233,6 +236,8 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     auto bad = [&](const std::string& why) {
         return Error{name + ": manifest: " + why, ErrorCode::invalid_input};
     };
+    if (text.size() > MAX_MANIFEST_BYTES)
+        return bad("larger than 16 MiB (" + std::to_string(text.size()) + " bytes)");
     auto parsed = parse_untrusted_json(text);
     if (!parsed) return bad("not a JSON object: " + parsed.error().message);
     const json& j = *parsed;
@@ -370,7 +375,10 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
     SpngContext ctx(spng_ctx_new(0));
     if (!ctx) return Error{name + ": out of memory", ErrorCode::out_of_memory};
     spng_set_image_limits(ctx.get(), MAX_WIDTH, MAX_HEIGHT);
-    spng_set_chunk_limits(ctx.get(), 0x7FFFFFFF, MAX_MANIFEST_BYTES * 4);
+    spng_set_chunk_limits(ctx.get(), 0x7FFFFFFF, MAX_CHUNK_CACHE_BYTES);
+    const Error too_large{name + ": the manifest is larger than 16 MiB (" +
+                              std::to_string(MAX_MANIFEST_BYTES) + " bytes of iTXt text)",
+                          ErrorCode::invalid_input};
     if (int e = spng_set_png_buffer(ctx.get(), file.data(), file.size()))
         return spng_error(name, "not a PNG", e);
     spng_ihdr ihdr{};
@@ -385,16 +393,21 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
                          " is more than the protocol's 2^28 pixels",
                      ErrorCode::invalid_input};
     Image image(ihdr.width, ihdr.height);
+    // The text chunks before the pixels are read here, the ones after them by spng_get_text: a
+    // chunk limit reached in either is a manifest too large (the documented limit is below it).
     if (int e = spng_decode_image(ctx.get(), image.data(), image.size_bytes(), SPNG_FMT_RGBA8, 0))
-        return spng_error(name, "corrupt PNG", e);
+        return e == SPNG_ECHUNK_LIMITS ? too_large : spng_error(name, "corrupt PNG", e);
     std::uint32_t n_text = 0;
     std::optional<std::string> manifest_text;
-    if (spng_get_text(ctx.get(), nullptr, &n_text) == 0 && n_text > 0) {
+    const int listed = spng_get_text(ctx.get(), nullptr, &n_text);
+    if (listed == SPNG_ECHUNK_LIMITS) return too_large;
+    if (listed == 0 && n_text > 0) {
         std::vector<spng_text> texts(n_text);
         if (int e = spng_get_text(ctx.get(), texts.data(), &n_text))
             return spng_error(name, "unreadable text chunk", e);
         for (const spng_text& t : texts)
             if (t.type == SPNG_ITXT && CARTRIDGE_KEYWORD == t.keyword) {
+                if (t.length > MAX_MANIFEST_BYTES) return too_large;
                 if (manifest_text)
                     return Error{name + ": two manifests (iTXt '" + std::string(CARTRIDGE_KEYWORD) +
                                      "')",

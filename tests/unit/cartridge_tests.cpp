@@ -645,3 +645,29 @@ TEST_CASE("cartridge: the duplicate-vocabulary check is linear at 65536 entries"
     CHECK(twice.error().message ==
           "big.pxa: manifest: vocabulary entry '" + big_vocab.back() + "' appears twice");
 }
+
+TEST_CASE("cartridge: the manifest (the iTXt text) is at most 16 MiB", "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    // A long description, compressed to a few KB in the file.
+    const auto with_description = [&](std::size_t bytes) {
+        px::CartridgeManifest m = p.manifest;
+        m.description = std::string(bytes, 'x');
+        auto png =
+            px::encode_png_with_itxt(p.image, px::CARTRIDGE_KEYWORD, px::manifest_to_json(m));
+        REQUIRE(png.ok());
+        CHECK(png->size() < (std::size_t(1) << 20));
+        return px::decode_cartridge(*png, "long.pxa");
+    };
+    CHECK(with_description((15u << 20) + 1000).ok());
+    for (std::size_t bytes : {std::size_t(16u << 20), std::size_t(100u << 20)}) {
+        INFO(bytes);
+        auto refused = with_description(bytes);
+        REQUIRE_FALSE(refused.ok());
+        CHECK_THAT(refused.error().message,
+                   Catch::StartsWith("long.pxa: ") &&
+                       Catch::Contains("the manifest is larger than 16 MiB"));
+    }
+    auto text = px::manifest_from_json(std::string((16u << 20) + 1, ' '), "m.pxa");
+    REQUIRE_FALSE(text.ok());
+    CHECK(text.error().message == "m.pxa: manifest: larger than 16 MiB (16777217 bytes)");
+}
