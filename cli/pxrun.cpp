@@ -646,6 +646,20 @@ int main(int argc, char** argv) {
                   << programs.size() << "\n";
         return 1;
     }
+    // The input is never modified: no output may be the program, under any name.
+    if (programs.size() == 1) {
+        const std::string& input = programs.front();
+        const std::string& reference = inspect.save_reference;
+        if (pxcli::overwrites_input("pxrun", "--out", out, input) ||
+            pxcli::overwrites_input("pxrun", "--save-reference", reference, input) ||
+            (!reference.empty() && pxcli::overwrites_input("pxrun", "--save-reference",
+                                                           reference + ".diff.png", input)) ||
+            (!inspect.trace_dir.empty() &&
+             pxcli::overwrites_input(
+                 "pxrun", "--trace",
+                 (std::filesystem::path(inspect.trace_dir) / "final.pxi").string(), input)))
+            return 1;
+    }
     px::ProgramRunner runner(options);
     nlohmann::json runs = nlohmann::json::array();
     int status = 0;
