@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -302,6 +303,44 @@ TEST_CASE("conformance: a symlink loop or a golden that links to itself is an er
     write(dir / "b.pxs", dot_test);
     fs::create_symlink("b.golden.png", dir / "b.golden.png");
     refused(dir / "b.golden.png");
+}
+
+TEST_CASE("conformance: failure images stay inside the artifacts folder, whatever the case name",
+          "[conformance]") {
+    // Cases named "..", "." and ".hidden" (from the files ...pxi, ..pxi and .hidden.pxi), each
+    // with a wrong golden, so that each writes its failure images.
+    const fs::path base = suite_dir("dot-names");
+    const fs::path dir = base / "suite", artifacts = base / "artifacts";
+    fs::create_directories(dir);
+    px::Image wrong = reference_result(matmul_program());
+    wrong.set_pixel(1, 4, {9, 9, 9, 9});
+    for (const std::string stem : {"..", ".", ".hidden"}) {
+        REQUIRE(px::save_png(matmul_program(), (dir / (stem + ".pxi")).string()));
+        REQUIRE(px::save_png(wrong, (dir / (stem + ".golden.png")).string()));
+    }
+    auto suite = load_suite(dir.string());
+    REQUIRE(suite);
+    REQUIRE(suite->cases.size() == 3);
+    auto run = run_suite(*suite, on_cpu(artifacts.string()));
+    REQUIRE(run);
+    CHECK(run->failed == 3);
+    std::set<std::string> folders;
+    for (const CaseResult& r : run->results) {
+        INFO(r.artifacts);
+        REQUIRE_FALSE(r.artifacts.empty());
+        const fs::path relative = fs::path(r.artifacts).lexically_relative(artifacts);
+        CHECK(*relative.begin() != "..");
+        CHECK(*relative.begin() != ".");
+        CHECK(fs::exists(fs::path(r.artifacts) / "actual.png"));
+        folders.insert(r.artifacts);
+    }
+    CHECK(folders.size() == 3); // one folder each
+    // Nothing beside the suite and the artifacts folder.
+    std::set<std::string> written;
+    for (const auto& entry : fs::directory_iterator(base))
+        written.insert(entry.path().filename().string());
+    CHECK(written == std::set<std::string>{"artifacts", "suite"});
+    fs::remove_all(base);
 }
 
 TEST_CASE("pxconform: --update-golden, then a run on the reference, as the docs show",
