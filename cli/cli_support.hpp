@@ -18,6 +18,20 @@ inline void add_version(CLI::App& app, const std::string& tool) {
                          tool + " " + PXVM_VERSION + " (git " + PXVM_GIT_DESCRIBE + ")");
 }
 
+/// A number from `min` to `max`. CLI::Range lets NaN through (it compares false with both ends);
+/// this refuses it, and infinities outside the range.
+inline CLI::Validator number_in_range(double min, double max) {
+    const std::string range = CLI::detail::to_string(min) + " to " + CLI::detail::to_string(max);
+    return CLI::Validator(
+        [=](std::string& text) -> std::string {
+            double value = 0;
+            if (!CLI::detail::lexical_cast(text, value) || !(value >= min && value <= max))
+                return "Value " + text + " is not a number from " + range;
+            return {};
+        },
+        "NUMBER in " + range);
+}
+
 /// Whether writing `output` (the value of `flag`) would replace `input`: the same file, however
 /// named (px::same_file). If so, says so on standard error; the caller exits 1.
 inline bool overwrites_input(const std::string& tool, const std::string& flag,

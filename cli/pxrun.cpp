@@ -525,7 +525,7 @@ int main(int argc, char** argv) {
                    "cartridge: sample from the logits at this temperature (0: the program's "
                    "argmax)")
         ->capture_default_str()
-        ->check(CLI::Range(0.0, 100.0));
+        ->check(pxcli::number_in_range(0.0, 100.0));
     app.add_option("--seed", cart.seed, "cartridge: the sampling stream's seed")
         ->capture_default_str();
     app.add_option("--batch", cart.batch_file,

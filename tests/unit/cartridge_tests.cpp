@@ -671,3 +671,27 @@ TEST_CASE("cartridge: the manifest (the iTXt text) is at most 16 MiB", "[cartrid
     REQUIRE_FALSE(text.ok());
     CHECK(text.error().message == "m.pxa: manifest: larger than 16 MiB (16777217 bytes)");
 }
+
+TEST_CASE("pxrun refuses --temperature nan, inf or outside 0 to 100 as a bad argument",
+          "[cartridge][cli]") {
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_temperature");
+    REQUIRE(pxrun.tool_exists());
+    const px::PackedCartridge p = pack_tiny();
+    auto png = px::encode_cartridge(p.image, p.manifest);
+    REQUIRE(png.ok());
+    const std::string cart = (pxrun.dir() / "tiny.pxa").string();
+    REQUIRE(px::write_file_atomic(cart, std::span<const std::uint8_t>(*png)).ok());
+    // NaN compares false with both ends of a range, so it passed the check and ran greedily.
+    for (const char* bad : {"nan", "NaN", "-nan", "inf", "-inf", "-1", "100.5", "warm"}) {
+        INFO(bad);
+        auto refused = pxrun.run("--device cpu " + cart + " --prompt 'a b' --temperature " + bad);
+        CHECK(refused.exit_code == 1);
+        CHECK_THAT(refused.err, Catch::Contains("--temperature"));
+        CHECK(refused.out.empty());
+    }
+    for (const char* good : {"0", "0.5", "100"}) {
+        INFO(good);
+        CHECK(pxrun.run("--device cpu " + cart + " --prompt 'a b' --tokens 3 --temperature " + good)
+                  .exit_code == 0);
+    }
+}
