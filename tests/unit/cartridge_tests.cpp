@@ -352,7 +352,7 @@ TEST_CASE("the shipped cartridge: the documented commands, its figures, and its 
     CHECK(batch.out == alone);
 }
 
-TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference",
+TEST_CASE("pxc pack, inspect and eval, and pxrun runs the cartridge on the reference",
           "[cartridge][cli]") {
     CommandRunner pxc(tool_path("pxc"), "pxc_cartridge");
     REQUIRE(pxc.tool_exists());

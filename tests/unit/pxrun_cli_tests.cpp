@@ -138,7 +138,7 @@ TEST_CASE("pxrun and pxc refuse an output that is the input, however it is named
     CHECK(read_text(in) == original);
 }
 
-TEST_CASE("every tool has --version; --device CPU is the reference", "[cli][pxrun]") {
+TEST_CASE("every tool has --version, and --device CPU is the reference", "[cli][pxrun]") {
     for (const char* tool : {"pxrun", "pxc", "pxinfo", "pxconform", "pxbench"}) {
         const px::testing::CommandRunner runner(px::testing::tool_path(tool), "version_test");
         INFO(tool);
@@ -201,7 +201,7 @@ TEST_CASE("pxrun --max-work and --timeout-ms bound the reference interpreter", "
     CHECK(read_text(out) == "precious");
 }
 
-TEST_CASE("pxrun assembles a .pxs source and runs it; pxc render --values picks its scale",
+TEST_CASE("pxrun assembles a .pxs source and runs it, and pxc render --values picks its scale",
           "[cli][pxrun]") {
     const std::string source = std::string(PXVM_SOURCE_DIR) + "/assets/tensor_demo.pxs";
     const auto from_source = pxrun().run("--device cpu " + source);
