@@ -236,8 +236,6 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     auto bad = [&](const std::string& why) {
         return Error{name + ": manifest: " + why, ErrorCode::invalid_input};
     };
-    if (text.size() > MAX_MANIFEST_BYTES)
-        return bad("larger than 16 MiB (" + std::to_string(text.size()) + " bytes)");
     auto parsed = parse_untrusted_json(text);
     if (!parsed) return bad("not a JSON object: " + parsed.error().message);
     const json& j = *parsed;
