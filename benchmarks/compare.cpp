@@ -1,6 +1,7 @@
 // Reads pxbench and peer JSON files (schema 2, and both schema 1 shapes) and compares their runs
 // with a two-sided Mann-Whitney U test per workload: the implementation of benchmarks/compare.hpp.
 #include "compare.hpp"
+#include "untrusted_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -111,7 +112,7 @@ BenchFile read_document(const json& doc, const std::string& name) {
     file.tool = tool->get<std::string>();
     const bool peer = file.tool.rfind("peer", 0) == 0; // "peer", "peer_torch.py"
     if (file.tool != "pxbench" && !peer)
-        throw Malformed{"not a pxbench or peer JSON file (tool is \"" + file.tool + "\")"};
+        throw Malformed{"not a pxbench or peer JSON file (tool is \"" + excerpt(file.tool) + "\")"};
     if (const json* schema = member(doc, "schema")) {
         if (!schema->is_number_integer() || schema->get<long long>() < 1)
             throw Malformed{"schema is not a positive integer"};
@@ -180,18 +181,10 @@ std::string pad(const std::string& text, std::size_t width) {
 } // namespace
 
 Result<BenchFile> parse_bench_file(const std::string& json_text, const std::string& name) {
-    json doc;
+    auto doc = parse_untrusted_json(json_text);
+    if (!doc) return file_error(name, "not valid JSON: " + doc.error().message);
     try {
-        doc = json::parse(json_text);
-    } catch (const json::parse_error& e) {
-        std::string what = e.what(); // "[json.exception.parse_error.101] parse error at ..."
-        if (const auto end = what.find("] ");
-            what.rfind("[json.exception", 0) == 0 && end != std::string::npos)
-            what = what.substr(end + 2);
-        return file_error(name, "not valid JSON: " + what);
-    }
-    try {
-        return read_document(doc, name);
+        return read_document(*doc, name);
     } catch (const Malformed& m) {
         return file_error(name, m.what);
     }

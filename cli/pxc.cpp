@@ -280,8 +280,9 @@ int main(int argc, char** argv) {
     pack_cmd->add_option("--self-test-prompt", pack.options.self_test_prompt,
                          "a prompt whose greedy continuation the manifest records");
     pack_cmd
-        ->add_option("--self-test-tokens", pack.options.self_test_tokens, "how many tokens of it")
-        ->check(CLI::Range(1, 10000));
+        ->add_option("--self-test-tokens", pack.options.self_test_tokens,
+                     "how many tokens of it (1 to 4096; needed with --self-test-prompt)")
+        ->check(CLI::Range(1u, px::MAX_SELF_TEST_TOKENS));
 
     std::string inspect_input;
     bool inspect_json = false;
@@ -307,6 +308,19 @@ int main(int argc, char** argv) {
     pxcli::add_version(app, "pxc");
     PXCLI_PARSE(app, argc, argv);
 
+    // An input is never modified: no output may be one of the inputs, under any name.
+    using pxcli::overwrites_input;
+    if ((asm_cmd->parsed() && overwrites_input("pxc asm", "--out", asm_out, asm_source)) ||
+        (dis_cmd->parsed() && overwrites_input("pxc disasm", "--out", dis_out, dis_input)) ||
+        (render_cmd->parsed() &&
+         overwrites_input("pxc render", "--out", render_out, render_input)) ||
+        (pack_cmd->parsed() &&
+         (overwrites_input("pxc pack", "--out", pack.out, pack.weights) ||
+          overwrites_input("pxc pack", "--out", pack.out, pack.calibration))) ||
+        (eval_cmd->parsed() && (overwrites_input("pxc eval", "--json", eval_json, eval_input) ||
+                                overwrites_input("pxc eval", "--json", eval_json, eval_text) ||
+                                overwrites_input("pxc eval", "--json", eval_json, eval_float))))
+        return 1;
     if (asm_cmd->parsed()) return assemble_command(asm_source, asm_out);
     if (dis_cmd->parsed()) return disassemble_command(dis_input, dis_out);
     // --values needs blocks of 24 pixels: without --scale it picks that size.

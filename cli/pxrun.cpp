@@ -222,16 +222,18 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
               << std::setprecision(3) << seconds << " s: " << std::setprecision(1)
               << double(total) / seconds << " tokens/s on " << device << "\n";
     if (session) {
-        const px::vk::CartridgeSessionStats& st = session->stats();
-        std::cerr << std::setprecision(1) << "  per step: GPU "
-                  << 1e3 * st.gpu_execute_ms / double(st.steps) << " us, host step "
-                  << 1e3 * st.host_step_ms / double(st.steps) << " us";
-        if (options.verify)
-            std::cerr << ", reference check " << 1e3 * st.verify_ms / double(st.steps)
-                      << " us (every step matched the reference interpreter)";
-        else
-            std::cerr << " (not verified: --no-verify)";
-        std::cerr << "\n";
+        // Per-step figures only when there were steps (0 would print "-nan us").
+        if (const px::vk::CartridgeSessionStats& st = session->stats(); st.steps > 0) {
+            std::cerr << std::setprecision(1) << "  per step: GPU "
+                      << 1e3 * st.gpu_execute_ms / double(st.steps) << " us, host step "
+                      << 1e3 * st.host_step_ms / double(st.steps) << " us";
+            if (options.verify)
+                std::cerr << ", reference check " << 1e3 * st.verify_ms / double(st.steps)
+                          << " us (every step matched the reference interpreter)";
+            else
+                std::cerr << " (not verified: --no-verify)";
+            std::cerr << "\n";
+        }
         if (const px::vk::ValidationMessages v = session->validation_messages(); v.total()) {
             std::cerr << "pxrun: the validation layer reported " << v.errors << " errors and "
                       << v.warnings << " warnings\n";
@@ -521,7 +523,7 @@ int main(int argc, char** argv) {
                    "cartridge: sample from the logits at this temperature (0: the program's "
                    "argmax)")
         ->capture_default_str()
-        ->check(CLI::Range(0.0, 100.0));
+        ->check(pxcli::number_in_range(0.0, 100.0));
     app.add_option("--seed", cart.seed, "cartridge: the sampling stream's seed")
         ->capture_default_str();
     app.add_option("--batch", cart.batch_file,
@@ -641,6 +643,20 @@ int main(int argc, char** argv) {
         std::cerr << "pxrun: --out, --stop-at, --trace and --save-reference take one program, not "
                   << programs.size() << "\n";
         return 1;
+    }
+    // The input is never modified: no output may be the program, under any name.
+    if (programs.size() == 1) {
+        const std::string& input = programs.front();
+        const std::string& reference = inspect.save_reference;
+        if (pxcli::overwrites_input("pxrun", "--out", out, input) ||
+            pxcli::overwrites_input("pxrun", "--save-reference", reference, input) ||
+            (!reference.empty() && pxcli::overwrites_input("pxrun", "--save-reference",
+                                                           reference + ".diff.png", input)) ||
+            (!inspect.trace_dir.empty() &&
+             pxcli::overwrites_input(
+                 "pxrun", "--trace",
+                 (std::filesystem::path(inspect.trace_dir) / "final.pxi").string(), input)))
+            return 1;
     }
     px::ProgramRunner runner(options);
     nlohmann::json runs = nlohmann::json::array();

@@ -11,6 +11,7 @@
 #include "pxvm/program_writer.hpp"
 #include "pxvm/protocol.hpp"
 #include "pxvm/version.hpp"
+#include "untrusted_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -69,9 +70,13 @@ Result<FloatModel> read_model(const Safetensors& st) {
     auto vocab = meta("vocab");
     if (!context) return context.error();
     if (!vocab) return vocab.error();
+    auto vocabulary = parse_untrusted_json(*vocab);
+    if (!vocabulary)
+        return Error{"__metadata__ vocab is not JSON: " + vocabulary.error().message,
+                     ErrorCode::invalid_input};
     try {
         m.context = std::uint32_t(std::stoul(*context));
-        m.vocabulary = nlohmann::json::parse(*vocab).get<std::vector<std::string>>();
+        m.vocabulary = vocabulary->get<std::vector<std::string>>();
     } catch (const std::exception&) {
         return Error{"__metadata__ context or vocab is malformed", ErrorCode::invalid_input};
     }
@@ -393,6 +398,11 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
     packed.image = std::move(w.image);
 
     if (!options.self_test_prompt.empty()) {
+        if (options.self_test_tokens == 0 || options.self_test_tokens > MAX_SELF_TEST_TOKENS)
+            return Error{"the self-test generates " + std::to_string(options.self_test_tokens) +
+                             " tokens; it generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
+                             " tokens",
+                         ErrorCode::invalid_input};
         auto ids = tokenize(mf, options.self_test_prompt);
         if (!ids)
             return Error{"self-test prompt: " + ids.error().message, ErrorCode::invalid_input};

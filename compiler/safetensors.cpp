@@ -3,6 +3,7 @@
 #include "pxvm/safetensors.hpp"
 
 #include "pxvm/image.hpp"
+#include "untrusted_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -26,8 +27,10 @@ Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
         return bad("header of " + std::to_string(n) + " bytes in a " +
                    std::to_string(bytes.size()) + "-byte file");
     const std::string_view text(reinterpret_cast<const char*>(bytes.data() + 8), std::size_t(n));
-    const nlohmann::json header = nlohmann::json::parse(text, nullptr, false);
-    if (header.is_discarded() || !header.is_object()) return bad("the header is not a JSON object");
+    auto parsed = parse_untrusted_json(text);
+    if (!parsed) return bad("the header is not a JSON object: " + parsed.error().message);
+    const nlohmann::json& header = *parsed;
+    if (!header.is_object()) return bad("the header is not a JSON object");
     const std::uint64_t data_size = bytes.size() - 8 - n;
     const std::uint8_t* data = bytes.data() + 8 + n;
 
@@ -37,44 +40,49 @@ Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
         if (key == "__metadata__") {
             if (!value.is_object()) return bad("__metadata__ is not an object");
             for (const auto& [k, v] : value.items()) {
-                if (!v.is_string()) return bad("__metadata__ value '" + k + "' is not a string");
+                if (!v.is_string())
+                    return bad("__metadata__ value '" + excerpt(k) + "' is not a string");
                 out.metadata[k] = v.get<std::string>();
             }
             continue;
         }
         if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
             !value.contains("data_offsets"))
-            return bad("tensor '" + key + "' lacks dtype, shape or data_offsets");
+            return bad("tensor '" + excerpt(key) + "' lacks dtype, shape or data_offsets");
         const auto& dtype = value["dtype"];
-        if (!dtype.is_string()) return bad("tensor '" + key + "' has a dtype that is not a string");
+        if (!dtype.is_string())
+            return bad("tensor '" + excerpt(key) + "' has a dtype that is not a string");
         if (dtype.get<std::string>() != "F32")
-            return Error{name + ": tensor '" + key + "' is " + dtype.get<std::string>() +
+            return Error{name + ": tensor '" + excerpt(key) + "' is " +
+                             excerpt(dtype.get<std::string>()) +
                              "; pxc pack reads F32 weights (export with .float())",
                          ErrorCode::invalid_input};
         FloatTensor t;
         std::uint64_t count = 1;
-        if (!value["shape"].is_array()) return bad("tensor '" + key + "' shape is not a list");
+        if (!value["shape"].is_array())
+            return bad("tensor '" + excerpt(key) + "' shape is not a list");
         for (const auto& d : value["shape"]) {
-            if (!d.is_number_unsigned()) return bad("tensor '" + key + "' has a bad dimension");
+            if (!d.is_number_unsigned())
+                return bad("tensor '" + excerpt(key) + "' has a bad dimension");
             const std::uint64_t v = d.get<std::uint64_t>();
             if (v != 0 && count > (std::uint64_t(1) << 40) / v)
-                return bad("tensor '" + key + "' is too large");
+                return bad("tensor '" + excerpt(key) + "' is too large");
             count *= v;
             t.shape.push_back(v);
         }
         const auto& offsets = value["data_offsets"];
         if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
             !offsets[1].is_number_unsigned())
-            return bad("tensor '" + key + "' data_offsets is not two offsets");
+            return bad("tensor '" + excerpt(key) + "' data_offsets is not two offsets");
         const std::uint64_t begin = offsets[0].get<std::uint64_t>(),
                             end = offsets[1].get<std::uint64_t>();
         if (begin > end || end > data_size)
-            return bad("tensor '" + key + "' bytes " + std::to_string(begin) + "-" +
+            return bad("tensor '" + excerpt(key) + "' bytes " + std::to_string(begin) + "-" +
                        std::to_string(end) + " lie outside the " + std::to_string(data_size) +
                        "-byte data");
         if (end - begin != count * 4)
-            return bad("tensor '" + key + "' has " + std::to_string(end - begin) + " bytes for " +
-                       std::to_string(count) + " F32 values");
+            return bad("tensor '" + excerpt(key) + "' has " + std::to_string(end - begin) +
+                       " bytes for " + std::to_string(count) + " F32 values");
         t.values.resize(std::size_t(count));
         std::memcpy(t.values.data(), data + begin, std::size_t(end - begin)); // little-endian host
         ranges.emplace_back(begin, end);

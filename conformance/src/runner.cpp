@@ -62,9 +62,13 @@ Image diff_image(const Image& golden, const Image& actual) {
     return diff;
 }
 
+// A case or executor name as one folder name below the artifacts folder: letters, digits, '-' and
+// '.' only, and no leading '.', so that no name (a case called "..", from the file ...pxi, or ".")
+// becomes a path outside that folder or onto it.
 std::string slug(std::string text) {
     for (char& ch : text)
         if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.') ch = '_';
+    if (text.empty() || text.front() == '.') text.insert(text.begin(), '_');
     return text;
 }
 
@@ -239,7 +243,7 @@ Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
         std::string case_error;
         if (!program) {
             case_error = program.error().message;
-        } else if (!fs::exists(c.golden)) {
+        } else if (std::error_code ec; !fs::exists(c.golden, ec) && !ec) {
             case_error = c.golden + " is missing: goldens come only from the reference, written by "
                                     "pxconform --update-golden";
         } else if (auto loaded = load_png(c.golden); !loaded) {

@@ -6,6 +6,7 @@
 #include "pxvm/protocol.hpp"
 #include "pxvm/reference_interpreter.hpp"
 #include "suite_internal.hpp"
+#include "untrusted_json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,16 @@ Result<std::string> read_text(const fs::path& path) {
     return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
 }
 
+// Whether `path` exists. What the file system cannot tell (a symlink loop, a path too long) is an
+// error naming the path, never an exception.
+Result<bool> path_exists(const fs::path& path) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    if (status.type() == fs::file_type::none)
+        return Error{path.string() + ": cannot be read: " + ec.message()};
+    return fs::exists(status);
+}
+
 std::optional<std::uint32_t> fault_from_name(const std::string& name) {
     for (std::uint32_t code = 1; code < FAULT_COUNT; ++code)
         if (fault_name(code) == name) return code;
@@ -39,33 +50,36 @@ std::optional<std::uint32_t> fault_from_name(const std::string& name) {
 Result<void> read_case_json(Case& c, const fs::path& path) {
     auto text = read_text(path);
     if (!text) return text.error();
-    const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
     const std::string where = path.string() + ": ";
-    if (j.is_discarded() || !j.is_object()) return Error{where + "is not a JSON object"};
+    auto parsed = parse_untrusted_json(*text);
+    if (!parsed) return Error{where + "is not a JSON object: " + parsed.error().message};
+    const nlohmann::json& j = *parsed;
+    if (!j.is_object()) return Error{where + "is not a JSON object"};
     for (const auto& [key, value] : j.items()) {
         if (key == "covers" && value.is_string()) {
             c.covers = value.get<std::string>();
         } else if (key == "expect" && value.is_string()) {
             const std::string expect = value.get<std::string>();
             if (expect != "pass" && expect != "mismatch")
-                return Error{where + "\"expect\" is '" + expect + "'; it is 'pass' or 'mismatch'"};
+                return Error{where + "\"expect\" is '" + excerpt(expect) +
+                             "'; it is 'pass' or 'mismatch'"};
             c.expect_mismatch = expect == "mismatch";
         } else if (key == "fault" && value.is_string()) {
             const auto code = fault_from_name(value.get<std::string>());
             if (!code)
-                return Error{where + "\"fault\" '" + value.get<std::string>() +
+                return Error{where + "\"fault\" '" + excerpt(value.get<std::string>()) +
                              "' is not a fault name of docs/PROTOCOL.md (BAD_OPCODE ... "
                              "TOKEN_RANGE)"};
             c.fault = code;
         } else if (key == "needs" && value.is_array()) {
             for (const auto& need : value) {
                 if (!need.is_string() || !known_need(need.get<std::string>()))
-                    return Error{where + "\"needs\" holds " + need.dump() +
+                    return Error{where + "\"needs\" holds " + json_excerpt(need) +
                                  "; known needs: " + known_needs_text()};
                 c.needs.push_back(need.get<std::string>());
             }
         } else {
-            return Error{where + "unknown or mistyped member \"" + key +
+            return Error{where + "unknown or mistyped member \"" + excerpt(key) +
                          "\" (members: covers, expect, fault, needs)"};
         }
     }
@@ -89,10 +103,11 @@ Result<std::vector<KnownFailure>> read_expectations(const fs::path& path,
     std::vector<KnownFailure> known;
     auto text = read_text(path);
     if (!text) return text.error();
-    const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
     const std::string where = path.string() + ": ";
-    if (j.is_discarded() || !j.is_object() || !j.contains("known_failures") ||
-        !j["known_failures"].is_array())
+    auto parsed = parse_untrusted_json(*text);
+    if (!parsed) return Error{where + "is not a JSON object: " + parsed.error().message};
+    const nlohmann::json& j = *parsed;
+    if (!j.is_object() || !j.contains("known_failures") || !j["known_failures"].is_array())
         return Error{where + "needs an object with a \"known_failures\" array"};
     for (const auto& e : j["known_failures"]) {
         KnownFailure k;
@@ -101,17 +116,20 @@ Result<std::vector<KnownFailure>> read_expectations(const fs::path& path,
                                 : std::optional<std::uint32_t>();
         if (!vendor || !e.contains("case") || !e["case"].is_string() || !e.contains("reason") ||
             !e["reason"].is_string())
-            return Error{where +
-                         "every known failure needs vendor_id, case and reason: " + e.dump()};
+            return Error{
+                where + "every known failure needs vendor_id, case and reason: " + json_excerpt(e)};
         k.vendor_id = *vendor;
         if (e.contains("device_id")) k.device_id = number(e["device_id"]);
+        for (const char* key : {"driver", "path", "variant"})
+            if (e.contains(key) && !e[key].is_string())
+                return Error{where + "a known failure's \"" + key + "\" is not a string"};
         k.driver_prefix = e.value("driver", "");
         k.case_name = e["case"].get<std::string>();
         k.path = e.value("path", "");
         k.variant = e.value("variant", "");
         k.reason = e["reason"].get<std::string>();
         if (!cases.count(k.case_name))
-            return Error{where + "known failure of case '" + k.case_name +
+            return Error{where + "known failure of case '" + excerpt(k.case_name) +
                          "', which the suite does not have"};
         known.push_back(std::move(k));
     }
@@ -138,9 +156,16 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
     Suite suite;
     suite.root = root;
     std::vector<fs::path> files;
+    // Links to folders are not followed (a link to a folder above would loop); a link to a file is
+    // read through, and one that cannot be (a loop) is an error. A dangling link is no file.
     for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
-         it.increment(ec))
-        if (it->is_regular_file()) files.push_back(it->path());
+         it.increment(ec)) {
+        std::error_code status_ec;
+        const fs::file_status status = it->status(status_ec);
+        if (status.type() == fs::file_type::none)
+            return Error{it->path().string() + ": cannot be read: " + status_ec.message()};
+        if (fs::is_regular_file(status)) files.push_back(it->path());
+    }
     if (ec) return Error{root + ": cannot be listed: " + ec.message()};
     std::sort(files.begin(), files.end());
 
@@ -148,7 +173,7 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
     XXH3_state_t* state = XXH3_createState();
     XXH3_64bits_reset(state);
     for (const fs::path& file : files) {
-        const std::string relative = fs::relative(file, root).generic_string();
+        const std::string relative = file.lexically_relative(root).generic_string();
         auto bytes = read_text(file);
         if (!bytes) {
             XXH3_freeState(state);
@@ -166,8 +191,10 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         if (ext != ".pxi" && ext != ".pxs") continue;
         const fs::path stem = file.parent_path() / file.stem();
         const fs::path golden = stem.string() + ".golden.png";
-        if (!fs::exists(golden) && !programs_without_goldens) continue; // not a case
-        const std::string name = fs::relative(stem, root).generic_string();
+        auto has_golden = path_exists(golden);
+        if (!has_golden) return has_golden.error();
+        if (!*has_golden && !programs_without_goldens) continue; // not a case
+        const std::string name = stem.lexically_relative(root).generic_string();
         if (cases.count(name))
             return Error{file.string() + ": case " + name +
                          " has both a .pxi and a .pxs program; keep one"};
@@ -175,7 +202,10 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         c.name = name;
         c.program = file.string();
         c.golden = golden.string();
-        if (const fs::path json = stem.string() + ".json"; fs::exists(json))
+        const fs::path json = stem.string() + ".json";
+        auto has_json = path_exists(json);
+        if (!has_json) return has_json.error();
+        if (*has_json)
             if (auto read = read_case_json(c, json); !read) return read.error();
         cases.emplace(name, std::move(c));
     }
@@ -183,10 +213,12 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
     for (const fs::path& file : files) {
         if (file.extension() != ".json" || file.filename() == "expectations.json") continue;
         const fs::path stem = file.parent_path() / file.stem();
-        const std::string name = fs::relative(stem, root).generic_string();
+        const std::string name = stem.lexically_relative(root).generic_string();
         if (cases.count(name)) continue;
-        for (const char* ext : {".pxs", ".pxi"})
-            if (fs::exists(stem.string() + ext)) {
+        for (const char* ext : {".pxs", ".pxi"}) {
+            auto has_program = path_exists(stem.string() + ext);
+            if (!has_program) return has_program.error();
+            if (*has_program) {
                 Case c;
                 c.name = name;
                 c.program = stem.string() + ext;
@@ -195,6 +227,7 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
                 cases.emplace(name, std::move(c));
                 break;
             }
+        }
     }
     if (cases.empty())
         return Error{root + ": no cases (NAME.pxi or NAME.pxs with NAME.golden.png beside it)"};
@@ -203,8 +236,10 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         names.insert(name);
         suite.cases.push_back(std::move(c));
     }
-    if (const fs::path expectations = fs::path(root) / "expectations.json";
-        fs::exists(expectations)) {
+    const fs::path expectations = fs::path(root) / "expectations.json";
+    auto has_expectations = path_exists(expectations);
+    if (!has_expectations) return has_expectations.error();
+    if (*has_expectations) {
         auto known = read_expectations(expectations, names);
         if (!known) return known.error();
         suite.known = std::move(known.value());
@@ -233,7 +268,9 @@ Result<std::vector<std::string>> update_goldens(const Suite& suite) {
     std::vector<std::string> lines;
     for (const Case& c : suite.cases) {
         if (c.expect_mismatch) {
-            if (!std::filesystem::exists(c.golden))
+            auto has_golden = path_exists(c.golden);
+            if (!has_golden) return has_golden.error();
+            if (!*has_golden)
                 return Error{c.name + ": a negative case needs a deliberately wrong golden, " +
                              c.golden + ", made by hand"};
             lines.push_back(c.name + ": kept (a negative case: its golden is wrong on purpose)");

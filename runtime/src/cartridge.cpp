@@ -1,20 +1,25 @@
 // Cartridge files: PNG with an iTXt manifest through libspng (which checks chunk CRCs and the
-// zlib Adler-32), the manifest's JSON through nlohmann-json, SHA-256 through nettle.
+// zlib Adler-32), the manifest's JSON through nlohmann-json (with the depth limit of
+// parse_untrusted_json), SHA-256 through nettle.
 #include "pxvm/cartridge.hpp"
 
 #include "pxvm/protocol.hpp"
 #include "pxvm/reference_interpreter.hpp"
 #include "pxvm/version.hpp"
+#include "untrusted_json.hpp"
 
 #include <nettle/sha2.h>
 #include <nlohmann/json.hpp>
 #include <spng.h>
 
 #include <algorithm>
+#include <bitset>
 #include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
+#include <unordered_set>
 
 namespace px {
 namespace {
@@ -23,6 +28,9 @@ using nlohmann::json;
 
 // The manifest is text a person may read: a few MB at most even for a large vocabulary.
 constexpr std::size_t MAX_MANIFEST_BYTES = 16u << 20;
+// What libspng may hold of the chunks other than the pixels, decompressed text included: twice the
+// manifest, because it inflates text into a buffer it doubles. Past it, it stops inflating.
+constexpr std::size_t MAX_CHUNK_CACHE_BYTES = 2 * MAX_MANIFEST_BYTES + (1u << 20);
 // The reference's operations in one run of a cartridge's program (one token of every window): a
 // second or so on a desktop CPU. The shipped cartridge needs about 10^6.
 constexpr std::uint64_t MAX_CARTRIDGE_STEP_WORK = 10'000'000'000;
@@ -61,11 +69,42 @@ std::string printable(std::string_view c) {
     if (c == "\t") return "'\\t' (tab)";
     if (c.size() == 1 && (unsigned char)c[0] < 0x20)
         return "byte " + std::to_string(int((unsigned char)c[0]));
-    return "'" + std::string(c) + "'";
+    return "'" + excerpt(c) + "'";
 }
 
-bool inside(const Tensor& t, std::uint32_t x, std::uint32_t y) {
-    return x >= t.x && x < t.x + t.pixel_width() && y >= t.y && y < t.y + t.rows;
+// A region's pixel rectangle in 64 bits: a manifest's numbers are untrusted and may be near 2^32.
+struct Rectangle {
+    std::uint64_t x0, y0, x1, y1; // [x0, x1) x [y0, y1)
+};
+
+Rectangle rectangle_of(const Tensor& t) {
+    const std::uint64_t width = (std::uint64_t(dtype_size(t.dtype)) * t.cols + 3) / 4;
+    return {t.x, t.y, t.x + width, std::uint64_t(t.y) + t.rows};
+}
+
+// The regions' count, names, tensor ids and rectangles, which cost only their number to check:
+// before anything costs the pixels times the regions.
+Result<void> check_regions(const std::vector<CartridgeRegion>& regions) {
+    const auto bad = [](const std::string& why) { return Error{why, ErrorCode::invalid_input}; };
+    std::unordered_set<std::string_view> names;
+    std::vector<const CartridgeRegion*> by_id(MAX_TENSORS);
+    for (const CartridgeRegion& r : regions) {
+        if (!names.insert(r.name).second)
+            return bad("two regions are called '" + excerpt(r.name) + "'");
+        if (const CartridgeRegion* other = by_id[r.id])
+            return bad("regions '" + excerpt(other->name) + "' and '" + excerpt(r.name) +
+                       "' are both tensor " + std::to_string(r.id));
+        by_id[r.id] = &r;
+    }
+    for (std::size_t i = 0; i < regions.size(); ++i)
+        for (std::size_t k = i + 1; k < regions.size(); ++k) {
+            const Rectangle a = rectangle_of(regions[i].tensor);
+            const Rectangle b = rectangle_of(regions[k].tensor);
+            if (a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1)
+                return bad("regions '" + excerpt(regions[i].name) + "' and '" +
+                           excerpt(regions[k].name) + "' overlap");
+        }
+    return {};
 }
 
 json region_to_json(const CartridgeRegion& r) {
@@ -101,12 +140,12 @@ Result<void> check_program(const Image& image, const CartridgeManifest& m,
     for (const CartridgeRegion& r : m.regions) {
         const auto it = declared.find(r.id);
         if (it == declared.end())
-            return Error{name + ": manifest region '" + r.name + "' is tensor " +
+            return Error{name + ": manifest region '" + excerpt(r.name) + "' is tensor " +
                              std::to_string(r.id) + ", which the program row never declares",
                          ErrorCode::invalid_input};
         for (const Tensor& t : it->second)
             if (!(t == r.tensor))
-                return Error{name + ": manifest region '" + r.name + "' (" +
+                return Error{name + ": manifest region '" + excerpt(r.name) + "' (" +
                                  std::string(dtype_name(r.tensor.dtype)) + " " +
                                  std::to_string(r.tensor.rows) + "x" +
                                  std::to_string(r.tensor.cols) + " at (" +
@@ -133,31 +172,28 @@ const CartridgeRegion* CartridgeManifest::region(std::string_view wanted) const 
 }
 
 std::string cartridge_pixels_sha256(const Image& image, const CartridgeManifest& manifest) {
-    std::vector<const Tensor*> skipped;
+    std::vector<Rectangle> skipped;
     for (const CartridgeRegion& r : manifest.regions)
-        if (r.written_at_run_time()) skipped.push_back(&r.tensor);
+        if (r.written_at_run_time()) skipped.push_back(rectangle_of(r.tensor));
     sha256_ctx ctx;
     sha256_init(&ctx);
-    const std::uint32_t w = image.width();
+    const std::uint64_t w = image.width();
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps; // [begin, end) left out of a row
     for (std::uint32_t y = 0; y < image.height(); ++y) {
-        // Runs of covered pixels of this row, hashed in one call each.
-        std::uint32_t x = 0;
-        while (x < w) {
-            auto skip = [&](std::uint32_t px) {
-                if (y == 0 && px == w - 1) return true; // the fault pixel
-                return std::any_of(skipped.begin(), skipped.end(),
-                                   [&](const Tensor* t) { return inside(*t, px, y); });
-            };
-            if (skip(x)) {
-                ++x;
-                continue;
-            }
-            std::uint32_t end = x + 1;
-            while (end < w && !skip(end))
-                ++end;
-            sha256_update(&ctx, std::size_t(end - x) * 4,
-                          image.data() + (std::size_t(y) * w + x) * 4);
-            x = end;
+        // The row's pixels between the regions that cross it, hashed in one call per run: the
+        // cost is the pixels plus the regions per row, not their product.
+        gaps.clear();
+        if (y == 0) gaps.emplace_back(w - 1, w); // the fault pixel
+        for (const Rectangle& r : skipped)
+            if (y >= r.y0 && y < r.y1 && r.x0 < w) gaps.emplace_back(r.x0, std::min(r.x1, w));
+        std::sort(gaps.begin(), gaps.end());
+        std::uint64_t x = 0;
+        for (std::size_t g = 0; g <= gaps.size(); ++g) {
+            const std::uint64_t end = g < gaps.size() ? gaps[g].first : w;
+            if (end > x)
+                sha256_update(&ctx, std::size_t(end - x) * 4,
+                              image.data() + (std::size_t(y) * w + x) * 4);
+            if (g < gaps.size()) x = std::max(x, gaps[g].second);
         }
     }
     std::uint8_t digest[SHA256_DIGEST_SIZE];
@@ -200,8 +236,10 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     auto bad = [&](const std::string& why) {
         return Error{name + ": manifest: " + why, ErrorCode::invalid_input};
     };
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+    auto parsed = parse_untrusted_json(text);
+    if (!parsed) return bad("not a JSON object: " + parsed.error().message);
+    const json& j = *parsed;
+    if (!j.is_object()) return bad("not a JSON object");
     CartridgeManifest m;
     // Numbers are read only when they are integers in range: converting 2e76 to an unsigned
     // would be undefined behaviour (found by fuzz_manifest).
@@ -229,7 +267,7 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
             return bad("cartridge format version " + std::to_string(m.format_version) +
                        " is newer than this pxVM (" PXVM_VERSION ") reads (version " +
                        std::to_string(CARTRIDGE_FORMAT_VERSION) + "); it needs pxVM " +
-                       (m.min_pxvm_version.empty() ? "a newer pxVM" : m.min_pxvm_version) +
+                       (m.min_pxvm_version.empty() ? "a newer pxVM" : excerpt(m.min_pxvm_version)) +
                        " or later");
         m.protocol_version = u32(j.at("protocol_version"), "protocol_version");
         if (m.protocol_version != PROTOCOL_VERSION)
@@ -246,7 +284,11 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
             return bad("tokenizer type must be \"characters\"");
         m.vocab = tok.at("vocab").get<std::vector<std::string>>();
         m.pad_id = u32(tok.at("pad_id"), "pad_id");
-        for (const json& r : j.at("regions")) {
+        const json& regions = j.at("regions");
+        if (regions.is_array() && regions.size() > MAX_TENSORS)
+            return bad(std::to_string(regions.size()) + " regions; a cartridge has at most " +
+                       std::to_string(MAX_TENSORS) + " (one per tensor id)");
+        for (const json& r : regions) {
             CartridgeRegion region;
             region.name = r.at("name").get<std::string>();
             region.role = r.at("role").get<std::string>();
@@ -260,15 +302,15 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
             region.zero_point =
                 r.contains("zero_point") ? i32(r.at("zero_point"), "zero_point") : 0;
             if (region.tensor.dtype == 0)
-                return bad("region '" + region.name + "' has an unknown dtype");
+                return bad("region '" + excerpt(region.name) + "' has an unknown dtype");
             if (region.id >= MAX_TENSORS)
-                return bad("region '" + region.name + "' names tensor " +
+                return bad("region '" + excerpt(region.name) + "' names tensor " +
                            std::to_string(region.id) + " (ids are 0-255)");
             static const std::vector<std::string> roles = {"input", "output", "activation",
                                                            "weight", "bias"};
             if (std::find(roles.begin(), roles.end(), region.role) == roles.end())
-                return bad("region '" + region.name + "' has an unknown role '" + region.role +
-                           "'");
+                return bad("region '" + excerpt(region.name) + "' has an unknown role '" +
+                           excerpt(region.role) + "'");
             m.regions.push_back(std::move(region));
         }
         const json& sum = j.at("checksum");
@@ -283,23 +325,31 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
         }
         if (j.contains("model")) m.extra_json = j.at("model").dump();
     } catch (const json::exception& e) {
-        return bad(std::string("missing or wrong field: ") + e.what());
+        return bad("missing or wrong field: " + excerpt(e.what(), 160));
     } catch (const BadNumber& e) {
         return bad("\"" + e.field + "\" must be a whole number in range");
     }
+    // A plain `pxrun model.pxa` runs the self-test: its length is bounded, and never 0 steps.
+    if (!m.self_test_prompt.empty() &&
+        (m.self_test_tokens == 0 || m.self_test_tokens > MAX_SELF_TEST_TOKENS))
+        return bad("self_test.tokens is " + std::to_string(m.self_test_tokens) +
+                   "; a self-test generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
+                   " tokens");
     if (m.architecture != "window-mlp")
-        return bad("architecture '" + m.architecture + "' is not one this pxVM runs (window-mlp)");
+        return bad("architecture '" + excerpt(m.architecture) +
+                   "' is not one this pxVM runs (window-mlp)");
     if (m.vocab.empty() || m.vocab.size() > 65536)
         return bad("the vocabulary must have 1 to 65536 entries");
     if (m.pad_id >= m.vocab.size()) return bad("pad_id is not a token id of the vocabulary");
+    std::unordered_set<std::string_view> seen; // linear: 65536 entries are checked at every load
     for (std::size_t i = 0; i < m.vocab.size(); ++i) {
-        if (i == m.pad_id) continue;
         const std::string& v = m.vocab[i];
-        if (v.empty() || utf8_length((unsigned char)v[0]) != v.size())
+        if (i != m.pad_id && (v.empty() || utf8_length((unsigned char)v[0]) != v.size()))
             return bad("vocabulary entry " + std::to_string(i) + " is not one UTF-8 character");
-        if (std::count(m.vocab.begin(), m.vocab.end(), v) > 1)
+        if (!seen.insert(v).second)
             return bad("vocabulary entry " + printable(v) + " appears twice");
     }
+    if (auto ok = check_regions(m.regions); !ok) return bad(ok.error().message);
     if (m.context == 0 || m.batch == 0) return bad("context and batch must be at least 1");
     const CartridgeRegion* tokens = m.region("tokens");
     const CartridgeRegion* next = m.region("next");
@@ -323,7 +373,10 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
     SpngContext ctx(spng_ctx_new(0));
     if (!ctx) return Error{name + ": out of memory", ErrorCode::out_of_memory};
     spng_set_image_limits(ctx.get(), MAX_WIDTH, MAX_HEIGHT);
-    spng_set_chunk_limits(ctx.get(), 0x7FFFFFFF, MAX_MANIFEST_BYTES * 4);
+    spng_set_chunk_limits(ctx.get(), 0x7FFFFFFF, MAX_CHUNK_CACHE_BYTES);
+    const Error too_large{name + ": the manifest is larger than 16 MiB (" +
+                              std::to_string(MAX_MANIFEST_BYTES) + " bytes of iTXt text)",
+                          ErrorCode::invalid_input};
     if (int e = spng_set_png_buffer(ctx.get(), file.data(), file.size()))
         return spng_error(name, "not a PNG", e);
     spng_ihdr ihdr{};
@@ -338,16 +391,21 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
                          " is more than the protocol's 2^28 pixels",
                      ErrorCode::invalid_input};
     Image image(ihdr.width, ihdr.height);
+    // The text chunks before the pixels are read here, the ones after them by spng_get_text: a
+    // chunk limit reached in either is a manifest too large (the documented limit is below it).
     if (int e = spng_decode_image(ctx.get(), image.data(), image.size_bytes(), SPNG_FMT_RGBA8, 0))
-        return spng_error(name, "corrupt PNG", e);
+        return e == SPNG_ECHUNK_LIMITS ? too_large : spng_error(name, "corrupt PNG", e);
     std::uint32_t n_text = 0;
     std::optional<std::string> manifest_text;
-    if (spng_get_text(ctx.get(), nullptr, &n_text) == 0 && n_text > 0) {
+    const int listed = spng_get_text(ctx.get(), nullptr, &n_text);
+    if (listed == SPNG_ECHUNK_LIMITS) return too_large;
+    if (listed == 0 && n_text > 0) {
         std::vector<spng_text> texts(n_text);
         if (int e = spng_get_text(ctx.get(), texts.data(), &n_text))
             return spng_error(name, "unreadable text chunk", e);
         for (const spng_text& t : texts)
             if (t.type == SPNG_ITXT && CARTRIDGE_KEYWORD == t.keyword) {
+                if (t.length > MAX_MANIFEST_BYTES) return too_large;
                 if (manifest_text)
                     return Error{name + ": two manifests (iTXt '" + std::string(CARTRIDGE_KEYWORD) +
                                      "')",
@@ -369,7 +427,7 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
         return Error{name +
                          ": checksum mismatch: the weights or the program changed (SHA-256 of "
                          "the constant pixels is " +
-                         sum + ", the manifest says " + manifest->pixels_sha256 + ")",
+                         sum + ", the manifest says " + excerpt(manifest->pixels_sha256, 64) + ")",
                      ErrorCode::invalid_input};
     return Cartridge{std::move(image), std::move(*manifest), std::move(*manifest_text)};
 }

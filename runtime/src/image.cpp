@@ -304,6 +304,11 @@ std::vector<std::uint8_t> encode_png(const Image& image) {
     return png ? std::move(*png) : std::vector<std::uint8_t>{};
 }
 
+bool same_file(const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return std::filesystem::equivalent(a, b, ec) && !ec;
+}
+
 Result<void> write_file_atomic(const std::string& path, std::string_view text) {
     return write_file_atomic(
         path, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));

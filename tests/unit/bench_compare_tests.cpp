@@ -439,6 +439,59 @@ TEST_CASE("compare and svg_chart report bad files by name", "[bench]") {
     CHECK_THAT(message(svg_chart({})), Catch::Contains("at least two files"));
 }
 
+TEST_CASE("compare: files nested 10^5 levels deep are refused, long values cut", "[bench]") {
+    const TempDir dir("deep");
+    const auto message = [](const auto& result) {
+        REQUIRE_FALSE(result.ok());
+        CHECK(result.error().code == px::ErrorCode::invalid_input);
+        INFO(result.error().message.substr(0, 300));
+        CHECK(result.error().message.size() < 300);
+        return result.error().message;
+    };
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const std::string nested =
+        dir.write("nested.json", R"({"tool": "pxbench", "results": [], "extra": )" + deep + "}");
+    CHECK(message(load_bench_file(nested)) ==
+          nested + ": not valid JSON: nested deeper than 64 levels of arrays and objects");
+    const std::string huge(1 << 20, 'x');
+    const std::string tool =
+        dir.write("tool.json", R"({"tool": ")" + huge + R"(", "results": []})");
+    CHECK_THAT(message(load_bench_file(tool)),
+               Catch::StartsWith(tool + R"(: not a pxbench or peer JSON file (tool is "xxxx)"));
+    const std::string unterminated = dir.write("unterminated.json", R"({"tool": ")" + huge);
+    CHECK_THAT(message(load_bench_file(unterminated)),
+               Catch::StartsWith(unterminated + ": not valid JSON: parse error at line 1"));
+}
+
+TEST_CASE("compare: a number out of a double's range (1e999) is a clear error", "[bench][cli]") {
+    const TempDir dir("overflow");
+    const std::string good = dir.write("good.json", synthetic_pxbench());
+    for (const std::string& number :
+         std::vector<std::string>{"1e999", "-1e999", "1" + std::string(400, '0') + ".5"}) {
+        INFO(number);
+        const std::string path =
+            dir.write("overflow.json", R"({"tool": "pxbench", "results": [{"workload": "w",
+                                          "gpu_ms": {"samples": [1, )" +
+                                           number + "]}}]}");
+        const auto file = load_bench_file(path);
+        REQUIRE_FALSE(file.ok());
+        // The parser's message, cut after 160 characters.
+        const std::string what = "number overflow parsing '" + number + "'";
+        CHECK(file.error().message == path + ": not valid JSON: " +
+                                          (what.size() > 160 ? what.substr(0, 160) + "..." : what));
+    }
+    // pxbench compare says so and exits 1.
+    const px::testing::CommandRunner pxbench(px::testing::tool_path("pxbench"),
+                                             "pxbench_compare_overflow");
+    REQUIRE(pxbench.tool_exists());
+    const std::string path = dir.write(
+        "overflow.json", R"({"tool": "pxbench", "results": [{"workload": "w", "ops": 1e999}]})");
+    const auto run = pxbench.run("compare " + good + " " + path);
+    CHECK(run.exit_code == 1);
+    CHECK(run.err ==
+          "pxbench compare: " + path + ": not valid JSON: number overflow parsing '1e999'\n");
+}
+
 TEST_CASE("load_bench_file tolerates missing optional members", "[bench]") {
     const TempDir dir("optional");
     const std::string minimal = dir.write(

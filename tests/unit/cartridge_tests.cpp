@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -36,6 +37,19 @@ px::Result<px::Cartridge> with_manifest(const px::PackedCartridge& p,
     auto bytes = px::encode_cartridge(p.image, *m);
     REQUIRE(bytes.ok());
     return px::decode_cartridge(*bytes, "edited.pxa");
+}
+
+// The packed cartridge's manifest text with a "model" member of raw JSON `model` added.
+std::string manifest_with_model(const px::PackedCartridge& p, const std::string& model) {
+    std::string text = px::manifest_to_json(p.manifest);
+    const auto end = text.rfind('}');
+    REQUIRE(end != std::string::npos);
+    return text.substr(0, end) + ", \"model\": " + model + "}";
+}
+
+// `depth` nested arrays.
+std::string nested_arrays(std::size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
 }
 
 } // namespace
@@ -91,6 +105,25 @@ TEST_CASE("safetensors: malformed files are refused with the reason", "[cartridg
     wrong_bytes.insert(wrong_bytes.end(), wrong.begin(), wrong.end());
     wrong_bytes.insert(wrong_bytes.end(), half.end() - 16, half.end());
     refused(wrong_bytes, "16 bytes for 6 F32 values");
+}
+
+TEST_CASE("safetensors: a header nested 10^5 levels deep is refused, long names cut",
+          "[cartridge][safetensors]") {
+    const auto with_header = [](const std::string& header) {
+        std::string file;
+        for (int i = 0; i < 8; ++i)
+            file += char(std::uint8_t(std::uint64_t(header.size()) >> (8 * i)));
+        file += header;
+        return std::vector<std::uint8_t>(file.begin(), file.end());
+    };
+    auto deep = px::parse_safetensors(with_header(R"({"a": )" + nested_arrays(100000) + "}"), "d");
+    REQUIRE_FALSE(deep.ok());
+    CHECK_THAT(deep.error().message, Catch::Contains("nested deeper than 64 levels"));
+    const std::string long_key(1 << 20, 'x');
+    auto long_name = px::parse_safetensors(with_header(R"({")" + long_key + R"(": 1})"), "b");
+    REQUIRE_FALSE(long_name.ok());
+    CHECK_THAT(long_name.error().message, Catch::Contains("tensor 'xxxxxxxx"));
+    CHECK(long_name.error().message.size() < 200);
 }
 
 TEST_CASE("pack: the quantised cartridge tracks its float twin", "[cartridge][pack]") {
@@ -319,7 +352,7 @@ TEST_CASE("the shipped cartridge: the documented commands, its figures, and its 
     CHECK(batch.out == alone);
 }
 
-TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference",
+TEST_CASE("pxc pack, inspect and eval, and pxrun runs the cartridge on the reference",
           "[cartridge][cli]") {
     CommandRunner pxc(tool_path("pxc"), "pxc_cartridge");
     REQUIRE(pxc.tool_exists());
@@ -379,4 +412,283 @@ TEST_CASE("pxc pack, inspect and eval; pxrun runs the cartridge on the reference
                            "/assets/dot_test.pxi --prompt abc");
     CHECK(plain.exit_code == 1);
     CHECK(plain.err.find("no cartridge manifest") != std::string::npos);
+}
+
+TEST_CASE("cartridge: a manifest nested 10^5 levels deep is refused, not a stack overflow",
+          "[cartridge][cli]") {
+    const px::PackedCartridge p = pack_tiny();
+    // 64 levels of arrays and objects (the manifest's object and 63 arrays) are read...
+    auto deepest = px::manifest_from_json(manifest_with_model(p, nested_arrays(63)), "m.pxa");
+    REQUIRE(deepest.ok());
+    CHECK(deepest->extra_json == nested_arrays(63));
+    // ... one more is refused, and so are 10^5 (a 200 KB manifest), which crashed the reader.
+    for (std::size_t depth : {64, 100000}) {
+        INFO(depth);
+        auto refused =
+            px::manifest_from_json(manifest_with_model(p, nested_arrays(depth)), "m.pxa");
+        REQUIRE_FALSE(refused.ok());
+        CHECK_THAT(refused.error().message,
+                   Catch::StartsWith("m.pxa: manifest: ") &&
+                       Catch::Contains("nested deeper than 64 levels of arrays and objects"));
+    }
+    // The tools that read the cartridge say the same, with exit status 1.
+    CommandRunner pxc(tool_path("pxc"), "pxc_deep_manifest");
+    REQUIRE(pxc.tool_exists());
+    const auto file = pxc.dir() / "deep.pxa";
+    auto png = px::encode_png_with_itxt(p.image, px::CARTRIDGE_KEYWORD,
+                                        manifest_with_model(p, nested_arrays(100000)));
+    REQUIRE(png.ok());
+    REQUIRE(px::write_file_atomic(file.string(), std::span<const std::uint8_t>(*png)).ok());
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_deep_manifest");
+    for (const auto& [runner, arguments] :
+         {std::pair{&pxc, "inspect " + file.string()},
+          std::pair{&pxc, "render --regions " + file.string() + " -o " +
+                              (pxc.dir() / "map.png").string()},
+          std::pair{&pxrun, "--device cpu " + file.string()}}) {
+        INFO(arguments);
+        const auto result = runner->run(arguments);
+        CHECK(result.exit_code == 1);
+        CHECK_THAT(result.err, Catch::Contains("nested deeper than 64 levels"));
+        CHECK(result.err.size() < 400);
+    }
+}
+
+TEST_CASE("cartridge: manifest errors quote untrusted text cut to a few dozen characters",
+          "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    const std::string huge(1 << 20, 'x');
+    auto refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& words) {
+        auto r = with_manifest(p, edit);
+        REQUIRE_FALSE(r.ok());
+        INFO(r.error().message.substr(0, 300));
+        CHECK_THAT(r.error().message, Catch::Contains(words));
+        CHECK(r.error().message.size() < 200);
+    };
+    refused([&](nlohmann::json& j) { j["architecture"] = huge; }, "architecture 'xxxxxxxx");
+    refused(
+        [&](nlohmann::json& j) {
+            j["regions"][0]["dtype"] = "nope";
+            j["regions"][0]["name"] = huge;
+        },
+        "has an unknown dtype");
+    refused([&](nlohmann::json& j) { j["regions"][0]["role"] = huge; }, "has an unknown role");
+    refused(
+        [&](nlohmann::json& j) {
+            j["format_version"] = 7;
+            j["min_pxvm_version"] = huge;
+        },
+        "needs pxVM xxxx");
+    // A parse error quotes the text it stopped at, cut too.
+    auto not_json = px::manifest_from_json("{\"a\": \"" + huge, "m.pxa");
+    REQUIRE_FALSE(not_json.ok());
+    CHECK_THAT(not_json.error().message, Catch::Contains("not a JSON object"));
+    CHECK(not_json.error().message.size() < 300);
+}
+
+TEST_CASE("cartridge: a self-test generates 1 to 4096 tokens, the file chooses no more work",
+          "[cartridge][cli]") {
+    const px::PackedCartridge p = pack_tiny();
+    const auto self_test = [&](std::uint64_t tokens) {
+        return with_manifest(p, [&](nlohmann::json& j) { j["self_test"]["tokens"] = tokens; });
+    };
+    CHECK(px::MAX_SELF_TEST_TOKENS == 4096);
+    CHECK(self_test(4096).ok());
+    for (std::uint64_t tokens : {std::uint64_t(4097), std::uint64_t(4294967295u)}) {
+        auto refused = self_test(tokens);
+        REQUIRE_FALSE(refused.ok());
+        CHECK_THAT(refused.error().message,
+                   Catch::Contains("self_test.tokens is " + std::to_string(tokens) +
+                                   "; a self-test generates 1 to 4096 tokens"));
+    }
+    // 0 tokens is no self-test (it printed "-nan us" per step on a device).
+    auto none = self_test(0);
+    REQUIRE_FALSE(none.ok());
+    CHECK_THAT(none.error().message, Catch::Contains("self_test.tokens is 0"));
+    // Without a prompt there is no self-test, and 0 tokens is how the manifest says so.
+    CHECK(with_manifest(p, [](nlohmann::json& j) {
+              j["self_test"] = {{"prompt", ""}, {"tokens", 0}, {"expect", ""}};
+          }).ok());
+
+    // pxrun refuses the file at once; pxc pack refuses to write one.
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_self_test_tokens");
+    REQUIRE(pxrun.tool_exists());
+    nlohmann::json j = nlohmann::json::parse(px::manifest_to_json(p.manifest));
+    j["self_test"]["tokens"] = 4294967295u;
+    auto png = px::encode_png_with_itxt(p.image, px::CARTRIDGE_KEYWORD, j.dump());
+    REQUIRE(png.ok());
+    const auto file = pxrun.dir() / "endless.pxa";
+    REQUIRE(px::write_file_atomic(file.string(), std::span<const std::uint8_t>(*png)).ok());
+    const auto ran = pxrun.run("--device cpu " + file.string());
+    CHECK(ran.exit_code == 1);
+    CHECK_THAT(ran.err, Catch::Contains("a self-test generates 1 to 4096 tokens"));
+    auto weights = px::parse_safetensors(tiny_model(), "tiny.safetensors");
+    REQUIRE(weights.ok());
+    for (std::uint32_t tokens : {0u, 4097u}) {
+        px::PackOptions options;
+        options.self_test_prompt = "a bad";
+        options.self_test_tokens = tokens;
+        auto packed = px::pack_cartridge(*weights, calibration, options);
+        REQUIRE_FALSE(packed.ok());
+        CHECK_THAT(packed.error().message, Catch::Contains("1 to 4096 tokens"));
+    }
+}
+
+TEST_CASE("cartridge: regions are checked for count, duplicates and overlap before the checksum",
+          "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    auto refused = [](const px::Result<px::Cartridge>& r, const std::string& words) {
+        REQUIRE_FALSE(r.ok());
+        INFO(r.error().message);
+        CHECK(r.error().message.find(words) != std::string::npos);
+    };
+    // 10^5 copies of one region: refused by their count, as soon as they are parsed (each copy
+    // used to cost a pass of the checksum over every pixel).
+    nlohmann::json copies = nlohmann::json::parse(px::manifest_to_json(p.manifest));
+    for (int i = 0; i < 100000; ++i)
+        copies["regions"].push_back(copies["regions"][0]);
+    const std::string text = copies.dump();
+    const auto start = std::chrono::steady_clock::now();
+    auto many = px::manifest_from_json(text, "many.pxa");
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    REQUIRE_FALSE(many.ok());
+    CHECK(many.error().message ==
+          "many.pxa: manifest: " + std::to_string(p.manifest.regions.size() + 100000) +
+              " regions; a cartridge has at most 256 (one per tensor id)");
+    // Two regions of one name or of one tensor, and regions that share pixels.
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              j["regions"].push_back(j["regions"][3]);
+                              j["regions"].back()["name"] = "again";
+                          }),
+            "regions '" + p.manifest.regions[3].name + "' and 'again' are both tensor");
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              j["regions"].push_back(j["regions"][3]);
+                              j["regions"].back()["tensor"] = 250;
+                          }),
+            "two regions are called '" + p.manifest.regions[3].name + "'");
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              nlohmann::json extra = j["regions"][3];
+                              extra["name"] = "extra";
+                              extra["tensor"] = 250;
+                              extra["x"] = extra["x"].get<std::uint32_t>() + 1;
+                              j["regions"].push_back(extra);
+                          }),
+            "and 'extra' overlap");
+    // Regions near the 32-bit limits do not wrap around into an overlap, or out of one.
+    refused(with_manifest(p,
+                          [](nlohmann::json& j) {
+                              nlohmann::json far = j["regions"][3];
+                              far["name"] = "far";
+                              far["tensor"] = 251;
+                              far["x"] = 4294967295u;
+                              far["cols"] = 4294967295u;
+                              far["dtype"] = "i32";
+                              j["regions"].push_back(far);
+                          }),
+            "region 'far' is tensor 251, which the program row never declares");
+}
+
+TEST_CASE("cartridge: the checksum costs the pixels, not pixels x regions", "[cartridge]") {
+    // 256 run-time regions of one pixel over a 4096 x 2048 image.
+    px::Image image(4096, 2048);
+    px::CartridgeManifest m;
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        px::CartridgeRegion r;
+        r.name = "a" + std::to_string(i);
+        r.role = "activation";
+        r.id = i;
+        r.tensor = {i * 13 % 4096, i * 7 % 2048, 1, 4, px::DTYPE_I8};
+        m.regions.push_back(r);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const std::string sum = px::cartridge_pixels_sha256(image, m);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(seconds < 1.0);
+    // Pixels inside the regions (and the fault pixel) are left out, every other one counts.
+    for (const px::CartridgeRegion& r : m.regions)
+        image.set_pixel(r.tensor.x, r.tensor.y, {1, 2, 3, 4});
+    image.set_pixel(4095, 0, {5, 6, 7, 8});
+    CHECK(px::cartridge_pixels_sha256(image, m) == sum);
+    image.set_pixel(4094, 0, {5, 6, 7, 8});
+    CHECK(px::cartridge_pixels_sha256(image, m) != sum);
+}
+
+TEST_CASE("cartridge: the duplicate-vocabulary check is linear at 65536 entries", "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    // The pad entry, then 65535 characters from U+0100 on (no surrogates), the last one a second
+    // copy of the one before it: the old check counted each entry over all of them first.
+    std::vector<std::string> big_vocab = {""};
+    for (std::uint32_t cp = 0x100; big_vocab.size() < 65535; ++cp) {
+        if (cp >= 0xD800 && cp < 0xE000) continue;
+        std::string c;
+        if (cp < 0x800) {
+            c = {char(0xC0 | cp >> 6), char(0x80 | (cp & 0x3F))};
+        } else if (cp < 0x10000) {
+            c = {char(0xE0 | cp >> 12), char(0x80 | (cp >> 6 & 0x3F)), char(0x80 | (cp & 0x3F))};
+        } else {
+            c = {char(0xF0 | cp >> 18), char(0x80 | (cp >> 12 & 0x3F)),
+                 char(0x80 | (cp >> 6 & 0x3F)), char(0x80 | (cp & 0x3F))};
+        }
+        big_vocab.push_back(c);
+    }
+    big_vocab.push_back(big_vocab.back());
+    nlohmann::json j = nlohmann::json::parse(px::manifest_to_json(p.manifest));
+    j["tokenizer"]["vocab"] = big_vocab;
+    const std::string text = j.dump();
+    const auto start = std::chrono::steady_clock::now();
+    auto twice = px::manifest_from_json(text, "big.pxa");
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    REQUIRE_FALSE(twice.ok());
+    CHECK(twice.error().message ==
+          "big.pxa: manifest: vocabulary entry '" + big_vocab.back() + "' appears twice");
+}
+
+TEST_CASE("cartridge: the manifest (the iTXt text) is at most 16 MiB", "[cartridge]") {
+    const px::PackedCartridge p = pack_tiny();
+    // A long description, compressed to a few KB in the file.
+    const auto with_description = [&](std::size_t bytes) {
+        px::CartridgeManifest m = p.manifest;
+        m.description = std::string(bytes, 'x');
+        auto png =
+            px::encode_png_with_itxt(p.image, px::CARTRIDGE_KEYWORD, px::manifest_to_json(m));
+        REQUIRE(png.ok());
+        CHECK(png->size() < (std::size_t(1) << 20));
+        return px::decode_cartridge(*png, "long.pxa");
+    };
+    CHECK(with_description((15u << 20) + 1000).ok());
+    for (std::size_t bytes : {std::size_t(16u << 20), std::size_t(100u << 20)}) {
+        INFO(bytes);
+        auto refused = with_description(bytes);
+        REQUIRE_FALSE(refused.ok());
+        CHECK_THAT(refused.error().message,
+                   Catch::StartsWith("long.pxa: ") &&
+                       Catch::Contains("the manifest is larger than 16 MiB"));
+    }
+}
+
+TEST_CASE("pxrun refuses --temperature nan, inf or outside 0 to 100 as a bad argument",
+          "[cartridge][cli]") {
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_temperature");
+    REQUIRE(pxrun.tool_exists());
+    const px::PackedCartridge p = pack_tiny();
+    auto png = px::encode_cartridge(p.image, p.manifest);
+    REQUIRE(png.ok());
+    const std::string cart = (pxrun.dir() / "tiny.pxa").string();
+    REQUIRE(px::write_file_atomic(cart, std::span<const std::uint8_t>(*png)).ok());
+    // NaN compares false with both ends of a range, so it passed the check and ran greedily.
+    for (const char* bad : {"nan", "NaN", "-nan", "inf", "-inf", "-1", "100.5", "warm"}) {
+        INFO(bad);
+        auto refused = pxrun.run("--device cpu " + cart + " --prompt 'a b' --temperature " + bad);
+        CHECK(refused.exit_code == 1);
+        CHECK_THAT(refused.err, Catch::Contains("--temperature"));
+        CHECK(refused.out.empty());
+    }
+    for (const char* good : {"0", "0.5", "100"}) {
+        INFO(good);
+        CHECK(pxrun.run("--device cpu " + cart + " --prompt 'a b' --tokens 3 --temperature " + good)
+                  .exit_code == 0);
+    }
 }

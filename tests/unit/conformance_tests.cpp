@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -221,6 +222,125 @@ TEST_CASE("conformance: malformed suite files are errors naming the file", "[con
     REQUIRE(run);
     CHECK(run->results[0].outcome == Outcome::fail);
     CHECK_FALSE(load_suite((dir / "missing").string()));
+}
+
+TEST_CASE("conformance: case files nested 10^5 levels deep are refused, not a stack overflow",
+          "[conformance]") {
+    const fs::path dir = suite_dir("deep");
+    write(dir / "a.pxs", dot_test);
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const auto error_for = [&](const fs::path& file, const std::string& json) {
+        write(file, json);
+        auto suite = load_suite(dir.string(), true);
+        fs::remove(file);
+        REQUIRE_FALSE(suite);
+        INFO(suite.error().message.substr(0, 300));
+        CHECK_THAT(suite.error().message, Catch::StartsWith(file.string() + ": "));
+        CHECK(suite.error().message.size() < 300);
+        return suite.error().message;
+    };
+    // A case file and the expectations: the values the messages quote are the deep ones.
+    CHECK_THAT(error_for(dir / "a.json", R"({"needs": [)" + deep + "]}"),
+               Catch::Contains("nested deeper than 64 levels"));
+    write(dir / "a.golden.png", "");
+    CHECK_THAT(error_for(dir / "expectations.json", R"({"known_failures": [)" + deep + "]}"),
+               Catch::Contains("nested deeper than 64 levels"));
+    // Long values are quoted cut to a few dozen characters.
+    const std::string huge(1 << 20, 'x');
+    CHECK_THAT(error_for(dir / "a.json", R"({"expect": ")" + huge + R"("})"),
+               Catch::Contains("\"expect\" is 'xxxx"));
+    CHECK_THAT(error_for(dir / "a.json", R"({"fault": ")" + huge + R"("})"),
+               Catch::Contains("is not a fault name"));
+    CHECK_THAT(error_for(dir / "a.json", R"({"needs": [")" + huge + R"("]})"),
+               Catch::Contains("known needs"));
+    CHECK_THAT(error_for(dir / "a.json", R"({")" + huge + R"(": 1})"),
+               Catch::Contains("unknown or mistyped member"));
+    CHECK_THAT(error_for(dir / "expectations.json",
+                         R"({"known_failures": [{"case": ")" + huge + R"("}]})"),
+               Catch::Contains("vendor_id, case and reason"));
+    CHECK_THAT(error_for(dir / "expectations.json",
+                         R"({"known_failures": [{"vendor_id": 1, "reason": "r", "case": ")" + huge +
+                             R"("}]})"),
+               Catch::Contains("does not have"));
+    // A member of another type is an error, not an uncaught exception.
+    CHECK_THAT(error_for(dir / "expectations.json",
+                         R"({"known_failures": [{"vendor_id": 1, "reason": "r", "case": "a",
+                             "driver": 5}]})"),
+               Catch::Contains(R"("driver" is not a string)"));
+}
+
+TEST_CASE("conformance: a symlink loop or a golden that links to itself is an error naming it",
+          "[conformance]") {
+    const fs::path dir = suite_dir("symlinks");
+    write(dir / "a.pxs", dot_test);
+    REQUIRE(update_goldens(*load_suite(dir.string(), true)));
+    // A link to a folder above is not followed: the suite loads, once.
+    fs::create_directory_symlink("..", dir / "up");
+    auto suite = load_suite(dir.string());
+    REQUIRE(suite);
+    CHECK(suite->cases.size() == 1);
+    const auto refused = [&](const fs::path& named) {
+        auto loaded = load_suite(dir.string());
+        REQUIRE_FALSE(loaded);
+        INFO(loaded.error().message);
+        CHECK_THAT(loaded.error().message,
+                   Catch::StartsWith(named.string() + ": ") &&
+                       Catch::Contains("Too many levels of symbolic links"));
+        // pxconform says the same, and exits 1.
+        const px::testing::CommandRunner pxconform(px::testing::tool_path("pxconform"),
+                                                   "pxconform_symlinks");
+        const auto run = pxconform.run("--device cpu --quiet --suite " + dir.string());
+        CHECK(run.exit_code == 1);
+        CHECK_THAT(run.err, Catch::Contains(named.string() + ": "));
+    };
+    // Two links to each other.
+    fs::create_symlink("loop2", dir / "loop1");
+    fs::create_symlink("loop1", dir / "loop2");
+    refused(dir / "loop1");
+    fs::remove(dir / "loop1");
+    fs::remove(dir / "loop2");
+    // A golden that links to itself.
+    write(dir / "b.pxs", dot_test);
+    fs::create_symlink("b.golden.png", dir / "b.golden.png");
+    refused(dir / "b.golden.png");
+}
+
+TEST_CASE("conformance: failure images stay inside the artifacts folder, whatever the case name",
+          "[conformance]") {
+    // Cases named "..", "." and ".hidden" (from the files ...pxi, ..pxi and .hidden.pxi), each
+    // with a wrong golden, so that each writes its failure images.
+    const fs::path base = suite_dir("dot-names");
+    const fs::path dir = base / "suite", artifacts = base / "artifacts";
+    fs::create_directories(dir);
+    px::Image wrong = reference_result(matmul_program());
+    wrong.set_pixel(1, 4, {9, 9, 9, 9});
+    for (const std::string stem : {"..", ".", ".hidden"}) {
+        REQUIRE(px::save_png(matmul_program(), (dir / (stem + ".pxi")).string()));
+        REQUIRE(px::save_png(wrong, (dir / (stem + ".golden.png")).string()));
+    }
+    auto suite = load_suite(dir.string());
+    REQUIRE(suite);
+    REQUIRE(suite->cases.size() == 3);
+    auto run = run_suite(*suite, on_cpu(artifacts.string()));
+    REQUIRE(run);
+    CHECK(run->failed == 3);
+    std::set<std::string> folders;
+    for (const CaseResult& r : run->results) {
+        INFO(r.artifacts);
+        REQUIRE_FALSE(r.artifacts.empty());
+        const fs::path relative = fs::path(r.artifacts).lexically_relative(artifacts);
+        CHECK(*relative.begin() != "..");
+        CHECK(*relative.begin() != ".");
+        CHECK(fs::exists(fs::path(r.artifacts) / "actual.png"));
+        folders.insert(r.artifacts);
+    }
+    CHECK(folders.size() == 3); // one folder each
+    // Nothing beside the suite and the artifacts folder.
+    std::set<std::string> written;
+    for (const auto& entry : fs::directory_iterator(base))
+        written.insert(entry.path().filename().string());
+    CHECK(written == std::set<std::string>{"artifacts", "suite"});
+    fs::remove_all(base);
 }
 
 TEST_CASE("pxconform: --update-golden, then a run on the reference, as the docs show",

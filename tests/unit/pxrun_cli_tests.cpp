@@ -89,7 +89,56 @@ TEST_CASE("pxrun refuses bad input with exit 1 and leaves an existing --out file
     CHECK(runner.run("--timeout-ms -5 " + dot_test).exit_code == 1);
 }
 
-TEST_CASE("every tool has --version; --device CPU is the reference", "[cli][pxrun]") {
+TEST_CASE("pxrun and pxc refuse an output that is the input, however it is named", "[cli][pxrun]") {
+    const auto runner = pxrun();
+    REQUIRE(runner.tool_exists());
+    const fs::path in = runner.dir() / "in.pxi";
+    fs::copy_file(dot_test, in);
+    const std::string original = read_text(in);
+    fs::create_hard_link(in, runner.dir() / "hard.pxi");
+    fs::create_symlink("in.pxi", runner.dir() / "soft.pxi");
+    const std::string dir = runner.dir().string();
+    for (const std::string& output :
+         {in.string(), dir + "/./in.pxi", dir + "/hard.pxi", dir + "/soft.pxi"}) {
+        for (const char* flag : {"--out", "-o", "--save-reference"}) {
+            INFO(flag << " " << output);
+            const auto result =
+                runner.run("--device cpu " + in.string() + " " + flag + " " + output);
+            CHECK(result.exit_code == 1);
+            CHECK_THAT(result.err, Catch::Contains(output + " is the input " + in.string()));
+            CHECK(read_text(in) == original);
+        }
+    }
+    // The picture of the differences beside --save-reference FILE is FILE.diff.png.
+    const fs::path diff = runner.dir() / "ref.diff.png";
+    fs::copy_file(dot_test, diff);
+    const auto beside =
+        runner.run("--device cpu " + diff.string() + " --save-reference " + dir + "/ref");
+    CHECK(beside.exit_code == 1);
+    CHECK(read_text(diff) == original);
+    // Another file is written as before.
+    CHECK(runner.run("--device cpu " + in.string() + " --out " + dir + "/out.pxi").exit_code == 0);
+
+    // pxc: asm, disasm, render and pack.
+    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "pxc_same_file");
+    REQUIRE(pxc.tool_exists());
+    const fs::path source = pxc.dir() / "prog.pxs";
+    write_text(source, ".image 16 16\nhalt\n");
+    for (const std::string& command :
+         {"asm " + source.string() + " -o " + source.string(),
+          "disasm " + in.string() + " -o " + dir + "/hard.pxi",
+          "render " + in.string() + " -o " + dir + "/soft.pxi",
+          "pack " + in.string() + " --calibration " + source.string() + " -o " + in.string()}) {
+        INFO(command);
+        const auto result = pxc.run(command);
+        CHECK(result.exit_code == 1);
+        CHECK_THAT(result.err, Catch::Contains(" is the input "));
+    }
+    CHECK(read_text(source) == ".image 16 16\nhalt\n");
+    CHECK(read_text(in) == original);
+}
+
+TEST_CASE("every tool has --version, and --device CPU is the reference", "[cli][pxrun]") {
     for (const char* tool : {"pxrun", "pxc", "pxinfo", "pxconform", "pxbench"}) {
         const px::testing::CommandRunner runner(px::testing::tool_path(tool), "version_test");
         INFO(tool);
@@ -152,7 +201,7 @@ TEST_CASE("pxrun --max-work and --timeout-ms bound the reference interpreter", "
     CHECK(read_text(out) == "precious");
 }
 
-TEST_CASE("pxrun assembles a .pxs source and runs it; pxc render --values picks its scale",
+TEST_CASE("pxrun assembles a .pxs source and runs it, and pxc render --values picks its scale",
           "[cli][pxrun]") {
     const std::string source = std::string(PXVM_SOURCE_DIR) + "/assets/tensor_demo.pxs";
     const auto from_source = pxrun().run("--device cpu " + source);

@@ -26,6 +26,9 @@ inline constexpr std::string_view CARTRIDGE_KEYWORD = "pxvm-cartridge";
 /// Longest prompt (in characters) pxVM accepts: the model sees only the last `context` tokens,
 /// so longer text is a mistake, not a bigger input.
 inline constexpr std::size_t MAX_PROMPT_CHARS = 65536;
+/// Most tokens a manifest's self-test may generate: a plain `pxrun model.pxa` runs the self-test,
+/// and the file must not choose unbounded work (longer runs are the user's --tokens).
+inline constexpr std::uint32_t MAX_SELF_TEST_TOKENS = 4096;
 
 /// A named tensor of the cartridge: where it is, what it holds and how to read its integers.
 struct CartridgeRegion {

@@ -87,6 +87,11 @@ private:
     std::unique_ptr<State> state_;
 };
 
+/// Whether `a` and `b` name one existing file (the same device and inode: a link, a second hard
+/// link or "./" does not hide it); false when either does not exist. Tools refuse an output that
+/// is one of their inputs, which is never modified.
+bool same_file(const std::string& a, const std::string& b);
+
 /// Writes bytes to `path` atomically: a temporary file beside it, then a rename.
 Result<void> write_file_atomic(const std::string& path, std::span<const std::uint8_t> bytes);
 /// Writes text to `path` atomically (reports, charts, listings).
