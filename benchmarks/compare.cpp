@@ -161,7 +161,7 @@ BenchFile read_document(const json& doc, const std::string& name) {
 }
 
 Error file_error(const std::string& name, const std::string& what) {
-    return Error{name + ": " + what, ErrorCode::invalid_input};
+    return Error{ErrorCode::invalid_input, name + ": " + what};
 }
 
 std::string printf_text(const char* format, double value) {
@@ -252,8 +252,8 @@ Comparison build_comparison(const std::vector<BenchFile>& files) {
 
 Result<Comparison> load_comparison(const std::vector<std::string>& paths) {
     if (paths.size() < 2)
-        return Error{"compare needs at least two files (got " + std::to_string(paths.size()) + ")",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "compare needs at least two files (got " + std::to_string(paths.size()) + ")"};
     std::vector<BenchFile> files;
     for (const std::string& path : paths) {
         auto file = load_bench_file(path);

@@ -78,8 +78,8 @@ px::Result<Load> measure(const std::string& name, std::uint32_t warmup, std::uin
     const auto start = std::chrono::steady_clock::now();
     for (std::uint32_t i = 0; i < runs; ++i)
         if (auto r = once(); !r)
-            return px::Error{name + " run " + std::to_string(i + 1) + ": " + r.error().message,
-                             r.error().code};
+            return px::Error{r.error().code,
+                             name + " run " + std::to_string(i + 1) + ": " + r.error().message};
     load.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     load.end_kib = resident_kib();
     return load;
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
             auto run = runner.run(*demo);
             if (!run) return run.error();
             if (!run->verification || !run->verification->matches())
-                return px::Error{"the result differs from the reference", px::ErrorCode::mismatch};
+                return px::Error{px::ErrorCode::mismatch, "the result differs from the reference"};
             device_name = run->device;
             return {};
         })))

@@ -152,7 +152,8 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
     // The self-test runs when asked, or when nothing else is: greedy, its own token count.
     if (args.self_test && (args.prompt_given || !args.batch_file.empty() || args.temperature > 0 ||
                            args.tokens_given))
-        return cartridge_error(path, {"--self-test runs the manifest's prompt, greedily, for its "
+        return cartridge_error(path, {px::ErrorCode::invalid_input,
+                                      "--self-test runs the manifest's prompt, greedily, for its "
                                       "own token count: drop --prompt, --batch, --temperature "
                                       "and --tokens"});
     const bool self_test = args.self_test || (!args.prompt_given && args.batch_file.empty() &&
@@ -160,13 +161,18 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
     std::vector<std::string> texts;
     if (!args.batch_file.empty()) {
         std::ifstream in(args.batch_file);
-        if (!in) return cartridge_error(path, {args.batch_file + ": cannot open"});
+        if (!in)
+            return cartridge_error(
+                path, {px::ErrorCode::invalid_input, args.batch_file + ": cannot open"});
         for (std::string line; std::getline(in, line);)
             if (!line.empty()) texts.push_back(line);
-        if (texts.empty()) return cartridge_error(path, {args.batch_file + ": no prompts"});
+        if (texts.empty())
+            return cartridge_error(
+                path, {px::ErrorCode::invalid_input, args.batch_file + ": no prompts"});
     } else if (!args.prompt_given) { // the self-test's prompt
         if (m.self_test_prompt.empty())
-            return cartridge_error(path, {"the cartridge has no self-test; give --prompt TEXT"});
+            return cartridge_error(path, {px::ErrorCode::invalid_input,
+                                          "the cartridge has no self-test; give --prompt TEXT"});
         texts.push_back(m.self_test_prompt);
     } else {
         texts.push_back(args.prompt);
@@ -175,10 +181,11 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
     for (std::size_t i = 0; i < texts.size(); ++i) {
         auto ids = px::tokenize(m, texts[i]);
         if (!ids)
-            return cartridge_error(path, {(texts.size() > 1 ? "prompt " + std::to_string(i + 1) +
+            return cartridge_error(path, {px::ErrorCode::invalid_input,
+                                          (texts.size() > 1 ? "prompt " + std::to_string(i + 1) +
                                                                   " of " + args.batch_file + ": "
                                                             : std::string()) +
-                                          ids.error().message});
+                                              ids.error().message});
         prompts.push_back(std::move(*ids));
     }
     px::GenerateOptions g;
@@ -343,7 +350,7 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
     InspectArgs inspect = given;
     std::vector<px::NamedTensor> names; // a .pxs source's named tensors
     // A .pxs source is assembled first (pxc asm), so a program can be run as it is written.
-    px::Result<px::Image> image = px::Error{"not loaded"};
+    px::Result<px::Image> image = px::Error{px::ErrorCode::invalid_input, "not loaded"};
     if (program.ends_with(".pxs")) {
         auto assembled = px::assemble_file(program);
         if (!assembled) {

@@ -135,7 +135,7 @@ Result<std::int64_t> parse_number(std::string_view word, std::int64_t lo, std::i
         digits.remove_prefix(2);
     }
     const auto not_a_number = [&] {
-        return Error{what + ": " + in_quotes(word) + " is not a number"};
+        return Error{ErrorCode::invalid_input, what + ": " + in_quotes(word) + " is not a number"};
     };
     if (digits.empty()) return not_a_number();
     std::int64_t magnitude = 0;
@@ -153,21 +153,24 @@ Result<std::int64_t> parse_number(std::string_view word, std::int64_t lo, std::i
     }
     const std::int64_t value = negative ? -magnitude : magnitude;
     if (huge || value < lo || value > hi)
-        return Error{what + ": " + std::string(word) + " is out of range (" + std::to_string(lo) +
-                     " ... " + std::to_string(hi) + ")"};
+        return Error{ErrorCode::invalid_input, what + ": " + std::string(word) +
+                                                   " is out of range (" + std::to_string(lo) +
+                                                   " ... " + std::to_string(hi) + ")"};
     return value;
 }
 
 // "t0" ... "t255".
 Result<std::uint8_t> parse_tensor_id(std::string_view word, const std::string& what) {
     if (word.size() < 2 || word[0] != 't' || word[1] < '0' || word[1] > '9')
-        return Error{what + ": expected a tensor like t3, got " + in_quotes(word)};
+        return Error{ErrorCode::invalid_input,
+                     what + ": expected a tensor like t3, got " + in_quotes(word)};
     const std::string_view digits = word.substr(1);
     if (digits.find_first_not_of("0123456789") != std::string_view::npos)
-        return Error{what + ": expected a tensor like t3, got " + in_quotes(word)};
+        return Error{ErrorCode::invalid_input,
+                     what + ": expected a tensor like t3, got " + in_quotes(word)};
     if (digits.size() > 3 || std::stoi(std::string(digits)) > 255)
-        return Error{what + ": tensor " + std::string(word) +
-                     " is out of range (tensor ids are t0 ... t255)"};
+        return Error{ErrorCode::invalid_input, what + ": tensor " + std::string(word) +
+                                                   " is out of range (tensor ids are t0 ... t255)"};
     return std::uint8_t(std::stoi(std::string(digits)));
 }
 
@@ -218,7 +221,8 @@ public:
 
     Result<AssembledProgram> run(std::string_view source) {
         if (source.size() >= 4 && source.substr(0, 4) == "\x89PNG")
-            return Error{name_ + ": this is a PNG image, not .pxs text (to read a program image "
+            return Error{ErrorCode::invalid_input,
+                         name_ + ": this is a PNG image, not .pxs text (to read a program image "
                                  "as text, use 'pxc disasm')"};
         std::size_t start = 0;
         while (start <= source.size()) {
@@ -226,11 +230,13 @@ public:
             if (end == std::string_view::npos) end = source.size();
             ++line_;
             if (auto done = statement(source.substr(start, end - start)); !done)
-                return Error{name_ + ":" + std::to_string(line_) + ": " + done.error().message};
+                return Error{ErrorCode::invalid_input,
+                             name_ + ":" + std::to_string(line_) + ": " + done.error().message};
             start = end + 1;
         }
         if (!have_image_)
-            return Error{name_ + ": no '.image W H' statement; a program starts with one"};
+            return Error{ErrorCode::invalid_input,
+                         name_ + ": no '.image W H' statement; a program starts with one"};
         warn_static_fault();
         return std::move(program_);
     }
@@ -248,9 +254,10 @@ private:
 
         if (head == ".image") return image_directive(split_words(rest));
         if (!have_image_)
-            return Error{"the program must start with '.image W H' (the image's width and "
+            return Error{ErrorCode::invalid_input,
+                         "the program must start with '.image W H' (the image's width and "
                          "height), before " +
-                         in_quotes(head)};
+                             in_quotes(head)};
         if (head == ".rgba") return pixels_directive(split_words(rest), false);
         if (head == ".red") return pixels_directive(split_words(rest), true);
         if (head == ".data") return data_directive(split_words(rest));
@@ -258,19 +265,22 @@ private:
         if (head == ".expect") return expect_directive(split_words(rest));
         if (head[0] == '.')
             return Error{
+                ErrorCode::invalid_input,
                 "unknown directive " + in_quotes(head) +
-                suggestion(head, {".image", ".rgba", ".red", ".data", ".tensor", ".expect"}) +
-                "; directives are .image, .rgba, .red, .data, .tensor, .expect"};
+                    suggestion(head, {".image", ".rgba", ".red", ".data", ".tensor", ".expect"}) +
+                    "; directives are .image, .rgba, .red, .data, .tensor, .expect"};
         return instruction(head, rest);
     }
 
     Result<void> image_directive(const std::vector<std::string_view>& words) {
         if (have_image_)
-            return Error{"'.image' appears twice (first at line " + std::to_string(image_line_) +
-                         "); a program has one image size"};
+            return Error{ErrorCode::invalid_input, "'.image' appears twice (first at line " +
+                                                       std::to_string(image_line_) +
+                                                       "); a program has one image size"};
         if (words.size() != 2)
-            return Error{"'.image' takes 2 numbers, width and height (e.g. '.image 16 16'), got " +
-                         std::to_string(words.size())};
+            return Error{ErrorCode::invalid_input,
+                         "'.image' takes 2 numbers, width and height (e.g. '.image 16 16'), got " +
+                             std::to_string(words.size())};
         auto width = parse_number(words[0], 1, MAX_WIDTH, ".image width");
         if (!width) return width.error();
         auto height = parse_number(words[1], 1, MAX_HEIGHT, ".image height");
@@ -287,9 +297,10 @@ private:
     Result<void> check_point(std::int64_t x, std::int64_t y) const {
         const Image& image = program_.image;
         if (x >= image.width() || y >= image.height())
-            return Error{"pixel (" + std::to_string(x) + ", " + std::to_string(y) +
-                         ") is outside the " + std::to_string(image.width()) + "x" +
-                         std::to_string(image.height()) + " image"};
+            return Error{ErrorCode::invalid_input, "pixel (" + std::to_string(x) + ", " +
+                                                       std::to_string(y) + ") is outside the " +
+                                                       std::to_string(image.width()) + "x" +
+                                                       std::to_string(image.height()) + " image"};
         return {};
     }
 
@@ -298,9 +309,11 @@ private:
         const std::string directive = red_only ? ".red" : ".rgba";
         const std::size_t per_pixel = red_only ? 1 : 4;
         if (words.size() < 3)
-            return Error{in_quotes(directive) + " needs X Y and then " +
-                         (red_only ? "at least one value" : "r g b a values") + " (e.g. '" +
-                         directive + (red_only ? " 0 1  1 2 3 4'" : " 0 1  255 0 0 255'") + ")"};
+            return Error{ErrorCode::invalid_input,
+                         in_quotes(directive) + " needs X Y and then " +
+                             (red_only ? "at least one value" : "r g b a values") + " (e.g. '" +
+                             directive + (red_only ? " 0 1  1 2 3 4'" : " 0 1  255 0 0 255'") +
+                             ")"};
         auto x = parse_number(words[0], 0, MAX_WIDTH, directive + " x");
         if (!x) return x.error();
         auto y = parse_number(words[1], 0, MAX_HEIGHT, directive + " y");
@@ -308,14 +321,16 @@ private:
         if (auto inside = check_point(*x, *y); !inside) return inside.error();
         const std::size_t values = words.size() - 2;
         if (values % per_pixel != 0)
-            return Error{"'.rgba' takes 4 values (r g b a) for each pixel, but " +
-                         std::to_string(values) + " values were given"};
+            return Error{ErrorCode::invalid_input,
+                         "'.rgba' takes 4 values (r g b a) for each pixel, but " +
+                             std::to_string(values) + " values were given"};
         const std::size_t count = values / per_pixel;
         if (std::uint64_t(*x) + count > program_.image.width())
-            return Error{std::to_string(count) + " pixels from (" + std::to_string(*x) + ", " +
-                         std::to_string(*y) + ") run past the right edge of the " +
-                         std::to_string(program_.image.width()) +
-                         "-pixel-wide image (writes do not wrap to the next row)"};
+            return Error{ErrorCode::invalid_input,
+                         std::to_string(count) + " pixels from (" + std::to_string(*x) + ", " +
+                             std::to_string(*y) + ") run past the right edge of the " +
+                             std::to_string(program_.image.width()) +
+                             "-pixel-wide image (writes do not wrap to the next row)"};
         std::vector<Pixel> pixels(count);
         for (std::size_t i = 0; i < count; ++i) {
             std::array<std::uint8_t, 4> channels{};
@@ -336,13 +351,15 @@ private:
     // .data tID v v v ...
     Result<void> data_directive(const std::vector<std::string_view>& words) {
         if (words.empty())
-            return Error{"'.data' needs a tensor and values (e.g. '.data t1 1 2 3')"};
+            return Error{ErrorCode::invalid_input,
+                         "'.data' needs a tensor and values (e.g. '.data t1 1 2 3')"};
         auto id = tensor_operand(words[0], "'.data'");
         if (!id) return id.error();
         const auto found = tensors_.find(*id);
         if (found == tensors_.end())
-            return Error{"'.data' for t" + std::to_string(*id) +
-                         ", which no 'tensor' statement above this line declares"};
+            return Error{ErrorCode::invalid_input,
+                         "'.data' for t" + std::to_string(*id) +
+                             ", which no 'tensor' statement above this line declares"};
         const Tensor t = found->second.first;
         const std::string declared =
             "t" + std::to_string(*id) + " (declared at line " +
@@ -351,22 +368,27 @@ private:
             ", " + std::to_string(t.y) + "))";
         const Image& image = program_.image;
         if (t.rows == 0 || t.cols == 0)
-            return Error{"'.data' cannot fill " + declared + ": it has no elements"};
+            return Error{ErrorCode::invalid_input,
+                         "'.data' cannot fill " + declared + ": it has no elements"};
         if (t.y == 0)
-            return Error{"'.data' cannot fill " + declared + ": it lies in row 0, the program row"};
+            return Error{ErrorCode::invalid_input,
+                         "'.data' cannot fill " + declared + ": it lies in row 0, the program row"};
         if (std::uint64_t(t.x) + t.pixel_width() > image.width() ||
             std::uint64_t(t.y) + t.rows > image.height())
-            return Error{
-                "'.data' cannot fill " + declared + ": its pixels (x " + std::to_string(t.x) +
-                " ... " + std::to_string(std::uint64_t(t.x) + t.pixel_width() - 1) + ", y " +
-                std::to_string(t.y) + " ... " + std::to_string(std::uint64_t(t.y) + t.rows - 1) +
-                ") leave the " + std::to_string(image.width()) + "x" +
-                std::to_string(image.height()) + " image"};
+            return Error{ErrorCode::invalid_input,
+                         "'.data' cannot fill " + declared + ": its pixels (x " +
+                             std::to_string(t.x) + " ... " +
+                             std::to_string(std::uint64_t(t.x) + t.pixel_width() - 1) + ", y " +
+                             std::to_string(t.y) + " ... " +
+                             std::to_string(std::uint64_t(t.y) + t.rows - 1) + ") leave the " +
+                             std::to_string(image.width()) + "x" + std::to_string(image.height()) +
+                             " image"};
         const std::uint64_t elements = std::uint64_t(t.rows) * t.cols;
         const std::size_t values = words.size() - 1;
         if (values > elements)
-            return Error{std::to_string(values) + " values for " + declared + ", which has " +
-                         std::to_string(elements) + " elements"};
+            return Error{ErrorCode::invalid_input, std::to_string(values) + " values for " +
+                                                       declared + ", which has " +
+                                                       std::to_string(elements) + " elements"};
         std::vector<std::int64_t> parsed(values);
         for (std::size_t i = 0; i < values; ++i) {
             auto v = parse_number(words[1 + i], dtype_min(t.dtype), dtype_max(t.dtype),
@@ -386,13 +408,13 @@ private:
     Result<void> expect_directive(const std::vector<std::string_view>& words) {
         const std::string usage = "'.expect' takes a tensor and all its values ('.expect t3 1 -2 "
                                   "3'), 'pixel X Y R G B A', 'fault NAME pc N' or 'fault none'";
-        if (words.empty()) return Error{usage};
+        if (words.empty()) return Error{ErrorCode::invalid_input, usage};
         Expectation e;
         e.line = line_;
         e.what = std::string(words[0]);
         if (words[0] == "pixel") {
             e.kind = Expectation::Kind::pixel;
-            if (words.size() != 7) return Error{usage};
+            if (words.size() != 7) return Error{ErrorCode::invalid_input, usage};
             auto x = parse_number(words[1], 0, program_.image.width() - 1, "'.expect pixel' x");
             if (!x) return x.error();
             auto y = parse_number(words[2], 0, program_.image.height() - 1, "'.expect pixel' y");
@@ -412,11 +434,14 @@ private:
             if (words.size() == 2 && words[1] == "none") {
                 e.fault = FAULT_NONE;
             } else {
-                if (words.size() != 4 || words[2] != "pc") return Error{usage};
+                if (words.size() != 4 || words[2] != "pc")
+                    return Error{ErrorCode::invalid_input, usage};
                 std::optional<std::uint32_t> code;
                 for (std::uint32_t f = 1; f < FAULT_COUNT; ++f)
                     if (fault_name(f) == words[1]) code = f;
-                if (!code) return Error{"'.expect fault': unknown fault " + in_quotes(words[1])};
+                if (!code)
+                    return Error{ErrorCode::invalid_input,
+                                 "'.expect fault': unknown fault " + in_quotes(words[1])};
                 auto pc =
                     parse_number(words[3], 0, program_.image.width() - 1, "'.expect fault' pc");
                 if (!pc) return pc.error();
@@ -428,14 +453,16 @@ private:
             if (!id) return id.error();
             const auto found = tensors_.find(*id);
             if (found == tensors_.end())
-                return Error{"'.expect' for " + e.what +
-                             ", which no 'tensor' statement above this line declares"};
+                return Error{ErrorCode::invalid_input,
+                             "'.expect' for " + e.what +
+                                 ", which no 'tensor' statement above this line declares"};
             e.tensor = found->second.first;
             const std::uint64_t elements = std::uint64_t(e.tensor.rows) * e.tensor.cols;
             if (words.size() - 1 != elements)
-                return Error{"'.expect " + e.what + "' gives " + std::to_string(words.size() - 1) +
-                             " values; the tensor has " + std::to_string(elements) +
-                             " elements, and every one is expected"};
+                return Error{ErrorCode::invalid_input,
+                             "'.expect " + e.what + "' gives " + std::to_string(words.size() - 1) +
+                                 " values; the tensor has " + std::to_string(elements) +
+                                 " elements, and every one is expected"};
             for (std::size_t i = 1; i < words.size(); ++i) {
                 auto v =
                     parse_number(words[i], dtype_min(e.tensor.dtype), dtype_max(e.tensor.dtype),
@@ -452,8 +479,8 @@ private:
     Result<void> instruction(std::string_view mnemonic, std::string_view rest) {
         const auto opcode = opcode_from_name(mnemonic);
         if (!opcode)
-            return Error{"unknown mnemonic " + in_quotes(mnemonic) +
-                         suggestion(mnemonic, mnemonics())};
+            return Error{ErrorCode::invalid_input, "unknown mnemonic " + in_quotes(mnemonic) +
+                                                       suggestion(mnemonic, mnemonics())};
         const Signature sig = signature(*opcode);
 
         std::vector<std::string_view> operands;
@@ -469,19 +496,22 @@ private:
         const std::string form = "'" + usage(mnemonic, sig) + "'";
         for (std::size_t i = 0; i < operands.size(); ++i) {
             if (operands[i].empty())
-                return Error{"missing operand " + std::to_string(i + 1) + " of " + form};
+                return Error{ErrorCode::invalid_input,
+                             "missing operand " + std::to_string(i + 1) + " of " + form};
             if (operands[i].find_first_of(whitespace) != std::string_view::npos)
-                return Error{"operand " + in_quotes(operands[i]) + " of " + form +
-                             " is not one value; separate operands with commas"};
+                return Error{ErrorCode::invalid_input,
+                             "operand " + in_quotes(operands[i]) + " of " + form +
+                                 " is not one value; separate operands with commas"};
         }
         if (operands.size() < sig.operands.size())
-            return Error{"missing operand: " + form + " takes " +
-                         std::to_string(sig.operands.size()) + " operands, got " +
-                         std::to_string(operands.size())};
+            return Error{ErrorCode::invalid_input, "missing operand: " + form + " takes " +
+                                                       std::to_string(sig.operands.size()) +
+                                                       " operands, got " +
+                                                       std::to_string(operands.size())};
         if (operands.size() > sig.operands.size())
-            return Error{"too many operands: " + form + " takes " +
-                         std::to_string(sig.operands.size()) + ", got " +
-                         std::to_string(operands.size())};
+            return Error{ErrorCode::invalid_input, "too many operands: " + form + " takes " +
+                                                       std::to_string(sig.operands.size()) +
+                                                       ", got " + std::to_string(operands.size())};
 
         std::array<std::int64_t, 6> v{};
         for (std::size_t i = 0; i < operands.size(); ++i) {
@@ -503,9 +533,10 @@ private:
             case Operand::Dtype: {
                 const auto dtype = dtype_from_name(operands[i]);
                 if (!dtype)
-                    return Error{what + ": unknown dtype " + in_quotes(operands[i]) +
-                                 suggestion(operands[i], dtype_names()) + "; dtypes are " +
-                                 all_of(dtype_names())};
+                    return Error{ErrorCode::invalid_input,
+                                 what + ": unknown dtype " + in_quotes(operands[i]) +
+                                     suggestion(operands[i], dtype_names()) + "; dtypes are " +
+                                     all_of(dtype_names())};
                 value = std::int64_t(*dtype);
                 break;
             }
@@ -542,8 +573,9 @@ private:
             break;
         }
         if (pixels.size() != instruction_length(*opcode))
-            return Error{"internal error: " + std::string(mnemonic) + " encodes to " +
-                         std::to_string(pixels.size()) + " pixels"};
+            return Error{ErrorCode::invalid_input, "internal error: " + std::string(mnemonic) +
+                                                       " encodes to " +
+                                                       std::to_string(pixels.size()) + " pixels"};
 
         const Image& image = program_.image;
         if (std::uint64_t(pc_) + pixels.size() > image.width()) {
@@ -551,10 +583,11 @@ private:
                                           ? "pc " + std::to_string(pc_)
                                           : "pcs " + std::to_string(pc_) + " ... " +
                                                 std::to_string(pc_ + pixels.size() - 1);
-            return Error{in_quotes(mnemonic) + " needs " + where + " but row 0 of the " +
-                         std::to_string(image.width()) + "-pixel-wide image ends at pc " +
-                         std::to_string(image.width() - 1) +
-                         "; make the image wider or the program shorter"};
+            return Error{ErrorCode::invalid_input,
+                         in_quotes(mnemonic) + " needs " + where + " but row 0 of the " +
+                             std::to_string(image.width()) + "-pixel-wide image ends at pc " +
+                             std::to_string(image.width() - 1) +
+                             "; make the image wider or the program shorter"};
         }
         for (std::size_t i = 0; i < pixels.size(); ++i)
             write(pc_ + std::uint32_t(i), 0, pixels[i]);
@@ -579,9 +612,10 @@ private:
             std::vector<std::string> known;
             for (const auto& [name, id] : names_)
                 known.push_back(name);
-            return Error{what +
-                         ": expected a tensor like t3 or a name declared by '.tensor' above, got " +
-                         in_quotes(word) + suggestion(word, known)};
+            return Error{
+                ErrorCode::invalid_input,
+                what + ": expected a tensor like t3 or a name declared by '.tensor' above, got " +
+                    in_quotes(word) + suggestion(word, known)};
         }
         return explicit_id(word, what);
     }
@@ -592,9 +626,10 @@ private:
         if (!id) return id;
         for (const NamedTensor& n : program_.named)
             if (n.id == *id)
-                return Error{what + ": t" + std::to_string(*id) +
-                             " is the id of the named tensor " + in_quotes(n.name) + " (line " +
-                             std::to_string(n.line) + "); use its name"};
+                return Error{ErrorCode::invalid_input,
+                             what + ": t" + std::to_string(*id) +
+                                 " is the id of the named tensor " + in_quotes(n.name) + " (line " +
+                                 std::to_string(n.line) + "); use its name"};
         used_ids_[*id] = true;
         return id;
     }
@@ -603,25 +638,29 @@ private:
     // and after (no overlap with any tensor declared before), with the highest unused id.
     Result<void> tensor_directive(const std::vector<std::string_view>& words) {
         if (words.size() != 4)
-            return Error{"'.tensor' takes NAME DTYPE ROWS COLS (e.g. '.tensor weights i8 16 64'), "
+            return Error{ErrorCode::invalid_input,
+                         "'.tensor' takes NAME DTYPE ROWS COLS (e.g. '.tensor weights i8 16 64'), "
                          "got " +
-                         std::to_string(words.size()) + " values"};
+                             std::to_string(words.size()) + " values"};
         const std::string name(words[0]);
         const bool valid_name =
             !name.empty() &&
             (std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
             name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
         if (!valid_name || parse_tensor_id(name, "").ok() || opcode_from_name(name))
-            return Error{"'.tensor' name " + in_quotes(name) +
-                         " must be lowercase letters, digits and _, start with a letter or _, "
-                         "and be neither tN nor a mnemonic"};
+            return Error{ErrorCode::invalid_input,
+                         "'.tensor' name " + in_quotes(name) +
+                             " must be lowercase letters, digits and _, start with a letter or _, "
+                             "and be neither tN nor a mnemonic"};
         if (const auto seen = names_.find(name); seen != names_.end())
-            return Error{"tensor " + in_quotes(name) + " is declared twice"};
+            return Error{ErrorCode::invalid_input,
+                         "tensor " + in_quotes(name) + " is declared twice"};
         const auto dtype = dtype_from_name(words[1]);
         if (!dtype)
-            return Error{"'.tensor' " + name + ": unknown dtype " + in_quotes(words[1]) +
-                         suggestion(words[1], dtype_names()) + "; dtypes are " +
-                         all_of(dtype_names())};
+            return Error{ErrorCode::invalid_input, "'.tensor' " + name + ": unknown dtype " +
+                                                       in_quotes(words[1]) +
+                                                       suggestion(words[1], dtype_names()) +
+                                                       "; dtypes are " + all_of(dtype_names())};
         auto rows = parse_number(words[2], 1, 65535, "'.tensor' " + name + " rows");
         if (!rows) return rows.error();
         auto cols = parse_number(words[3], 1, 65535, "'.tensor' " + name + " cols");
@@ -629,18 +668,20 @@ private:
         Tensor t{0, 0, std::uint32_t(*rows), std::uint32_t(*cols), *dtype};
         const auto place = free_place(t.pixel_width(), t.rows);
         if (!place)
-            return Error{"tensor " + in_quotes(name) + " (" + std::string(dtype_name(t.dtype)) +
-                         " " + std::to_string(t.rows) + "x" + std::to_string(t.cols) + ", " +
-                         std::to_string(t.pixel_width()) + "x" + std::to_string(t.rows) +
-                         " pixels) does not fit the " + std::to_string(program_.image.width()) +
-                         "x" + std::to_string(program_.image.height()) +
-                         " image beside the tensors declared before it; make '.image' larger"};
+            return Error{ErrorCode::invalid_input,
+                         "tensor " + in_quotes(name) + " (" + std::string(dtype_name(t.dtype)) +
+                             " " + std::to_string(t.rows) + "x" + std::to_string(t.cols) + ", " +
+                             std::to_string(t.pixel_width()) + "x" + std::to_string(t.rows) +
+                             " pixels) does not fit the " + std::to_string(program_.image.width()) +
+                             "x" + std::to_string(program_.image.height()) +
+                             " image beside the tensors declared before it; make '.image' larger"};
         t.x = place->first;
         t.y = place->second;
         int id = 255;
         while (id >= 0 && used_ids_[std::size_t(id)])
             --id;
-        if (id < 0) return Error{"no tensor id is left for " + in_quotes(name)};
+        if (id < 0)
+            return Error{ErrorCode::invalid_input, "no tensor id is left for " + in_quotes(name)};
         used_ids_[std::size_t(id)] = true;
         const std::string text = "t" + std::to_string(id) + ", " +
                                  std::string(dtype_name(t.dtype)) + ", " + std::to_string(t.x) +
@@ -777,9 +818,11 @@ Result<AssembledProgram> assemble(std::string_view source, const std::string& na
 Result<AssembledProgram> assemble_file(const std::string& path) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
-        return Error{path + ": is a directory, not a .pxs file"};
+        return Error{ErrorCode::invalid_input, path + ": is a directory, not a .pxs file"};
     std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) return Error{path + ": cannot read (" + std::strerror(errno) + ")"};
+    if (!f)
+        return Error{ErrorCode::invalid_input,
+                     path + ": cannot read (" + std::strerror(errno) + ")"};
     std::string text;
     std::array<char, 65536> buffer;
     std::size_t got = 0;
@@ -787,7 +830,7 @@ Result<AssembledProgram> assemble_file(const std::string& path) {
         text.append(buffer.data(), got);
     const bool failed = std::ferror(f) != 0;
     std::fclose(f);
-    if (failed) return Error{path + ": read error"};
+    if (failed) return Error{ErrorCode::invalid_input, path + ": read error"};
     return assemble(text, path);
 }
 

@@ -281,17 +281,20 @@ void disassemble(const Image& image, std::string_view name, std::ostream& out) {
 
 Result<Image> render_picture(const Image& image, const RenderOptions& options) {
     if (options.scale < 1 || options.scale > 256)
-        return Error{"scale " + std::to_string(options.scale) + " is out of range (1 ... 256)"};
+        return Error{ErrorCode::invalid_input,
+                     "scale " + std::to_string(options.scale) + " is out of range (1 ... 256)"};
     if (options.values && options.scale < min_values_scale)
-        return Error{"printing the channel values needs scale " + std::to_string(min_values_scale) +
-                     " or more, not " + std::to_string(options.scale)};
+        return Error{ErrorCode::invalid_input,
+                     "printing the channel values needs scale " + std::to_string(min_values_scale) +
+                         " or more, not " + std::to_string(options.scale)};
     const std::uint64_t cell = options.scale + 1;
     const std::uint64_t width = image.width() * cell + 1, height = image.height() * cell + 1;
     if (auto dims = check_dimensions(width, height); !dims)
-        return Error{"a " + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
-                     " image at scale " + std::to_string(options.scale) +
-                     " would need a picture larger than the PNG limits (" + dims.error().message +
-                     "); use a smaller scale"};
+        return Error{ErrorCode::invalid_input,
+                     "a " + std::to_string(image.width()) + "x" + std::to_string(image.height()) +
+                         " image at scale " + std::to_string(options.scale) +
+                         " would need a picture larger than the PNG limits (" +
+                         dims.error().message + "); use a smaller scale"};
     Image picture{std::uint32_t(width), std::uint32_t(height)};
     for (std::uint32_t cy = 0; cy < picture.height(); ++cy)
         for (std::uint32_t cx = 0; cx < picture.width(); ++cx) {

@@ -26,11 +26,11 @@ Result<EvalResult> evaluate(const Cartridge& cartridge, std::string_view text, s
                             const Safetensors* float_weights) {
     const CartridgeManifest& m = cartridge.manifest;
     const CartridgeRegion* logits = m.region("logits");
-    if (!logits) return Error{"the cartridge has no 'logits' region", ErrorCode::invalid_input};
+    if (!logits) return Error{ErrorCode::invalid_input, "the cartridge has no 'logits' region"};
     auto ids = tokenize_text(m, text);
     if (!ids) return ids.error();
     const std::vector<std::uint32_t>& tokens = *ids;
-    if (tokens.empty()) return Error{"the text is empty", ErrorCode::invalid_input};
+    if (tokens.empty()) return Error{ErrorCode::invalid_input, "the text is empty"};
     std::optional<FloatForward> float_forward;
     if (float_weights) {
         auto forward = float_model(*float_weights);

@@ -40,15 +40,15 @@ struct FloatModel {
 Result<FloatLayer> layer(const Safetensors& st, const std::string& prefix) {
     const auto w = st.tensors.find(prefix + ".weight"), b = st.tensors.find(prefix + ".bias");
     if (w == st.tensors.end() || b == st.tensors.end())
-        return Error{"no tensors " + prefix + ".weight and " + prefix + ".bias",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "no tensors " + prefix + ".weight and " + prefix + ".bias"};
     if (w->second.shape.size() != 2 || b->second.shape.size() != 1 ||
         b->second.shape[0] != w->second.shape[0])
-        return Error{prefix + ".weight must be out x in and " + prefix + ".bias out",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     prefix + ".weight must be out x in and " + prefix + ".bias out"};
     if (w->second.shape[0] > 32767 || w->second.shape[1] > 65535)
-        return Error{prefix + ".weight is larger than a tensor of one image",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     prefix + ".weight is larger than a tensor of one image"};
     return FloatLayer{&w->second, &b->second, std::uint32_t(w->second.shape[1]),
                       std::uint32_t(w->second.shape[0])};
 }
@@ -58,40 +58,40 @@ Result<FloatModel> read_model(const Safetensors& st) {
     auto meta = [&](const std::string& key) -> Result<std::string> {
         const auto it = st.metadata.find(key);
         if (it == st.metadata.end())
-            return Error{"__metadata__ has no '" + key + "'", ErrorCode::invalid_input};
+            return Error{ErrorCode::invalid_input, "__metadata__ has no '" + key + "'"};
         return it->second;
     };
     auto format = meta("format");
     if (!format) return format.error();
     if (*format != "pxvm-window-mlp")
-        return Error{"__metadata__ format is '" + *format + "', not pxvm-window-mlp",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "__metadata__ format is '" + *format + "', not pxvm-window-mlp"};
     auto context = meta("context");
     auto vocab = meta("vocab");
     if (!context) return context.error();
     if (!vocab) return vocab.error();
     auto vocabulary = parse_untrusted_json(*vocab);
     if (!vocabulary)
-        return Error{"__metadata__ vocab is not JSON: " + vocabulary.error().message,
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "__metadata__ vocab is not JSON: " + vocabulary.error().message};
     try {
         m.context = std::uint32_t(std::stoul(*context));
         m.vocabulary = vocabulary->get<std::vector<std::string>>();
     } catch (const std::exception&) {
-        return Error{"__metadata__ context or vocab is malformed", ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, "__metadata__ context or vocab is malformed"};
     }
     const auto table = st.tensors.find("embed.weight");
     if (table == st.tensors.end() || table->second.shape.size() != 2)
-        return Error{"no 2-D tensor embed.weight", ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, "no 2-D tensor embed.weight"};
     m.table = &table->second;
     m.vocab = std::uint32_t(table->second.shape[0]);
     m.embed = std::uint32_t(table->second.shape[1]);
     if (m.vocab != m.vocabulary.size() || m.vocab < 2 || m.vocab > 32767)
-        return Error{"embed.weight has " + std::to_string(m.vocab) + " rows for a vocabulary of " +
-                         std::to_string(m.vocabulary.size()),
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, "embed.weight has " + std::to_string(m.vocab) +
+                                                   " rows for a vocabulary of " +
+                                                   std::to_string(m.vocabulary.size())};
     if (m.context == 0 || std::uint64_t(m.context) * m.embed > 65535)
-        return Error{"context x embedding width must be 1 to 65535", ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, "context x embedding width must be 1 to 65535"};
     std::uint32_t in = m.context * m.embed;
     for (int i = 1;; ++i) {
         const std::string prefix = "fc" + std::to_string(i);
@@ -99,17 +99,17 @@ Result<FloatModel> read_model(const Safetensors& st) {
         auto l = layer(st, prefix);
         if (!l) return l.error();
         if (l->in != in)
-            return Error{prefix + ".weight takes " + std::to_string(l->in) + " inputs, not " +
-                             std::to_string(in),
-                         ErrorCode::invalid_input};
+            return Error{ErrorCode::invalid_input, prefix + ".weight takes " +
+                                                       std::to_string(l->in) + " inputs, not " +
+                                                       std::to_string(in)};
         in = l->out;
         m.hidden.push_back(*l);
     }
     auto out = layer(st, "out");
     if (!out) return out.error();
     if (out->in != in || out->out != m.vocab)
-        return Error{"out.weight must be vocabulary x " + std::to_string(in),
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "out.weight must be vocabulary x " + std::to_string(in)};
     m.output = *out;
     return m;
 }
@@ -169,7 +169,7 @@ calibration_windows(const FloatModel& m, std::string_view text, std::uint32_t co
     vocabulary.vocab = m.vocabulary;
     vocabulary.context = m.context;
     auto ids = tokenize_text(vocabulary, text);
-    if (!ids) return Error{"calibration text: " + ids.error().message, ErrorCode::invalid_input};
+    if (!ids) return Error{ErrorCode::invalid_input, "calibration text: " + ids.error().message};
     const std::vector<std::uint32_t>& tokens = *ids;
     std::vector<std::vector<std::uint32_t>> windows;
     if (tokens.size() <= m.context) return windows;
@@ -218,11 +218,11 @@ Result<Placement> place(std::vector<Tensor> tensors, std::uint32_t min_width) {
     }
     const std::uint64_t height = shelf_y + shelf_h;
     if (height > MAX_HEIGHT || height * p.width > MAX_PIXELS)
-        return Error{"the cartridge would be " + std::to_string(p.width) + "x" +
+        return Error{ErrorCode::invalid_input,
+                     "the cartridge would be " + std::to_string(p.width) + "x" +
                          std::to_string(height) +
                          " pixels, more than one image holds (32768 rows, 2^28 pixels): use a "
-                         "smaller --batch",
-                     ErrorCode::invalid_input};
+                         "smaller --batch"};
     p.height = std::uint32_t(height);
     p.tensors = std::move(tensors);
     return p;
@@ -254,14 +254,14 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
     if (!read) return read.error();
     const FloatModel& m = *read;
     const std::uint32_t B = options.batch, K = m.context, V = m.vocab;
-    if (B == 0 || B > 32767) return Error{"--batch must be 1 to 32767", ErrorCode::invalid_input};
+    if (B == 0 || B > 32767) return Error{ErrorCode::invalid_input, "--batch must be 1 to 32767"};
     auto calibrated = calibration_windows(m, calibration, options.calibration_windows);
     if (!calibrated) return calibrated.error();
     const auto& windows = *calibrated;
     if (windows.size() < 16)
-        return Error{"the calibration text gives " + std::to_string(windows.size()) +
-                         " windows; at least 16 are needed",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, "the calibration text gives " +
+                                                   std::to_string(windows.size()) +
+                                                   " windows; at least 16 are needed"};
 
     // Calibration: each hidden layer's relu outputs over the windows.
     std::vector<std::vector<float>> seen(m.hidden.size());
@@ -399,13 +399,13 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
 
     if (!options.self_test_prompt.empty()) {
         if (options.self_test_tokens == 0 || options.self_test_tokens > MAX_SELF_TEST_TOKENS)
-            return Error{"the self-test generates " + std::to_string(options.self_test_tokens) +
+            return Error{ErrorCode::invalid_input,
+                         "the self-test generates " + std::to_string(options.self_test_tokens) +
                              " tokens; it generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
-                             " tokens",
-                         ErrorCode::invalid_input};
+                             " tokens"};
         auto ids = tokenize(mf, options.self_test_prompt);
         if (!ids)
-            return Error{"self-test prompt: " + ids.error().message, ErrorCode::invalid_input};
+            return Error{ErrorCode::invalid_input, "self-test prompt: " + ids.error().message};
         Image image = packed.image;
         GenerateOptions g;
         g.tokens = options.self_test_tokens;

@@ -15,7 +15,7 @@ namespace px {
 Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
                                       const std::string& name) {
     auto bad = [&](const std::string& why) {
-        return Error{name + ": not a valid safetensors file: " + why, ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, name + ": not a valid safetensors file: " + why};
     };
     if (bytes.size() < 8) return bad("shorter than its 8-byte header length");
     std::uint64_t n = 0;
@@ -53,10 +53,10 @@ Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
         if (!dtype.is_string())
             return bad("tensor '" + excerpt(key) + "' has a dtype that is not a string");
         if (dtype.get<std::string>() != "F32")
-            return Error{name + ": tensor '" + excerpt(key) + "' is " +
+            return Error{ErrorCode::invalid_input,
+                         name + ": tensor '" + excerpt(key) + "' is " +
                              excerpt(dtype.get<std::string>()) +
-                             "; pxc pack reads F32 weights (export with .float())",
-                         ErrorCode::invalid_input};
+                             "; pxc pack reads F32 weights (export with .float())"};
         FloatTensor t;
         std::uint64_t count = 1;
         if (!value["shape"].is_array())

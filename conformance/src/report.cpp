@@ -213,7 +213,9 @@ std::string json_report(const Suite& suite, const SuiteRun& run) {
 Result<void> write_bundle(const Suite& suite, const SuiteRun& run, const std::string& dir) {
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec) return Error{dir + ": cannot create the bundle directory: " + ec.message()};
+    if (ec)
+        return Error{ErrorCode::invalid_input,
+                     dir + ": cannot create the bundle directory: " + ec.message()};
     const auto write = [&](const std::string& name, const std::string& text) {
         return write_file_atomic((fs::path(dir) / name).string(), std::string_view(text));
     };

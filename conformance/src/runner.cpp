@@ -103,7 +103,7 @@ Attempt run_on(const Executor& e, vk::Device* device, const Image& program) {
         a.ran = std::move(r);
         return a;
     }
-    Result<vk::GpuRun> gpu = Error{"not run"};
+    Result<vk::GpuRun> gpu = Error{ErrorCode::invalid_input, "not run"};
     if (e.path == "interpreter") {
         gpu = device->run_interpreter(r.image);
     } else {
@@ -172,9 +172,11 @@ const char* to_string(Outcome outcome) {
 Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
     SuiteRun run;
     if (options.path != "all" && options.path != "interpreter" && options.path != "kernels")
-        return Error{"--path is '" + options.path + "'; it is interpreter, kernels or all"};
+        return Error{ErrorCode::invalid_input,
+                     "--path is '" + options.path + "'; it is interpreter, kernels or all"};
     if (options.variant != "all" && !vk::variant_from_name(options.variant))
-        return Error{"--variant is '" + options.variant + "'; it is portable, int-dot or all"};
+        return Error{ErrorCode::invalid_input,
+                     "--variant is '" + options.variant + "'; it is portable, int-dot or all"};
 
     // The executors: the reference, and for each selected device its paths and variants.
     const bool all = options.device == "all";
@@ -188,9 +190,9 @@ Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
         runtime_options.validate = options.validate;
         auto created = vk::Runtime::create(runtime_options);
         if (!created)
-            return Error{created.error().message +
-                             "; or check the reference alone with --device cpu",
-                         created.error().code};
+            return Error{created.error().code,
+                         created.error().message +
+                             "; or check the reference alone with --device cpu"};
         runtime.emplace(std::move(created.value()));
         std::vector<std::uint32_t> indices;
         if (all) {
@@ -221,9 +223,9 @@ Result<SuiteRun> run_suite(const Suite& suite, const RunOptions& options) {
                     if (options.variant != "all" && options.variant != name) continue;
                     if (!v.available) {
                         if (options.variant != "all")
-                            return Error{"variant " + name + " cannot run on " + info.name + ": " +
-                                             v.reason,
-                                         ErrorCode::unsupported};
+                            return Error{ErrorCode::unsupported, "variant " + name +
+                                                                     " cannot run on " + info.name +
+                                                                     ": " + v.reason};
                         continue;
                     }
                     run.executors.push_back(

@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 
 Result<std::string> read_text(const fs::path& path) {
     std::ifstream file(path, std::ios::binary);
-    if (!file) return Error{path.string() + ": cannot be read"};
+    if (!file) return Error{ErrorCode::invalid_input, path.string() + ": cannot be read"};
     return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
 }
 
@@ -37,7 +37,7 @@ Result<bool> path_exists(const fs::path& path) {
     std::error_code ec;
     const fs::file_status status = fs::status(path, ec);
     if (status.type() == fs::file_type::none)
-        return Error{path.string() + ": cannot be read: " + ec.message()};
+        return Error{ErrorCode::invalid_input, path.string() + ": cannot be read: " + ec.message()};
     return fs::exists(status);
 }
 
@@ -52,35 +52,40 @@ Result<void> read_case_json(Case& c, const fs::path& path) {
     if (!text) return text.error();
     const std::string where = path.string() + ": ";
     auto parsed = parse_untrusted_json(*text);
-    if (!parsed) return Error{where + "is not a JSON object: " + parsed.error().message};
+    if (!parsed)
+        return Error{ErrorCode::invalid_input,
+                     where + "is not a JSON object: " + parsed.error().message};
     const nlohmann::json& j = *parsed;
-    if (!j.is_object()) return Error{where + "is not a JSON object"};
+    if (!j.is_object()) return Error{ErrorCode::invalid_input, where + "is not a JSON object"};
     for (const auto& [key, value] : j.items()) {
         if (key == "covers" && value.is_string()) {
             c.covers = value.get<std::string>();
         } else if (key == "expect" && value.is_string()) {
             const std::string expect = value.get<std::string>();
             if (expect != "pass" && expect != "mismatch")
-                return Error{where + "\"expect\" is '" + excerpt(expect) +
-                             "'; it is 'pass' or 'mismatch'"};
+                return Error{ErrorCode::invalid_input, where + "\"expect\" is '" + excerpt(expect) +
+                                                           "'; it is 'pass' or 'mismatch'"};
             c.expect_mismatch = expect == "mismatch";
         } else if (key == "fault" && value.is_string()) {
             const auto code = fault_from_name(value.get<std::string>());
             if (!code)
-                return Error{where + "\"fault\" '" + excerpt(value.get<std::string>()) +
-                             "' is not a fault name of docs/PROTOCOL.md (BAD_OPCODE ... "
-                             "TOKEN_RANGE)"};
+                return Error{ErrorCode::invalid_input,
+                             where + "\"fault\" '" + excerpt(value.get<std::string>()) +
+                                 "' is not a fault name of docs/PROTOCOL.md (BAD_OPCODE ... "
+                                 "TOKEN_RANGE)"};
             c.fault = code;
         } else if (key == "needs" && value.is_array()) {
             for (const auto& need : value) {
                 if (!need.is_string() || !known_need(need.get<std::string>()))
-                    return Error{where + "\"needs\" holds " + json_excerpt(need) +
-                                 "; known needs: " + known_needs_text()};
+                    return Error{ErrorCode::invalid_input,
+                                 where + "\"needs\" holds " + json_excerpt(need) +
+                                     "; known needs: " + known_needs_text()};
                 c.needs.push_back(need.get<std::string>());
             }
         } else {
-            return Error{where + "unknown or mistyped member \"" + excerpt(key) +
-                         "\" (members: covers, expect, fault, needs)"};
+            return Error{ErrorCode::invalid_input,
+                         where + "unknown or mistyped member \"" + excerpt(key) +
+                             "\" (members: covers, expect, fault, needs)"};
         }
     }
     return {};
@@ -105,10 +110,13 @@ Result<std::vector<KnownFailure>> read_expectations(const fs::path& path,
     if (!text) return text.error();
     const std::string where = path.string() + ": ";
     auto parsed = parse_untrusted_json(*text);
-    if (!parsed) return Error{where + "is not a JSON object: " + parsed.error().message};
+    if (!parsed)
+        return Error{ErrorCode::invalid_input,
+                     where + "is not a JSON object: " + parsed.error().message};
     const nlohmann::json& j = *parsed;
     if (!j.is_object() || !j.contains("known_failures") || !j["known_failures"].is_array())
-        return Error{where + "needs an object with a \"known_failures\" array"};
+        return Error{ErrorCode::invalid_input,
+                     where + "needs an object with a \"known_failures\" array"};
     for (const auto& e : j["known_failures"]) {
         KnownFailure k;
         const auto vendor = e.is_object() && e.contains("vendor_id")
@@ -117,20 +125,23 @@ Result<std::vector<KnownFailure>> read_expectations(const fs::path& path,
         if (!vendor || !e.contains("case") || !e["case"].is_string() || !e.contains("reason") ||
             !e["reason"].is_string())
             return Error{
+                ErrorCode::invalid_input,
                 where + "every known failure needs vendor_id, case and reason: " + json_excerpt(e)};
         k.vendor_id = *vendor;
         if (e.contains("device_id")) k.device_id = number(e["device_id"]);
         for (const char* key : {"driver", "path", "variant"})
             if (e.contains(key) && !e[key].is_string())
-                return Error{where + "a known failure's \"" + key + "\" is not a string"};
+                return Error{ErrorCode::invalid_input,
+                             where + "a known failure's \"" + key + "\" is not a string"};
         k.driver_prefix = e.value("driver", "");
         k.case_name = e["case"].get<std::string>();
         k.path = e.value("path", "");
         k.variant = e.value("variant", "");
         k.reason = e["reason"].get<std::string>();
         if (!cases.count(k.case_name))
-            return Error{where + "known failure of case '" + excerpt(k.case_name) +
-                         "', which the suite does not have"};
+            return Error{ErrorCode::invalid_input, where + "known failure of case '" +
+                                                       excerpt(k.case_name) +
+                                                       "', which the suite does not have"};
         known.push_back(std::move(k));
     }
     return known;
@@ -151,7 +162,8 @@ std::uint64_t hash_bytes(const void* data, std::size_t size, std::uint64_t seed)
 Result<Suite> load_suite(const std::string& root, bool programs_without_goldens) {
     std::error_code ec;
     if (!fs::is_directory(root, ec))
-        return Error{root + ": no such suite directory (a suite is a directory of NAME.pxi or "
+        return Error{ErrorCode::invalid_input,
+                     root + ": no such suite directory (a suite is a directory of NAME.pxi or "
                             "NAME.pxs files with NAME.golden.png beside them)"};
     Suite suite;
     suite.root = root;
@@ -163,10 +175,11 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         std::error_code status_ec;
         const fs::file_status status = it->status(status_ec);
         if (status.type() == fs::file_type::none)
-            return Error{it->path().string() + ": cannot be read: " + status_ec.message()};
+            return Error{ErrorCode::invalid_input,
+                         it->path().string() + ": cannot be read: " + status_ec.message()};
         if (fs::is_regular_file(status)) files.push_back(it->path());
     }
-    if (ec) return Error{root + ": cannot be listed: " + ec.message()};
+    if (ec) return Error{ErrorCode::invalid_input, root + ": cannot be listed: " + ec.message()};
     std::sort(files.begin(), files.end());
 
     // The suite's hash covers every file, path and bytes, so two runs name the same suite.
@@ -196,8 +209,9 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         if (!*has_golden && !programs_without_goldens) continue; // not a case
         const std::string name = stem.lexically_relative(root).generic_string();
         if (cases.count(name))
-            return Error{file.string() + ": case " + name +
-                         " has both a .pxi and a .pxs program; keep one"};
+            return Error{ErrorCode::invalid_input,
+                         file.string() + ": case " + name +
+                             " has both a .pxi and a .pxs program; keep one"};
         Case c;
         c.name = name;
         c.program = file.string();
@@ -230,7 +244,8 @@ Result<Suite> load_suite(const std::string& root, bool programs_without_goldens)
         }
     }
     if (cases.empty())
-        return Error{root + ": no cases (NAME.pxi or NAME.pxs with NAME.golden.png beside it)"};
+        return Error{ErrorCode::invalid_input,
+                     root + ": no cases (NAME.pxi or NAME.pxs with NAME.golden.png beside it)"};
     std::set<std::string> names;
     for (auto& [name, c] : cases) {
         names.insert(name);
@@ -271,8 +286,9 @@ Result<std::vector<std::string>> update_goldens(const Suite& suite) {
             auto has_golden = path_exists(c.golden);
             if (!has_golden) return has_golden.error();
             if (!*has_golden)
-                return Error{c.name + ": a negative case needs a deliberately wrong golden, " +
-                             c.golden + ", made by hand"};
+                return Error{ErrorCode::invalid_input,
+                             c.name + ": a negative case needs a deliberately wrong golden, " +
+                                 c.golden + ", made by hand"};
             lines.push_back(c.name + ": kept (a negative case: its golden is wrong on purpose)");
             continue;
         }
@@ -281,15 +297,17 @@ Result<std::vector<std::string>> update_goldens(const Suite& suite) {
         Image golden = std::move(program->image);
         const RunOutcome outcome = run_reference(golden);
         if (c.fault && outcome.fault.code != *c.fault)
-            return Error{c.name + ": the reference ends with fault " +
-                         std::string(fault_name(outcome.fault.code)) + ", but its .json expects " +
-                         std::string(fault_name(*c.fault))};
+            return Error{ErrorCode::invalid_input, c.name + ": the reference ends with fault " +
+                                                       std::string(fault_name(outcome.fault.code)) +
+                                                       ", but its .json expects " +
+                                                       std::string(fault_name(*c.fault))};
         // A golden never records a result the case's hand-written expectations refuse.
         if (const std::string wrong =
                 check_expectations(program->expectations, c.program, golden, outcome.fault.code,
                                    outcome.fault ? outcome.fault.pc : 0);
             !wrong.empty())
-            return Error{c.name + ": the reference interpreter disagrees with the case: " + wrong};
+            return Error{ErrorCode::invalid_input,
+                         c.name + ": the reference interpreter disagrees with the case: " + wrong};
         if (auto saved = save_png(golden, c.golden); !saved) return saved.error();
         lines.push_back(c.golden + ": written from the reference interpreter");
     }

@@ -42,7 +42,7 @@ struct SpngFree {
 using SpngContext = std::unique_ptr<spng_ctx, SpngFree>;
 
 Error spng_error(const std::string& name, const char* what, int code) {
-    return Error{name + ": " + what + ": " + spng_strerror(code), ErrorCode::invalid_input};
+    return Error{ErrorCode::invalid_input, name + ": " + what + ": " + spng_strerror(code)};
 }
 
 std::string hex(std::span<const std::uint8_t> bytes) {
@@ -85,7 +85,7 @@ Rectangle rectangle_of(const Tensor& t) {
 // The regions' count, names, tensor ids and rectangles, which cost only their number to check:
 // before anything costs the pixels times the regions.
 Result<void> check_regions(const std::vector<CartridgeRegion>& regions) {
-    const auto bad = [](const std::string& why) { return Error{why, ErrorCode::invalid_input}; };
+    const auto bad = [](const std::string& why) { return Error{ErrorCode::invalid_input, why}; };
     std::unordered_set<std::string_view> names;
     std::vector<const CartridgeRegion*> by_id(MAX_TENSORS);
     for (const CartridgeRegion& r : regions) {
@@ -125,14 +125,14 @@ Result<void> check_program(const Image& image, const CartridgeManifest& m,
                            const std::string& name) {
     const Plan plan = plan_program(image);
     if (plan.fault)
-        return Error{name + ": the program row has a static fault: " + describe(plan.fault, image),
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     name + ": the program row has a static fault: " + describe(plan.fault, image)};
     ReferenceLimits step_limit;
     step_limit.max_work = MAX_CARTRIDGE_STEP_WORK;
     step_limit.limit_name = "a cartridge's limit for one step";
     if (auto fits = check_work(plan, reference_work(plan), step_limit); !fits)
-        return Error{name + ": one step of generation: " + fits.error().message,
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     name + ": one step of generation: " + fits.error().message};
     std::map<std::uint32_t, std::vector<Tensor>> declared;
     for (const Step& s : plan.steps)
         if (s.instruction.opcode == OP_TENSOR)
@@ -140,12 +140,13 @@ Result<void> check_program(const Image& image, const CartridgeManifest& m,
     for (const CartridgeRegion& r : m.regions) {
         const auto it = declared.find(r.id);
         if (it == declared.end())
-            return Error{name + ": manifest region '" + excerpt(r.name) + "' is tensor " +
-                             std::to_string(r.id) + ", which the program row never declares",
-                         ErrorCode::invalid_input};
+            return Error{ErrorCode::invalid_input, name + ": manifest region '" + excerpt(r.name) +
+                                                       "' is tensor " + std::to_string(r.id) +
+                                                       ", which the program row never declares"};
         for (const Tensor& t : it->second)
             if (!(t == r.tensor))
-                return Error{name + ": manifest region '" + excerpt(r.name) + "' (" +
+                return Error{ErrorCode::invalid_input,
+                             name + ": manifest region '" + excerpt(r.name) + "' (" +
                                  std::string(dtype_name(r.tensor.dtype)) + " " +
                                  std::to_string(r.tensor.rows) + "x" +
                                  std::to_string(r.tensor.cols) + " at (" +
@@ -153,8 +154,7 @@ Result<void> check_program(const Image& image, const CartridgeManifest& m,
                                  ")) disagrees with tensor " + std::to_string(r.id) +
                                  " of the program row (" + std::string(dtype_name(t.dtype)) + " " +
                                  std::to_string(t.rows) + "x" + std::to_string(t.cols) + " at (" +
-                                 std::to_string(t.x) + ", " + std::to_string(t.y) + "))",
-                             ErrorCode::invalid_input};
+                                 std::to_string(t.x) + ", " + std::to_string(t.y) + "))"};
     }
     return {};
 }
@@ -234,7 +234,7 @@ std::string manifest_to_json(const CartridgeManifest& m) {
 
 Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::string& name) {
     auto bad = [&](const std::string& why) {
-        return Error{name + ": manifest: " + why, ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, name + ": manifest: " + why};
     };
     auto parsed = parse_untrusted_json(text);
     if (!parsed) return bad("not a JSON object: " + parsed.error().message);
@@ -371,25 +371,25 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
 
 Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std::string& name) {
     SpngContext ctx(spng_ctx_new(0));
-    if (!ctx) return Error{name + ": out of memory", ErrorCode::out_of_memory};
+    if (!ctx) return Error{ErrorCode::out_of_memory, name + ": out of memory"};
     spng_set_image_limits(ctx.get(), MAX_WIDTH, MAX_HEIGHT);
     spng_set_chunk_limits(ctx.get(), 0x7FFFFFFF, MAX_CHUNK_CACHE_BYTES);
-    const Error too_large{name + ": the manifest is larger than 16 MiB (" +
-                              std::to_string(MAX_MANIFEST_BYTES) + " bytes of iTXt text)",
-                          ErrorCode::invalid_input};
+    const Error too_large{ErrorCode::invalid_input,
+                          name + ": the manifest is larger than 16 MiB (" +
+                              std::to_string(MAX_MANIFEST_BYTES) + " bytes of iTXt text)"};
     if (int e = spng_set_png_buffer(ctx.get(), file.data(), file.size()))
         return spng_error(name, "not a PNG", e);
     spng_ihdr ihdr{};
     if (int e = spng_get_ihdr(ctx.get(), &ihdr)) return spng_error(name, "not a PNG", e);
     if (ihdr.color_type != SPNG_COLOR_TYPE_TRUECOLOR_ALPHA || ihdr.bit_depth != 8)
-        return Error{name + ": PNG is not 8-bit RGBA (colour type " +
-                         std::to_string(ihdr.color_type) + ", bit depth " +
-                         std::to_string(ihdr.bit_depth) + "); a cartridge is 8-bit RGBA",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, name + ": PNG is not 8-bit RGBA (colour type " +
+                                                   std::to_string(ihdr.color_type) +
+                                                   ", bit depth " + std::to_string(ihdr.bit_depth) +
+                                                   "); a cartridge is 8-bit RGBA"};
     if (std::uint64_t(ihdr.width) * ihdr.height > MAX_PIXELS)
-        return Error{name + ": " + std::to_string(ihdr.width) + "x" + std::to_string(ihdr.height) +
-                         " is more than the protocol's 2^28 pixels",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, name + ": " + std::to_string(ihdr.width) + "x" +
+                                                   std::to_string(ihdr.height) +
+                                                   " is more than the protocol's 2^28 pixels"};
     Image image(ihdr.width, ihdr.height);
     // The text chunks before the pixels are read here, the ones after them by spng_get_text: a
     // chunk limit reached in either is a manifest too large (the documented limit is below it).
@@ -407,28 +407,27 @@ Result<Cartridge> decode_cartridge(std::span<const std::uint8_t> file, const std
             if (t.type == SPNG_ITXT && CARTRIDGE_KEYWORD == t.keyword) {
                 if (t.length > MAX_MANIFEST_BYTES) return too_large;
                 if (manifest_text)
-                    return Error{name + ": two manifests (iTXt '" + std::string(CARTRIDGE_KEYWORD) +
-                                     "')",
-                                 ErrorCode::invalid_input};
+                    return Error{ErrorCode::invalid_input, name + ": two manifests (iTXt '" +
+                                                               std::string(CARTRIDGE_KEYWORD) +
+                                                               "')"};
                 manifest_text = std::string(t.text, t.length);
             }
     }
     if (!manifest_text)
-        return Error{name + ": no cartridge manifest (an iTXt chunk '" +
-                         std::string(CARTRIDGE_KEYWORD) +
-                         "'); a .pxi program runs without --prompt",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, name + ": no cartridge manifest (an iTXt chunk '" +
+                                                   std::string(CARTRIDGE_KEYWORD) +
+                                                   "'); a .pxi program runs without --prompt"};
     auto manifest = manifest_from_json(*manifest_text, name);
     if (!manifest) return manifest.error();
     // Every region must be a tensor the program declares, so it lies inside the image.
     if (auto ok = check_program(image, *manifest, name); !ok) return ok.error();
     const std::string sum = cartridge_pixels_sha256(image, *manifest);
     if (sum != manifest->pixels_sha256)
-        return Error{name +
+        return Error{ErrorCode::invalid_input,
+                     name +
                          ": checksum mismatch: the weights or the program changed (SHA-256 of "
                          "the constant pixels is " +
-                         sum + ", the manifest says " + excerpt(manifest->pixels_sha256, 64) + ")",
-                     ErrorCode::invalid_input};
+                         sum + ", the manifest says " + excerpt(manifest->pixels_sha256, 64) + ")"};
     return Cartridge{std::move(image), std::move(*manifest), std::move(*manifest_text)};
 }
 
@@ -446,7 +445,7 @@ Result<std::vector<std::uint8_t>> encode_cartridge(const Image& image,
 Result<void> save_cartridge(const std::string& path, Image image, CartridgeManifest manifest) {
     manifest.pixels_sha256 = cartridge_pixels_sha256(image, manifest);
     auto bytes = encode_cartridge(image, manifest);
-    if (!bytes) return Error{path + ": " + bytes.error().message, bytes.error().code};
+    if (!bytes) return Error{bytes.error().code, path + ": " + bytes.error().message};
     return write_file_atomic(path, std::span<const std::uint8_t>(*bytes));
 }
 
@@ -463,21 +462,21 @@ Result<std::vector<std::uint32_t>> tokenize_chars(const CartridgeManifest& m, st
     for (std::size_t at = 0; at < text.size(); ++chars) {
         const std::size_t n = utf8_length((unsigned char)text[at]);
         if (n == 0 || at + n > text.size())
-            return Error{std::string("the ") + what + " is not UTF-8 text (byte " +
-                             std::to_string(at) + ")",
-                         ErrorCode::invalid_input};
+            return Error{ErrorCode::invalid_input, std::string("the ") + what +
+                                                       " is not UTF-8 text (byte " +
+                                                       std::to_string(at) + ")"};
         if (chars >= limit)
-            return Error{std::string("the ") + what + " is longer than " + std::to_string(limit) +
+            return Error{ErrorCode::invalid_input,
+                         std::string("the ") + what + " is longer than " + std::to_string(limit) +
                              " characters (the model sees only the last " +
-                             std::to_string(m.context) + ")",
-                         ErrorCode::invalid_input};
+                             std::to_string(m.context) + ")"};
         const std::string_view c = text.substr(at, n);
         const auto it = ids.find(c);
         if (it == ids.end())
-            return Error{"character " + printable(c) + " at position " + std::to_string(chars) +
+            return Error{ErrorCode::invalid_input,
+                         "character " + printable(c) + " at position " + std::to_string(chars) +
                              " of the " + what + " is not in the model's vocabulary of " +
-                             std::to_string(m.vocab.size() - 1) + " characters",
-                         ErrorCode::invalid_input};
+                             std::to_string(m.vocab.size() - 1) + " characters"};
         out.push_back(it->second);
         at += n;
     }
@@ -487,7 +486,7 @@ Result<std::vector<std::uint32_t>> tokenize_chars(const CartridgeManifest& m, st
 } // namespace
 
 Result<std::vector<std::uint32_t>> tokenize(const CartridgeManifest& m, std::string_view text) {
-    if (text.empty()) return Error{"the prompt is empty", ErrorCode::invalid_input};
+    if (text.empty()) return Error{ErrorCode::invalid_input, "the prompt is empty"};
     return tokenize_chars(m, text, "prompt", MAX_PROMPT_CHARS);
 }
 
@@ -578,8 +577,8 @@ CartridgeStep reference_step() {
         const Image before = image;
         const RunOutcome outcome = run_reference(image);
         if (outcome.fault)
-            return Error{"the cartridge's program faulted: " + describe(outcome.fault, before),
-                         ErrorCode::invalid_input};
+            return Error{ErrorCode::invalid_input,
+                         "the cartridge's program faulted: " + describe(outcome.fault, before)};
         return {};
     };
 }
@@ -587,14 +586,14 @@ CartridgeStep reference_step() {
 Result<void> check_generation(const CartridgeManifest& m, std::size_t prompts,
                               const GenerateOptions& options) {
     if (prompts > m.batch)
-        return Error{std::to_string(prompts) + " prompts are more than the " +
-                         std::to_string(m.batch) +
-                         " windows this cartridge computes at once "
-                         "(pxc pack --batch N makes a larger one)",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, std::to_string(prompts) +
+                                                   " prompts are more than the " +
+                                                   std::to_string(m.batch) +
+                                                   " windows this cartridge computes at once "
+                                                   "(pxc pack --batch N makes a larger one)"};
     if (options.temperature > 0 && !m.region("logits"))
-        return Error{"sampling needs a 'logits' output region; this cartridge has none",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "sampling needs a 'logits' output region; this cartridge has none"};
     return {};
 }
 
@@ -619,9 +618,9 @@ generate(Image& image, const CartridgeManifest& m,
                 id = sample_logits(read_logits(image, m, std::uint32_t(row)), logits->scale,
                                    options.temperature, state);
             if (id >= m.vocab.size())
-                return Error{"the program answered token id " + std::to_string(id) +
-                                 ", outside the vocabulary",
-                             ErrorCode::invalid_input};
+                return Error{ErrorCode::invalid_input, "the program answered token id " +
+                                                           std::to_string(id) +
+                                                           ", outside the vocabulary"};
             history[row].push_back(id);
             generated[row].push_back(id);
         }

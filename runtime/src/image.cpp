@@ -39,16 +39,19 @@ void Image::set_pixel(std::uint32_t x, std::uint32_t y, Pixel v) {
 
 Result<void> check_dimensions(std::uint64_t width, std::uint64_t height) {
     if (width == 0 || height == 0)
-        return Error{"image is " + std::to_string(width) + "x" + std::to_string(height) +
-                     ": both dimensions must be at least 1"};
+        return Error{ErrorCode::invalid_input, "image is " + std::to_string(width) + "x" +
+                                                   std::to_string(height) +
+                                                   ": both dimensions must be at least 1"};
     if (width > MAX_WIDTH || height > MAX_HEIGHT)
-        return Error{"image is " + std::to_string(width) + "x" + std::to_string(height) +
-                     ": the largest width and height are " + std::to_string(MAX_WIDTH) + " and " +
-                     std::to_string(MAX_HEIGHT)};
+        return Error{ErrorCode::invalid_input,
+                     "image is " + std::to_string(width) + "x" + std::to_string(height) +
+                         ": the largest width and height are " + std::to_string(MAX_WIDTH) +
+                         " and " + std::to_string(MAX_HEIGHT)};
     if (width * height > MAX_PIXELS)
-        return Error{"image is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
-                     std::to_string(width * height) + " pixels: the limit is " +
-                     std::to_string(MAX_PIXELS) + " pixels (1 GiB)"};
+        return Error{ErrorCode::invalid_input,
+                     "image is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
+                         std::to_string(width * height) + " pixels: the limit is " +
+                         std::to_string(MAX_PIXELS) + " pixels (1 GiB)"};
     return {};
 }
 
@@ -101,15 +104,18 @@ Result<std::vector<Bytes>> check_chunks(Bytes file) {
     std::size_t at = 8;
     while (true) {
         if (file.size() - at < 12)
-            return Error{"truncated PNG (the file ends before the IEND chunk)"};
+            return Error{ErrorCode::invalid_input,
+                         "truncated PNG (the file ends before the IEND chunk)"};
         const std::uint32_t length = read_be32(&file[at]);
         const std::string type(reinterpret_cast<const char*>(&file[at + 4]), 4);
         if (length > file.size() - at - 12)
-            return Error{"truncated PNG (chunk " + type + " at byte " + std::to_string(at) +
-                         " runs past the end of the file)"};
+            return Error{ErrorCode::invalid_input, "truncated PNG (chunk " + type + " at byte " +
+                                                       std::to_string(at) +
+                                                       " runs past the end of the file)"};
         if (crc32(&file[at + 4], length + 4) != read_be32(&file[at + 8 + length]))
-            return Error{"corrupt PNG (chunk " + type + " at byte " + std::to_string(at) +
-                         " fails its CRC check)"};
+            return Error{ErrorCode::invalid_input, "corrupt PNG (chunk " + type + " at byte " +
+                                                       std::to_string(at) +
+                                                       " fails its CRC check)"};
         if (type == "IDAT") idat.push_back(file.subspan(at + 8, length));
         at += 12 + std::size_t(length);
         if (type == "IEND") return idat;
@@ -137,7 +143,8 @@ Result<void> check_idat_size(const std::vector<Bytes>& idat, std::uint32_t width
                              std::uint32_t height, bool interlaced) {
     const std::uint64_t expected = raw_size(width, height, interlaced);
     z_stream z{};
-    if (inflateInit(&z) != Z_OK) return Error{"out of memory checking the PNG's pixel data"};
+    if (inflateInit(&z) != Z_OK)
+        return Error{ErrorCode::invalid_input, "out of memory checking the PNG's pixel data"};
     std::array<std::uint8_t, 1 << 16> scratch;
     std::uint64_t inflated = 0;
     int status = Z_OK;
@@ -155,9 +162,10 @@ Result<void> check_idat_size(const std::vector<Bytes>& idat, std::uint32_t width
     }
     inflateEnd(&z);
     if (inflated > expected)
-        return Error{"corrupt PNG: its pixel data continues past the " + std::to_string(width) +
-                     "x" + std::to_string(height) + " image (more than " +
-                     std::to_string(expected) + " bytes of scanlines)"};
+        return Error{ErrorCode::invalid_input,
+                     "corrupt PNG: its pixel data continues past the " + std::to_string(width) +
+                         "x" + std::to_string(height) + " image (more than " +
+                         std::to_string(expected) + " bytes of scanlines)"};
     return {};
 }
 
@@ -166,21 +174,24 @@ Result<void> check_idat_size(const std::vector<Bytes>& idat, std::uint32_t width
 Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& name) {
     static const std::uint8_t signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
     if (file.size() < 8 || std::memcmp(file.data(), signature, 8) != 0)
-        return Error{name + ": not a PNG file (the PNG signature is missing)"};
+        return Error{ErrorCode::invalid_input,
+                     name + ": not a PNG file (the PNG signature is missing)"};
     // IHDR must be the first chunk: length 13, type "IHDR", then width, height, depth, colour.
     if (file.size() < 8 + 8 + 13 || read_be32(&file[8]) != 13 ||
         std::memcmp(&file[12], "IHDR", 4) != 0)
-        return Error{name + ": truncated or corrupt PNG (no valid IHDR header chunk)"};
+        return Error{ErrorCode::invalid_input,
+                     name + ": truncated or corrupt PNG (no valid IHDR header chunk)"};
     const std::uint32_t width = read_be32(&file[16]), height = read_be32(&file[20]);
     const int depth = file[24], colour = file[25];
     if (auto dims = check_dimensions(width, height); !dims)
-        return Error{name + ": " + dims.error().message};
+        return Error{ErrorCode::invalid_input, name + ": " + dims.error().message};
     if (depth != 8 || colour != 6)
-        return Error{name + ": PNG is " + std::to_string(depth) + "-bit " +
-                     colour_type_name(colour) + " (colour type " + std::to_string(colour) +
-                     "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
+        return Error{ErrorCode::invalid_input,
+                     name + ": PNG is " + std::to_string(depth) + "-bit " +
+                         colour_type_name(colour) + " (colour type " + std::to_string(colour) +
+                         "); pxVM needs 8-bit RGBA (colour type 6), converted without loss"};
     const auto idat = check_chunks(file);
-    if (!idat) return Error{name + ": " + idat.error().message};
+    if (!idat) return Error{ErrorCode::invalid_input, name + ": " + idat.error().message};
     // No allocation the compressed data cannot fill: deflate inflates at most 1032:1, so a PNG of
     // a few hundred bytes claiming 16384x16384 pixels is refused before 1 GiB is allocated.
     std::uint64_t compressed = 0;
@@ -188,20 +199,22 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
         compressed += chunk.size();
     const std::uint64_t scanlines = raw_size(width, height, file[28] != 0);
     if (scanlines > compressed * 1032 + 1024)
-        return Error{name + ": corrupt PNG: its " + std::to_string(width) + "x" +
-                     std::to_string(height) + " pixels cannot come from " +
-                     std::to_string(compressed) +
-                     " bytes of compressed data (deflate inflates at most 1032 to 1)"};
+        return Error{ErrorCode::invalid_input,
+                     name + ": corrupt PNG: its " + std::to_string(width) + "x" +
+                         std::to_string(height) + " pixels cannot come from " +
+                         std::to_string(compressed) +
+                         " bytes of compressed data (deflate inflates at most 1032 to 1)"};
     // libspng inflates into the image's own buffer, so no more than the header implies is ever
     // inflated; it checks the zlib Adler-32 and refuses unknown critical chunks (such as CgBI).
     struct Free {
         void operator()(spng_ctx* ctx) const { spng_ctx_free(ctx); }
     };
     const std::unique_ptr<spng_ctx, Free> ctx(spng_ctx_new(0));
-    if (!ctx) return Error{name + ": out of memory decoding the PNG"};
+    if (!ctx) return Error{ErrorCode::invalid_input, name + ": out of memory decoding the PNG"};
     const auto corrupt = [&](int code) {
-        return Error{name + ": corrupt PNG: cannot decode its pixel data (" +
-                     std::string(spng_strerror(code)) + ")"};
+        return Error{ErrorCode::invalid_input, name +
+                                                   ": corrupt PNG: cannot decode its pixel data (" +
+                                                   std::string(spng_strerror(code)) + ")"};
     };
     spng_set_image_limits(ctx.get(), MAX_WIDTH, MAX_HEIGHT);
     spng_set_chunk_limits(ctx.get(), std::size_t(64) << 20, std::size_t(64) << 20);
@@ -211,14 +224,15 @@ Result<Image> decode_png(std::span<const std::uint8_t> file, const std::string& 
     if (int e = spng_decoded_image_size(ctx.get(), SPNG_FMT_RGBA8, &bytes)) return corrupt(e);
     if (bytes != image.size_bytes()) return corrupt(SPNG_EBUFSIZ);
     if (int e = spng_decode_image(ctx.get(), image.data(), bytes, SPNG_FMT_RGBA8, 0)) {
-        if (e == SPNG_EMEM) return Error{name + ": out of memory decoding the PNG"};
+        if (e == SPNG_EMEM)
+            return Error{ErrorCode::invalid_input, name + ": out of memory decoding the PNG"};
         return corrupt(e);
     }
     // Whatever follows the image (IEND) must be well-formed too, and the pixel data must end
     // with the image: libspng stops inflating there, so the rest of the stream is counted here.
     if (int e = spng_decode_chunks(ctx.get())) return corrupt(e);
     if (auto exact = check_idat_size(*idat, width, height, file[28] != 0); !exact)
-        return Error{name + ": " + exact.error().message};
+        return Error{ErrorCode::invalid_input, name + ": " + exact.error().message};
     return image;
 }
 
@@ -226,13 +240,17 @@ Result<std::vector<std::uint8_t>> read_file(const std::string& path, std::uint64
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(status))
-        return Error{path + ": cannot open (" + (ec ? ec.message() : "no such file") + ")"};
+        return Error{ErrorCode::invalid_input,
+                     path + ": cannot open (" + (ec ? ec.message() : "no such file") + ")"};
     if (std::filesystem::is_directory(status))
-        return Error{path + ": cannot read (" + std::strerror(EISDIR) + ")"};
+        return Error{ErrorCode::invalid_input,
+                     path + ": cannot read (" + std::strerror(EISDIR) + ")"};
     if (!std::filesystem::is_regular_file(status))
-        return Error{path + ": cannot read (not a regular file)"};
+        return Error{ErrorCode::invalid_input, path + ": cannot read (not a regular file)"};
     std::ifstream in(path, std::ios::binary);
-    if (!in) return Error{path + ": cannot open (" + std::strerror(errno) + ")"};
+    if (!in)
+        return Error{ErrorCode::invalid_input,
+                     path + ": cannot open (" + std::strerror(errno) + ")"};
     // Read in blocks rather than trusting the size: /proc files say 0 and grow while read.
     std::vector<std::uint8_t> bytes;
     std::vector<char> block(1 << 20);
@@ -240,10 +258,11 @@ Result<std::vector<std::uint8_t>> read_file(const std::string& path, std::uint64
         in.read(block.data(), std::streamsize(block.size()));
         const auto got = std::size_t(in.gcount());
         if (bytes.size() + got > max_bytes)
-            return Error{path + ": larger than " + std::to_string(max_bytes) + " bytes"};
+            return Error{ErrorCode::invalid_input,
+                         path + ": larger than " + std::to_string(max_bytes) + " bytes"};
         bytes.insert(bytes.end(), block.begin(), block.begin() + std::ptrdiff_t(got));
     }
-    if (in.bad()) return Error{path + ": read error"};
+    if (in.bad()) return Error{ErrorCode::invalid_input, path + ": read error"};
     return bytes;
 }
 
@@ -261,10 +280,10 @@ Result<std::vector<std::uint8_t>> encode_png_with_itxt(const Image& image, std::
     };
     const std::unique_ptr<spng_ctx, Free> ctx(spng_ctx_new(SPNG_CTX_ENCODER));
     auto failed = [](int code) {
-        return Error{std::string("PNG encoding failed: ") + spng_strerror(code),
-                     code == SPNG_EMEM ? ErrorCode::out_of_memory : ErrorCode::invalid_input};
+        return Error{code == SPNG_EMEM ? ErrorCode::out_of_memory : ErrorCode::invalid_input,
+                     std::string("PNG encoding failed: ") + spng_strerror(code)};
     };
-    if (!ctx) return Error{"PNG encoding failed: out of memory", ErrorCode::out_of_memory};
+    if (!ctx) return Error{ErrorCode::out_of_memory, "PNG encoding failed: out of memory"};
     spng_set_option(ctx.get(), SPNG_ENCODE_TO_BUFFER, 1);
     spng_ihdr ihdr{};
     ihdr.width = image.width();
@@ -276,7 +295,7 @@ Result<std::vector<std::uint8_t>> encode_png_with_itxt(const Image& image, std::
     spng_text chunk{};
     if (!keyword.empty()) {
         if (keyword.size() >= sizeof chunk.keyword)
-            return Error{"PNG text keyword longer than 79 bytes"};
+            return Error{ErrorCode::invalid_input, "PNG text keyword longer than 79 bytes"};
         std::copy(keyword.begin(), keyword.end(), chunk.keyword);
         chunk.type = SPNG_ITXT;
         chunk.length = body.size();
@@ -387,17 +406,21 @@ Result<AtomicFile> AtomicFile::create(const std::string& path) {
     std::error_code ec;
     if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec))) {
         const auto resolved = std::filesystem::weakly_canonical(path, ec);
-        if (ec) return Error{path + ": cannot resolve the symlink (" + ec.message() + ")"};
+        if (ec)
+            return Error{ErrorCode::invalid_input,
+                         path + ": cannot resolve the symlink (" + ec.message() + ")"};
         state->target = resolved.string();
     }
     const auto status = std::filesystem::status(state->target, ec);
     const bool exists = !ec && std::filesystem::exists(status);
     if (exists && !std::filesystem::is_regular_file(status))
-        return Error{path + ": is not a regular file; left unchanged"};
+        return Error{ErrorCode::invalid_input, path + ": is not a regular file; left unchanged"};
     // A fresh name beside the target (mkstemp: created exclusively, never through a symlink).
     std::string name = state->target + ".tmp-XXXXXX";
     const int fd = ::mkstemp(name.data());
-    if (fd < 0) return Error{path + ": cannot write (" + std::strerror(errno) + ")"};
+    if (fd < 0)
+        return Error{ErrorCode::invalid_input,
+                     path + ": cannot write (" + std::strerror(errno) + ")"};
     state->fd = fd;
     state->temporary = name;
     // mkstemp makes 0600: a new file gets what open() would give it, 0666 less the umask.
@@ -415,7 +438,8 @@ std::ostream& AtomicFile::stream() {
 Result<void> AtomicFile::commit() {
     State& s = *state_;
     const auto failed = [&](int error) {
-        return Error{s.path + ": write failed (" + std::strerror(error) + "); file left unchanged"};
+        return Error{ErrorCode::invalid_input,
+                     s.path + ": write failed (" + std::strerror(error) + "); file left unchanged"};
     };
     s.out->flush();
     if (s.buffer->error()) return failed(s.buffer->error());
@@ -427,8 +451,8 @@ Result<void> AtomicFile::commit() {
     if (closed != 0) return failed(errno);
     if (std::rename(s.temporary.c_str(), s.target.c_str()) != 0) {
         const int error = errno;
-        return Error{s.path + ": cannot replace (" + std::strerror(error) +
-                     "); file left unchanged"};
+        return Error{ErrorCode::invalid_input, s.path + ": cannot replace (" +
+                                                   std::strerror(error) + "); file left unchanged"};
     }
     s.committed = true;
     return {};
@@ -445,7 +469,7 @@ Result<void> write_file_atomic(const std::string& path, std::span<const std::uin
 
 Result<void> save_png(const Image& image, const std::string& path) {
     auto png = encode_png_with_itxt(image, {}, {});
-    if (!png) return Error{path + ": " + png.error().message, png.error().code};
+    if (!png) return Error{png.error().code, path + ": " + png.error().message};
     return write_file_atomic(path, *png);
 }
 

@@ -179,13 +179,13 @@ std::string format_count(std::uint64_t n) {
 } // namespace
 
 Error timeout_error(const ReferenceLimits& limits, const Step& step, std::uint32_t executed) {
-    return Error{"the reference interpreter ran past its " +
+    return Error{ErrorCode::timeout,
+                 "the reference interpreter ran past its " +
                      std::to_string(limits.timeout.value_or(std::chrono::milliseconds(0)).count()) +
                      " ms limit (--timeout-ms) in the instruction at pc " +
                      std::to_string(step.instruction.pc) + " (" +
                      std::string(opcode_name(step.instruction.opcode)) + "), after " +
-                     std::to_string(executed) + " instructions",
-                 ErrorCode::timeout};
+                     std::to_string(executed) + " instructions"};
 }
 
 std::uint64_t step_work(const Step& step, std::uint32_t image_width) {
@@ -234,7 +234,7 @@ Result<void> check_work(const Plan& plan, const std::vector<std::uint64_t>& work
         message += "; pc " + std::to_string(step.instruction.pc) + " (" +
                    std::string(opcode_name(step.instruction.opcode)) + ") alone needs " +
                    format_count(work[largest]);
-    return Error{message, ErrorCode::invalid_input};
+    return Error{ErrorCode::invalid_input, message};
 }
 
 Fault execute_step(Image& image, const Step& step) {

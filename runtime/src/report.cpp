@@ -61,8 +61,9 @@ Result<std::vector<std::string>> describe_tensor(const Plan& plan, std::uint32_t
             ins.opcode == OP_TENSOR && ins.args[0] == id)
             tensor = ins.declared();
     if (!tensor)
-        return Error{"tensor " + std::to_string(id) + " is not declared by the " +
-                     std::to_string(executed) + " instructions that ran"};
+        return Error{ErrorCode::invalid_input,
+                     "tensor " + std::to_string(id) + " is not declared by the " +
+                         std::to_string(executed) + " instructions that ran"};
     const Tensor& t = *tensor;
     std::vector<std::string> lines = {
         "t" + std::to_string(id) + " " + std::string(dtype_name(t.dtype)) + " " +

@@ -68,7 +68,7 @@ Result<ProgramRun> ProgramRunner::run(const Image& program) {
         if (auto fits = check_work(plan, verification_work(plan, options.verify_options),
                                    options.reference_limits);
             !fits)
-            return Error{"cannot check the result: " + fits.error().message, fits.error().code};
+            return Error{fits.error().code, "cannot check the result: " + fits.error().message};
 
     if (!state_->device) { // the first device run opens the runtime and the device
         vk::RuntimeOptions runtime_options;
@@ -76,8 +76,9 @@ Result<ProgramRun> ProgramRunner::run(const Image& program) {
         runtime_options.timeout = options.timeout;
         auto runtime = vk::Runtime::create(runtime_options);
         if (!runtime)
-            return Error{runtime.error().message +
-                         "; or run the reference interpreter alone with --device cpu"};
+            return Error{ErrorCode::invalid_input,
+                         runtime.error().message +
+                             "; or run the reference interpreter alone with --device cpu"};
         state_->runtime.emplace(std::move(runtime.value()));
         auto device = state_->runtime->open(vk::DeviceSelector::parse(options.device));
         if (!device) return device.error();
@@ -89,7 +90,7 @@ Result<ProgramRun> ProgramRunner::run(const Image& program) {
     const vk::DeviceInfo& info = device.info();
     run.device = "[" + std::to_string(info.index) + "] " + info.name + " (Vulkan, ";
 
-    Result<vk::GpuRun> gpu = Error{"not run"};
+    Result<vk::GpuRun> gpu = Error{ErrorCode::invalid_input, "not run"};
     if (options.path == ExecutionPath::interpreter) {
         run.device += "GPU interpreter)";
         gpu = device.run_interpreter(run.result);
@@ -122,8 +123,8 @@ Result<ProgramRun> ProgramRunner::run(const Image& program) {
         auto verification = verify_against_reference(
             program, run.result, status, options.verify_options, options.reference_limits);
         if (!verification)
-            return Error{"cannot check the result: " + verification.error().message,
-                         verification.error().code};
+            return Error{verification.error().code,
+                         "cannot check the result: " + verification.error().message};
         run.verification = std::move(verification.value());
     }
     run.outcome.fault = fault_from_status(status, program, run.verification);

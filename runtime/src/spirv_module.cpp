@@ -36,11 +36,13 @@ class Reader {
 public:
     Result<SpirvModule> read(std::span<const std::uint32_t> words) {
         if (words.size() < 5 || words[0] != MAGIC)
-            return Error{"not a SPIR-V module (missing magic number 0x07230203)"};
+            return Error{ErrorCode::invalid_input,
+                         "not a SPIR-V module (missing magic number 0x07230203)"};
         for (std::size_t at = 5; at < words.size();) {
             const std::uint32_t count = words[at] >> 16;
             if (count == 0 || at + count > words.size())
-                return Error{"SPIR-V module is truncated at word " + std::to_string(at)};
+                return Error{ErrorCode::invalid_input,
+                             "SPIR-V module is truncated at word " + std::to_string(at)};
             visit(words[at] & 0xFFFFu, words.subspan(at + 1, count - 1));
             at += count;
         }

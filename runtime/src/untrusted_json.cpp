@@ -40,9 +40,9 @@ std::size_t nesting_depth(std::string_view text, std::size_t limit) {
 Result<nlohmann::json> parse_untrusted_json(std::string_view text) {
     using nlohmann::json;
     if (nesting_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
-        return Error{"nested deeper than " + std::to_string(MAX_JSON_DEPTH) +
-                         " levels of arrays and objects",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, "nested deeper than " +
+                                                   std::to_string(MAX_JSON_DEPTH) +
+                                                   " levels of arrays and objects"};
     try {
         return json::parse(text);
     } catch (const json::exception& e) {
@@ -52,9 +52,9 @@ Result<nlohmann::json> parse_untrusted_json(std::string_view text) {
         if (const auto end = what.find("] ");
             what.starts_with("[json.exception") && end != std::string::npos)
             what = what.substr(end + 2);
-        return Error{excerpt(what, 160), ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, excerpt(what, 160)};
     } catch (const std::bad_alloc&) {
-        return Error{"out of memory while parsing JSON", ErrorCode::out_of_memory};
+        return Error{ErrorCode::out_of_memory, "out of memory while parsing JSON"};
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include "pxvm/embedded_kernels.hpp"
 #include "pxvm/program.hpp"
+#include "pxvm/program_writer.hpp"
 #include "pxvm/vulkan/scheduler.hpp"
 #include "pxvm_layout.h"
 
@@ -397,4 +398,27 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
     CHECK(kinds["matmul"] == "coopmat-nv (" + scalar + " up to 16 rows)");
     CHECK(kinds["dot"] == scalar);
     CHECK(kinds["relu"] == "portable");
+}
+
+TEST_CASE("scheduler: errors carry their code", "[scheduler][errors]") {
+    // A device that reports the int8 tensor-core shapes but has too little shared memory for
+    // any tile: "no tensor-core tile fits" is unsupported, not invalid input.
+    px::vk::DeviceInfo small = fake_tensor_gpu();
+    small.limits.max_compute_shared_memory_size = 1024;
+    px::ProgramWriter w(48, 70);
+    w.tensor(1, I8, 0, 1, 32, 32).tensor(2, I8, 0, 33, 32, 32).tensor(3, I32, 8, 1, 32, 32);
+    w.matmul(3, 1, 2);
+    px::vk::ScheduleOptions forced;
+    forced.variant = KernelVariant::coopmat_nv;
+    auto s = px::vk::schedule_program(px::plan_program(w.image), w.image.width(), w.image.height(),
+                                      small, forced);
+    if (coopmat_built) {
+        REQUIRE_FALSE(s);
+        CHECK(s.error().code == px::ErrorCode::unsupported);
+    }
+    // A forced variant the device lacks is unsupported too.
+    auto missing = px::vk::schedule_program(px::plan_program(w.image), w.image.width(),
+                                            w.image.height(), fake_gpu(false), forced);
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().code == px::ErrorCode::unsupported);
 }

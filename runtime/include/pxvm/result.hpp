@@ -44,10 +44,14 @@ constexpr const char* error_code_name(ErrorCode code) {
     return "unknown";
 }
 
-/// A failure a user can act on. `message` names the file or object and the problem.
+/// A failure a user can act on: what kind it is (always given: Error{ErrorCode::unsupported,
+/// "..."}), and a message that names the file or object and the problem.
 struct Error {
+    Error(ErrorCode code_, std::string message_, int vk_result_ = 0)
+        : message(std::move(message_)), code(code_), vk_result(vk_result_) {}
+
     std::string message;
-    ErrorCode code = ErrorCode::invalid_input;
+    ErrorCode code;
     int vk_result = 0; ///< the VkResult of a failed Vulkan call (VK_SUCCESS = 0 otherwise)
 };
 
@@ -83,7 +87,7 @@ public:
     const Error& error() const { return error_; }
 
 private:
-    Error error_;
+    Error error_{ErrorCode::invalid_input, {}}; // unused unless failed_
     bool failed_ = false;
 };
 

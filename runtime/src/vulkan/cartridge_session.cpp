@@ -61,8 +61,8 @@ Result<CartridgeSession> CartridgeSession::open(const Cartridge& cartridge,
     runtime_options.cache_dir = options.cache_dir;
     auto runtime = Runtime::create(runtime_options);
     if (!runtime)
-        return Error{runtime.error().message + "; or run the reference alone with --device cpu",
-                     runtime.error().code};
+        return Error{runtime.error().code,
+                     runtime.error().message + "; or run the reference alone with --device cpu"};
     auto device = runtime->open(DeviceSelector::parse(options.device));
     if (!device) return device.error();
     const Image& image = cartridge.image;
@@ -123,10 +123,10 @@ Result<void> CartridgeSession::submit(const std::function<Result<void>()>& write
     if (!run) return run.error();
     const auto ran = std::chrono::steady_clock::now();
     if (run->status.fault_code != FAULT_NONE)
-        return Error{"the cartridge's program faulted on the device: " +
-                         std::string(fault_name(run->status.fault_code)) + " at pc " +
-                         std::to_string(run->status.fault_pc),
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input, "the cartridge's program faulted on the device: " +
+                                                   std::string(fault_name(run->status.fault_code)) +
+                                                   " at pc " +
+                                                   std::to_string(run->status.fault_pc)};
     if (auto r = read(); !r) return r.error();
     s.stats.host_write_ms += std::chrono::duration<double, std::milli>(written - start).count();
     s.stats.host_run_ms += std::chrono::duration<double, std::milli>(ran - written).count();
@@ -153,18 +153,17 @@ Result<void> CartridgeSession::step(Image& image) {
             s.reference.set_pixel(x, y, image.pixel(x, y));
     const RunOutcome outcome = run_reference(s.reference);
     if (outcome.fault)
-        return Error{"the cartridge's program faulted on the reference: " +
-                         describe(outcome.fault, s.reference),
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "the cartridge's program faulted on the reference: " +
+                         describe(outcome.fault, s.reference)};
     if (whole) {
         const ImageDifference d = compare_images(s.reference, image);
         if (d.count)
-            return Error{"MISMATCH with the reference on the first step: " + describe(d),
-                         ErrorCode::mismatch};
+            return Error{ErrorCode::mismatch,
+                         "MISMATCH with the reference on the first step: " + describe(d)};
     } else if (auto d = compare_outputs(s.reference, image, s.manifest)) {
-        return Error{"MISMATCH with the reference at step " + std::to_string(s.stats.steps) + ": " +
-                         *d,
-                     ErrorCode::mismatch};
+        return Error{ErrorCode::mismatch, "MISMATCH with the reference at step " +
+                                              std::to_string(s.stats.steps) + ": " + *d};
     }
     s.stats.verify_ms += ms_since(check);
     return {};
@@ -182,8 +181,8 @@ CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompt
     if (auto ok = check_generation(m, prompts.size(), options); !ok) return ok.error();
     const CartridgeRegion* logits = m.region("logits");
     if (options.temperature > 0 && !s.read_logits)
-        return Error{"sampling needs the logits: open the session with read_logits",
-                     ErrorCode::invalid_input};
+        return Error{ErrorCode::invalid_input,
+                     "sampling needs the logits: open the session with read_logits"};
     // Where the regions lie in the packed buffers: the input slot alone; the outputs in the
     // order the session recorded them.
     const Tensor& tokens = m.region("tokens")->tensor;
@@ -240,9 +239,9 @@ CartridgeSession::generate(const std::vector<std::vector<std::uint32_t>>& prompt
                 id = sample_logits(z, logits->scale, options.temperature, state);
             }
             if (id >= m.vocab.size())
-                return Error{"the program answered token id " + std::to_string(id) +
-                                 ", outside the vocabulary",
-                             ErrorCode::invalid_input};
+                return Error{ErrorCode::invalid_input, "the program answered token id " +
+                                                           std::to_string(id) +
+                                                           ", outside the vocabulary"};
             std::uint8_t* w = windows.data() + row * row_bytes;
             std::memmove(w, w + token_size, (m.context - 1) * token_size);
             put(w + (m.context - 1) * token_size, id);

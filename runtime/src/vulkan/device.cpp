@@ -232,10 +232,10 @@ Result<Buffer> create_buffer(DeviceState& s, VkDeviceSize size, VkBufferUsageFla
     const auto type =
         choose_memory_type(s.info, requirements.memoryTypeBits, preference, requirements.size);
     if (!type)
-        return Error{"no memory type of " + s.info.name + " can hold the " + std::string(what) +
+        return Error{ErrorCode::unsupported,
+                     "no memory type of " + s.info.name + " can hold the " + std::string(what) +
                          " (" + size_text(requirements.size) + ", needs " +
-                         memory_property_names(preference.required) + " memory)",
-                     ErrorCode::unsupported};
+                         memory_property_names(preference.required) + " memory)"};
     auto allocate = make_struct<VkMemoryAllocateInfo>(VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO);
     allocate.allocationSize = requirements.size;
     allocate.memoryTypeIndex = *type;
@@ -331,7 +331,7 @@ Result<std::vector<double>> read_timestamps(DeviceState& s, VkQueryPool pool, st
 
 /// The error of a device that failed earlier (timeout, device lost).
 Error failed_device_error(const DeviceState& s) {
-    return Error{s.failure, s.failure_code};
+    return Error{s.failure_code, s.failure};
 }
 
 /// Submits `cmd` and waits for it: spins on the fence briefly, then blocks until the timeout.
@@ -361,7 +361,7 @@ Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
         // reported as the injection says, and the device is failed as after the real thing.
         vkWaitForFences(s.device.get(), 1, &fence, VK_TRUE, UINT64_MAX);
         if (s.runtime->options.inject.kind == FaultInjection::Kind::timeout)
-            return fail_device(s, Error{timed_out + INJECTED, ErrorCode::timeout});
+            return fail_device(s, Error{ErrorCode::timeout, timed_out + INJECTED});
         waited = VK_ERROR_DEVICE_LOST;
     }
     while (!injected && Clock::now() - start < FENCE_SPIN &&
@@ -372,7 +372,7 @@ Result<double> submit_and_wait(DeviceState& s, VkCommandBuffer cmd) {
                                  std::uint64_t(std::chrono::nanoseconds(timeout).count()));
         if (waited == VK_TIMEOUT) {
             s.pending = true;
-            return fail_device(s, Error{timed_out, ErrorCode::timeout});
+            return fail_device(s, Error{ErrorCode::timeout, timed_out});
         }
     }
     if (waited != VK_SUCCESS) {
@@ -510,10 +510,10 @@ Result<PipelineEntry*> kernel_pipeline(DeviceState& s, const Dispatch& d, bool& 
     } else if (const EmbeddedKernel* embedded = find_kernel(name)) {
         spirv = embedded->spirv;
     } else {
-        return Error{"kernel '" + name +
+        return Error{ErrorCode::unsupported,
+                     "kernel '" + name +
                          "' is not built into this pxVM library (px::find_kernel has no such "
-                         "kernel; the build leaves out kernels its toolchain cannot compile)",
-                     ErrorCode::unsupported};
+                         "kernel; the build leaves out kernels its toolchain cannot compile)"};
     }
     if (auto supported = check_kernel_support(name, spirv, s.info); !supported)
         return supported.error();
@@ -521,14 +521,14 @@ Result<PipelineEntry*> kernel_pipeline(DeviceState& s, const Dispatch& d, bool& 
     if (d.required_subgroup_size &&
         !(sg.size_control && sg.compute_required_size && d.required_subgroup_size >= sg.min_size &&
           d.required_subgroup_size <= sg.max_size))
-        return Error{"kernel '" + name + "' needs subgroup size " +
+        return Error{ErrorCode::unsupported,
+                     "kernel '" + name + "' needs subgroup size " +
                          std::to_string(d.required_subgroup_size) + ", which " + s.info.name +
                          " cannot be asked for (subgroup size control " +
                          (sg.size_control ? "sizes " + std::to_string(sg.min_size) + " to " +
                                                 std::to_string(sg.max_size)
                                           : std::string("absent")) +
-                         ")",
-                     ErrorCode::unsupported};
+                         ")"};
 
     const VkDevice device = s.device.get();
     auto module_info =
@@ -884,10 +884,11 @@ Result<void> check_region_inside(const ResidentState& r, const Region& region,
     if (region.width == 0 || region.height == 0 || region.x >= r.width ||
         region.width > r.width - region.x || region.y >= r.height ||
         region.height > r.height - region.y)
-        return Error{std::string(what) + ": region " + std::to_string(region.width) + "x" +
-                     std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
-                     std::to_string(region.y) + ") is empty or outside the " +
-                     std::to_string(r.width) + "x" + std::to_string(r.height) + " image"};
+        return Error{ErrorCode::invalid_input,
+                     std::string(what) + ": region " + std::to_string(region.width) + "x" +
+                         std::to_string(region.height) + " at (" + std::to_string(region.x) + ", " +
+                         std::to_string(region.y) + ") is empty or outside the " +
+                         std::to_string(r.width) + "x" + std::to_string(r.height) + " image"};
     return {};
 }
 
@@ -895,9 +896,10 @@ Result<void> check_region_inside(const ResidentState& r, const Region& region,
 Result<void> check_region(const ResidentState& r, const Image& image, const Region& region,
                           std::string_view what) {
     if (image.width() != r.width || image.height() != r.height)
-        return Error{std::string(what) + ": the image is " + std::to_string(image.width()) + "x" +
-                     std::to_string(image.height()) + ", the resident image " +
-                     std::to_string(r.width) + "x" + std::to_string(r.height)};
+        return Error{ErrorCode::invalid_input,
+                     std::string(what) + ": the image is " + std::to_string(image.width()) + "x" +
+                         std::to_string(image.height()) + ", the resident image " +
+                         std::to_string(r.width) + "x" + std::to_string(r.height)};
     return check_region_inside(r, region, what);
 }
 
@@ -1096,10 +1098,13 @@ Result<void> Recording::read_outputs(Image& target) const {
     const RecordingState& rec = *state_;
     const ResidentState& r = *rec.image;
     if (target.width() != r.width || target.height() != r.height)
-        return Error{"reading outputs: the image is " + std::to_string(target.width()) + "x" +
-                     std::to_string(target.height()) + ", the resident image " +
-                     std::to_string(r.width) + "x" + std::to_string(r.height)};
-    if (rec.regions.empty()) return Error{"reading outputs: the recording has no output regions"};
+        return Error{ErrorCode::invalid_input,
+                     "reading outputs: the image is " + std::to_string(target.width()) + "x" +
+                         std::to_string(target.height()) + ", the resident image " +
+                         std::to_string(r.width) + "x" + std::to_string(r.height)};
+    if (rec.regions.empty())
+        return Error{ErrorCode::invalid_input,
+                     "reading outputs: the recording has no output regions"};
     if (auto seen = invalidate(*rec.device, rec.outputs); !seen) return seen.error();
     const auto* words = static_cast<const std::uint8_t*>(rec.outputs.mapped);
     for (const auto& [region, first] : rec.regions)
@@ -1114,11 +1119,13 @@ Result<void> Recording::write_inputs(const Image& source) {
     RecordingState& rec = *state_;
     const ResidentState& r = *rec.image;
     if (source.width() != r.width || source.height() != r.height)
-        return Error{"writing inputs: the image is " + std::to_string(source.width()) + "x" +
-                     std::to_string(source.height()) + ", the resident image " +
-                     std::to_string(r.width) + "x" + std::to_string(r.height)};
+        return Error{ErrorCode::invalid_input,
+                     "writing inputs: the image is " + std::to_string(source.width()) + "x" +
+                         std::to_string(source.height()) + ", the resident image " +
+                         std::to_string(r.width) + "x" + std::to_string(r.height)};
     if (rec.input_regions.empty())
-        return Error{"writing inputs: the recording has no input regions"};
+        return Error{ErrorCode::invalid_input,
+                     "writing inputs: the recording has no input regions"};
     auto* words = static_cast<std::uint8_t*>(rec.inputs.mapped);
     for (const auto& [region, first] : rec.input_regions)
         for (std::uint32_t row = 0; row < region.height; ++row)
@@ -1139,7 +1146,8 @@ Result<void> Recording::flush_inputs() {
 
 Result<std::span<const std::uint8_t>> Recording::output_buffer() const {
     const RecordingState& rec = *state_;
-    if (rec.regions.empty()) return Error{"the recording has no output regions"};
+    if (rec.regions.empty())
+        return Error{ErrorCode::invalid_input, "the recording has no output regions"};
     if (auto seen = invalidate(*rec.device, rec.outputs); !seen) return seen.error();
     return std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(rec.outputs.mapped),
                                          std::size_t(rec.output_words * 4));
@@ -1180,13 +1188,13 @@ Result<GpuRun> Recording::run() {
     std::memcpy(&result.status, rec.status_copy.mapped, sizeof(RunStatus));
     result.timings.host_total_ms = ms_since(start);
     if (result.status.fault_code == STATUS_INCOMPLETE) // the image is unreliable
-        return Error{"the GPU could not finish the instruction at pc " +
+        return Error{ErrorCode::incomplete,
+                     "the GPU could not finish the instruction at pc " +
                          std::to_string(result.status.fault_pc) + " (" +
                          std::to_string(result.status.executed) +
                          " instructions had run before it): " + s.info.name +
                          " limits how long one shader invocation may loop (lavapipe: 65535 loop "
-                         "iterations in all); run the program on a GPU, or with --device cpu",
-                     ErrorCode::incomplete};
+                         "iterations in all); run the program on a GPU, or with --device cpu"};
     return result;
 }
 
@@ -1217,32 +1225,33 @@ Result<void> Device::check_image_fits(std::uint64_t bytes, std::string_view what
     const std::string subject = std::string(what) + " is " + size_text(bytes) + ", larger than ";
     const std::string advice = "; use a smaller image or a device with a larger limit";
     if (bytes > d.limits.max_storage_buffer_range)
-        return Error{subject + "the largest storage buffer of " + d.name +
-                         " (maxStorageBufferRange " + size_text(d.limits.max_storage_buffer_range) +
-                         ")" + advice,
-                     ErrorCode::unsupported};
+        return Error{ErrorCode::unsupported, subject + "the largest storage buffer of " + d.name +
+                                                 " (maxStorageBufferRange " +
+                                                 size_text(d.limits.max_storage_buffer_range) +
+                                                 ")" + advice};
     if (bytes > d.limits.max_memory_allocation_size)
-        return Error{subject + "the largest allocation of " + d.name +
-                         " (maxMemoryAllocationSize " +
-                         size_text(d.limits.max_memory_allocation_size) + ")" + advice,
-                     ErrorCode::unsupported};
+        return Error{ErrorCode::unsupported, subject + "the largest allocation of " + d.name +
+                                                 " (maxMemoryAllocationSize " +
+                                                 size_text(d.limits.max_memory_allocation_size) +
+                                                 ")" + advice};
     if (d.limits.max_buffer_size && bytes > *d.limits.max_buffer_size)
-        return Error{subject + "the largest buffer of " + d.name + " (maxBufferSize " +
-                         size_text(*d.limits.max_buffer_size) + ")" + advice,
-                     ErrorCode::unsupported};
+        return Error{ErrorCode::unsupported,
+                     subject + "the largest buffer of " + d.name + " (maxBufferSize " +
+                         size_text(*d.limits.max_buffer_size) + ")" + advice};
     if (bytes > d.largest_device_local_heap())
-        return Error{subject + "the device-local memory heap of " + d.name + " (" +
-                         size_text(d.largest_device_local_heap()) + ")" + advice,
-                     ErrorCode::unsupported};
+        return Error{ErrorCode::unsupported, subject + "the device-local memory heap of " + d.name +
+                                                 " (" + size_text(d.largest_device_local_heap()) +
+                                                 ")" + advice};
     return {};
 }
 
 Result<void> Device::add_kernel(std::string name, std::vector<std::uint32_t> spirv) {
     DeviceObjects& o = *state_->objects;
     if (o.added_kernels.count(name) || find_kernel(name))
-        return Error{"kernel '" + name + "' is already registered on this device"};
+        return Error{ErrorCode::invalid_input,
+                     "kernel '" + name + "' is already registered on this device"};
     if (auto module = read_spirv_module(spirv); !module)
-        return Error{"kernel '" + name + "': " + module.error().message};
+        return Error{ErrorCode::invalid_input, "kernel '" + name + "': " + module.error().message};
     o.added_kernels[name] = std::move(spirv);
     return {};
 }
@@ -1267,7 +1276,7 @@ Result<ResidentImage> Device::upload(const Image& image) {
     DeviceState& s = *state_;
     if (failed()) return failed_device_error(s);
     const VkDeviceSize bytes = image.size_bytes();
-    if (bytes == 0) return Error{"the image is empty"};
+    if (bytes == 0) return Error{ErrorCode::invalid_input, "the image is empty"};
     if (auto fits = check_image_fits(bytes, image_name(image)); !fits) return fits.error();
 
     auto r = std::make_unique<ResidentState>();
@@ -1287,10 +1296,11 @@ Result<ResidentImage> Device::upload(const Image& image) {
             r->image = std::move(direct.value());
             r->direct = true;
         } else if (mode == UploadMode::direct) {
-            return Error{"direct upload needs a DEVICE_LOCAL|HOST_VISIBLE memory type that "
+            return Error{direct.error().code,
+                         "direct upload needs a DEVICE_LOCAL|HOST_VISIBLE memory type that "
                          "holds the image: " +
                              direct.error().message,
-                         direct.error().code, direct.error().vk_result};
+                         direct.error().vk_result};
         }
     }
     if (!r->direct) {
@@ -1334,9 +1344,11 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
     DeviceObjects& o = *s.objects;
     const DeviceInfo& d = s.info;
     if (failed()) return failed_device_error(s);
-    if (dispatches.empty()) return Error{"nothing to run: the dispatch list is empty"};
+    if (dispatches.empty())
+        return Error{ErrorCode::invalid_input, "nothing to run: the dispatch list is empty"};
     ResidentState& r = *image.state_;
-    if (r.device != &s) return Error{"the resident image belongs to another device"};
+    if (r.device != &s)
+        return Error{ErrorCode::invalid_input, "the resident image belongs to another device"};
 
     auto rec = std::make_unique<RecordingState>();
     rec->attach(&s, &r);
@@ -1345,16 +1357,18 @@ Result<Recording> Device::record(ResidentImage& image, std::span<const Dispatch>
         const std::string what = "dispatch of kernel '" + dispatch.kernel + "'";
         if (dispatch.push_constants.size() > PUSH_CONSTANT_BYTES ||
             dispatch.push_constants.size() % 4 != 0)
-            return Error{what + " has " + std::to_string(dispatch.push_constants.size()) +
-                         " bytes of push constants; at most " +
-                         std::to_string(PUSH_CONSTANT_BYTES) + ", a multiple of 4"};
+            return Error{ErrorCode::invalid_input,
+                         what + " has " + std::to_string(dispatch.push_constants.size()) +
+                             " bytes of push constants; at most " +
+                             std::to_string(PUSH_CONSTANT_BYTES) + ", a multiple of 4"};
         for (int i = 0; i < 3; ++i)
             if (dispatch.groups[i] == 0 ||
                 dispatch.groups[i] > d.limits.max_compute_work_group_count[i])
-                return Error{what + " asks for " + std::to_string(dispatch.groups[i]) +
-                             " workgroups in dimension " + std::to_string(i) + "; " + d.name +
-                             " allows 1 to " +
-                             std::to_string(d.limits.max_compute_work_group_count[i])};
+                return Error{ErrorCode::invalid_input,
+                             what + " asks for " + std::to_string(dispatch.groups[i]) +
+                                 " workgroups in dimension " + std::to_string(i) + "; " + d.name +
+                                 " allows 1 to " +
+                                 std::to_string(d.limits.max_compute_work_group_count[i])};
         bool created = false;
         auto entry = kernel_pipeline(s, dispatch, created);
         if (!entry) return entry.error();
@@ -1550,7 +1564,8 @@ Result<GpuRun> Device::run_interpreter(Image& image) {
 Result<GpuRun> Device::run(std::span<const Dispatch> dispatches, Image& image) {
     const auto start = Clock::now();
     if (failed()) return failed_device_error(*state_);
-    if (dispatches.empty()) return Error{"nothing to run: the dispatch list is empty"};
+    if (dispatches.empty())
+        return Error{ErrorCode::invalid_input, "nothing to run: the dispatch list is empty"};
     // Pipelines first, so that a bad dispatch fails before anything is uploaded.
     std::vector<std::string> created_now;
     for (const Dispatch& dispatch : dispatches) {

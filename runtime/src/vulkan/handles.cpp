@@ -94,7 +94,7 @@ Error vulkan_error(std::string_view what, VkResult result) {
     default:
         break;
     }
-    return Error{std::move(message), error_code(result), int(result)};
+    return Error{error_code(result), std::move(message), int(result)};
 }
 
 void fail_check(const char* call, VkResult result, const char* file, int line) {

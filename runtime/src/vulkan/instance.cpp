@@ -85,9 +85,11 @@ Result<FaultInjection> parse_injection(std::string_view text) {
     else if (name == "device-lost")
         inject.kind = Kind::device_lost;
     const auto bad = [&] {
-        return Error{"PXVM_INJECT_FAULT='" + std::string(text) +
-                     "' is not 'allocation', 'timeout' or 'device-lost', optionally followed by "
-                     "':N' (the Nth allocation or submit, N >= 1)"};
+        return Error{
+            ErrorCode::invalid_input,
+            "PXVM_INJECT_FAULT='" + std::string(text) +
+                "' is not 'allocation', 'timeout' or 'device-lost', optionally followed by "
+                "':N' (the Nth allocation or submit, N >= 1)"};
     };
     if (inject.kind == Kind::none) return bad();
     if (name.size() < text.size()) {
@@ -117,14 +119,16 @@ Result<RuntimeOptions> apply_environment(RuntimeOptions options) {
         const char* end = t + std::strlen(t);
         auto [ptr, ec] = std::from_chars(t, end, ms);
         if (ec != std::errc() || ptr != end || ms == 0 || ms > std::uint64_t(MAX_TIMEOUT.count()))
-            return Error{"PXVM_TIMEOUT_MS='" + std::string(t) +
-                         "' is not a whole number of milliseconds from 1 to 86400000 (24 h)"};
+            return Error{ErrorCode::invalid_input,
+                         "PXVM_TIMEOUT_MS='" + std::string(t) +
+                             "' is not a whole number of milliseconds from 1 to 86400000 (24 h)"};
         options.timeout = std::chrono::milliseconds(ms);
     }
     if (!options.timeout) options.timeout = DEFAULT_TIMEOUT;
     if (options.timeout->count() <= 0 || *options.timeout > MAX_TIMEOUT)
-        return Error{"the run timeout must be from 1 ms to 24 h (it is " +
-                     std::to_string(options.timeout->count()) + " ms)"};
+        return Error{ErrorCode::invalid_input, "the run timeout must be from 1 ms to 24 h (it is " +
+                                                   std::to_string(options.timeout->count()) +
+                                                   " ms)"};
     return options;
 }
 
@@ -214,9 +218,10 @@ Result<Runtime> Runtime::create(const RuntimeOptions& requested) {
     std::uint32_t loader_version = VK_API_VERSION_1_0;
     if (enumerate_version) enumerate_version(&loader_version);
     if (loader_version < VK_API_VERSION_1_1)
-        return Error{"the Vulkan loader supports only Vulkan " +
-                     format_api_version(loader_version) +
-                     "; pxVM needs a Vulkan 1.1 or newer loader (libvulkan1)"};
+        return Error{ErrorCode::unsupported,
+                     "the Vulkan loader supports only Vulkan " +
+                         format_api_version(loader_version) +
+                         "; pxVM needs a Vulkan 1.1 or newer loader (libvulkan1)"};
     state->api_version = VK_API_VERSION_1_3;
 
     std::vector<const char*> extensions, layers;
@@ -239,15 +244,17 @@ Result<Runtime> Runtime::create(const RuntimeOptions& requested) {
     const void* next = nullptr;
     if (options->validate) {
         if (!layer_installed(VALIDATION_LAYER))
-            return Error{"validation was asked for (the validate option or PXVM_VALIDATE=1) but " +
-                         std::string(VALIDATION_LAYER) +
-                         " is not installed; install it (Debian: apt install "
-                         "vulkan-validationlayers) or run without validation"};
+            return Error{ErrorCode::unsupported,
+                         "validation was asked for (the validate option or PXVM_VALIDATE=1) but " +
+                             std::string(VALIDATION_LAYER) +
+                             " is not installed; install it (Debian: apt install "
+                             "vulkan-validationlayers) or run without validation"};
         layers.push_back(VALIDATION_LAYER);
         const std::vector<std::string> layer_extensions = instance_extensions(VALIDATION_LAYER);
         if (!contains(available, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) &&
             !contains(layer_extensions, VK_EXT_DEBUG_UTILS_EXTENSION_NAME))
-            return Error{"validation needs VK_EXT_debug_utils, which neither the Vulkan loader "
+            return Error{ErrorCode::unsupported,
+                         "validation needs VK_EXT_debug_utils, which neither the Vulkan loader "
                          "nor the validation layer provides"};
         extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
         next = &messenger;
@@ -278,7 +285,8 @@ Result<Runtime> Runtime::create(const RuntimeOptions& requested) {
     VkInstance instance = VK_NULL_HANDLE;
     if (VkResult r = vkCreateInstance(&info, nullptr, &instance); r != VK_SUCCESS) {
         if (r == VK_ERROR_INCOMPATIBLE_DRIVER)
-            return Error{"no Vulkan driver found (vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER): "
+            return Error{ErrorCode::device_error,
+                         "no Vulkan driver found (vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER): "
                          "install one, e.g. mesa-vulkan-drivers for lavapipe (the CPU device), or "
                          "point VK_DRIVER_FILES at the driver's ICD json file"};
         return vulkan_error("cannot create a Vulkan instance (vkCreateInstance)", r);
@@ -291,7 +299,8 @@ Result<Runtime> Runtime::create(const RuntimeOptions& requested) {
         auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
             vkGetInstanceProcAddr(instance, "vkDestroyDebugUtilsMessengerEXT"));
         if (!create || !destroy)
-            return Error{"the debug-utils functions are missing although VK_EXT_debug_utils "
+            return Error{ErrorCode::device_error,
+                         "the debug-utils functions are missing although VK_EXT_debug_utils "
                          "was enabled"};
         VkDebugUtilsMessengerCreateInfoEXT standalone = messenger_info(&state->log);
         VkDebugUtilsMessengerEXT handle = VK_NULL_HANDLE;
@@ -308,7 +317,8 @@ Result<Runtime> Runtime::create(const RuntimeOptions& requested) {
         return vulkan_error("cannot list Vulkan devices (vkEnumeratePhysicalDevices)", r);
     handles.resize(count);
     if (handles.empty())
-        return Error{"no Vulkan device found: the Vulkan loader found no driver with a device; "
+        return Error{ErrorCode::device_error,
+                     "no Vulkan device found: the Vulkan loader found no driver with a device; "
                      "install one (e.g. mesa-vulkan-drivers for lavapipe, the CPU device) or check "
                      "VK_DRIVER_FILES / VK_ICD_FILENAMES"};
 
@@ -349,14 +359,16 @@ Result<std::uint32_t> Runtime::select(const DeviceSelector& selector) const {
     switch (selector.kind) {
     case DeviceSelector::Kind::index: {
         if (selector.index >= devices.size())
-            return Error{"there is no device " +
-                         (selector.index == ~0u ? std::string("with that index")
-                                                : std::to_string(selector.index)) +
-                         "; " + device_list(devices)};
+            return Error{ErrorCode::invalid_input,
+                         "there is no device " +
+                             (selector.index == ~0u ? std::string("with that index")
+                                                    : std::to_string(selector.index)) +
+                             "; " + device_list(devices)};
         const DeviceInfo& d = devices[selector.index];
         if (!d.usable())
-            return Error{"device " + std::to_string(d.index) + " (" + d.name +
-                         ") cannot run pxVM: " + d.unsupported_reason};
+            return Error{ErrorCode::unsupported, "device " + std::to_string(d.index) + " (" +
+                                                     d.name +
+                                                     ") cannot run pxVM: " + d.unsupported_reason};
         return d.index;
     }
     case DeviceSelector::Kind::name: {
@@ -368,16 +380,19 @@ Result<std::uint32_t> Runtime::select(const DeviceSelector& selector) const {
             if (!unusable) unusable = &d;
         }
         if (unusable)
-            return Error{"device " + std::to_string(unusable->index) + " (" + unusable->name +
-                         ") matches '" + selector.name +
-                         "' but cannot run pxVM: " + unusable->unsupported_reason};
-        return Error{"no device name contains '" + selector.name + "'; " + device_list(devices)};
+            return Error{ErrorCode::unsupported,
+                         "device " + std::to_string(unusable->index) + " (" + unusable->name +
+                             ") matches '" + selector.name +
+                             "' but cannot run pxVM: " + unusable->unsupported_reason};
+        return Error{ErrorCode::invalid_input,
+                     "no device name contains '" + selector.name + "'; " + device_list(devices)};
     }
     default:
         for (const DeviceInfo& d : devices)
             if (d.usable()) return d.index;
-        return Error{"no device can run pxVM; " + device_list(devices) + " (" +
-                     devices.front().name + ": " + devices.front().unsupported_reason + ")"};
+        return Error{ErrorCode::unsupported, "no device can run pxVM; " + device_list(devices) +
+                                                 " (" + devices.front().name + ": " +
+                                                 devices.front().unsupported_reason + ")"};
     }
 }
 

@@ -47,17 +47,22 @@ Result<void> check_pipeline_cache_header(std::span<const std::uint8_t> data,
     // each), pipelineCacheUUID (16 bytes).
     constexpr std::size_t header_size = 16 + VK_UUID_SIZE;
     if (data.size() < header_size)
-        return Error{"file is " + std::to_string(data.size()) + " bytes, shorter than a header"};
+        return Error{ErrorCode::invalid_input,
+                     "file is " + std::to_string(data.size()) + " bytes, shorter than a header"};
     const std::uint32_t size = read_u32(data, 0), version = read_u32(data, 4);
     if (size < header_size || size > data.size())
-        return Error{"header size " + std::to_string(size) + " is invalid"};
+        return Error{ErrorCode::invalid_input,
+                     "header size " + std::to_string(size) + " is invalid"};
     if (version != VK_PIPELINE_CACHE_HEADER_VERSION_ONE)
-        return Error{"header version " + std::to_string(version) + " is not 1"};
+        return Error{ErrorCode::invalid_input,
+                     "header version " + std::to_string(version) + " is not 1"};
     if (read_u32(data, 8) != device.vendor_id || read_u32(data, 12) != device.device_id)
-        return Error{"written for vendor 0x" + hex(read_u32(data, 8)) + " device 0x" +
-                     hex(read_u32(data, 12)) + ", not this device"};
+        return Error{ErrorCode::invalid_input, "written for vendor 0x" + hex(read_u32(data, 8)) +
+                                                   " device 0x" + hex(read_u32(data, 12)) +
+                                                   ", not this device"};
     if (std::memcmp(data.data() + 16, device.pipeline_cache_uuid.data(), VK_UUID_SIZE) != 0)
-        return Error{"written by another driver build (pipeline cache UUID differs)"};
+        return Error{ErrorCode::invalid_input,
+                     "written by another driver build (pipeline cache UUID differs)"};
     return {};
 }
 

@@ -129,9 +129,9 @@ Result<KernelVariant> choose_variant(const DeviceInfo& device, const ScheduleOpt
     if (options.variant) {
         const VariantSupport s = support_of(*options.variant, device);
         if (!s.available)
-            return Error{"kernel variant " + std::string(to_string(*options.variant)) +
-                             " is not available: " + s.reason,
-                         ErrorCode::unsupported};
+            return Error{ErrorCode::unsupported, "kernel variant " +
+                                                     std::string(to_string(*options.variant)) +
+                                                     " is not available: " + s.reason};
         return *options.variant;
     }
     if (support_of(KernelVariant::coopmat_nv, device).available) return KernelVariant::coopmat_nv;
@@ -330,19 +330,22 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
         const std::vector<CoopmatTile> tiles = coopmat_tiles(device);
         if (variant != KernelVariant::coopmat_nv ||
             std::find(tiles.begin(), tiles.end(), *options.coopmat_tile) == tiles.end())
-            return Error{"tensor-core tile " + options.coopmat_tile->name() +
-                         " is not one this device and variant can run"};
+            return Error{ErrorCode::unsupported, "tensor-core tile " +
+                                                     options.coopmat_tile->name() +
+                                                     " is not one this device and variant can run"};
     }
     if (options.matmul_tile) {
         const auto [tm, tn] = *options.matmul_tile;
         const auto valid = [](std::uint32_t t) { return t == 16 || t == 32 || t == 64; };
         if (!valid(tm) || !valid(tn))
-            return Error{"matmul tile " + std::to_string(tm) + "x" + std::to_string(tn) +
-                         " is not one of 16, 32, 64 by 16, 32, 64"};
+            return Error{ErrorCode::invalid_input, "matmul tile " + std::to_string(tm) + "x" +
+                                                       std::to_string(tn) +
+                                                       " is not one of 16, 32, 64 by 16, 32, 64"};
     }
     const std::uint32_t k_words = options.matmul_k_words.value_or(matmul_k_words(device));
     if (k_words != 16 && k_words != 32)
-        return Error{"matmul step of " + std::to_string(k_words) + " words is not 16 or 32"};
+        return Error{ErrorCode::invalid_input,
+                     "matmul step of " + std::to_string(k_words) + " words is not 16 or 32"};
 
     Schedule schedule;
     schedule.variant = variant;
@@ -406,7 +409,8 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                 (m >= COOPMAT_MIN_ROWS || options.coopmat_tile)) {
                 const std::optional<CoopmatTile> tile =
                     options.coopmat_tile ? options.coopmat_tile : coopmat_tile(m, n, device);
-                if (!tile) return Error{"no tensor-core tile fits " + device.name};
+                if (!tile)
+                    return Error{ErrorCode::unsupported, "no tensor-core tile fits " + device.name};
                 scheduled.kernel = is_signed ? "matmul_coopmat_nv_s8" : "matmul_coopmat_nv_u8";
                 scheduled.variant = to_string(variant);
                 add(scheduled.kernel, {ceil_div(n, tile->n), ceil_div(m, tile->m), 1},
@@ -485,8 +489,9 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                     std::string(info->name));
                 break;
             }
-            return Error{"schedule_program: no kernel for opcode " + std::to_string(ins.opcode) +
-                         " at pc " + std::to_string(ins.pc)};
+            return Error{ErrorCode::unsupported, "schedule_program: no kernel for opcode " +
+                                                     std::to_string(ins.opcode) + " at pc " +
+                                                     std::to_string(ins.pc)};
         }
         scheduled.count = schedule.dispatches.size() - scheduled.first;
         schedule.steps.push_back(std::move(scheduled));

@@ -94,7 +94,7 @@ Result<void> check_kernel_support(std::string_view kernel, std::span<const std::
                                   const DeviceInfo& device) {
     const std::string name = "kernel '" + std::string(kernel) + "'";
     auto module = read_spirv_module(spirv);
-    if (!module) return Error{name + ": " + module.error().message};
+    if (!module) return Error{ErrorCode::invalid_input, name + ": " + module.error().message};
 
     std::string missing;
     for (std::uint32_t capability : module->capabilities) {
@@ -104,8 +104,8 @@ Result<void> check_kernel_support(std::string_view kernel, std::span<const std::
         missing += std::string(need->feature) + " (SPIR-V capability " + need->capability + ")";
     }
     if (!missing.empty())
-        return Error{name + " needs " + missing + ", which " + device.name + " lacks",
-                     ErrorCode::unsupported};
+        return Error{ErrorCode::unsupported,
+                     name + " needs " + missing + ", which " + device.name + " lacks"};
 
     if (module->local_size) {
         const auto& s = *module->local_size;
@@ -114,16 +114,16 @@ Result<void> check_kernel_support(std::string_view kernel, std::span<const std::
         const std::string size =
             std::to_string(s[0]) + "x" + std::to_string(s[1]) + "x" + std::to_string(s[2]);
         if (s[0] > max[0] || s[1] > max[1] || s[2] > max[2])
-            return Error{name + " has workgroup size " + size + ", larger than " + device.name +
+            return Error{ErrorCode::unsupported,
+                         name + " has workgroup size " + size + ", larger than " + device.name +
                              "'s maxComputeWorkGroupSize " + std::to_string(max[0]) + "x" +
-                             std::to_string(max[1]) + "x" + std::to_string(max[2]),
-                         ErrorCode::unsupported};
+                             std::to_string(max[1]) + "x" + std::to_string(max[2])};
         if (invocations > device.limits.max_compute_work_group_invocations)
-            return Error{name + " has workgroup size " + size + " (" + std::to_string(invocations) +
+            return Error{ErrorCode::unsupported,
+                         name + " has workgroup size " + size + " (" + std::to_string(invocations) +
                              " invocations), more than " + device.name +
                              "'s maxComputeWorkGroupInvocations " +
-                             std::to_string(device.limits.max_compute_work_group_invocations),
-                         ErrorCode::unsupported};
+                             std::to_string(device.limits.max_compute_work_group_invocations)};
     }
     return {};
 }
