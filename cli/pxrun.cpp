@@ -4,6 +4,7 @@
 #include "pxvm/assembler.hpp"
 #include "pxvm/cartridge.hpp"
 #include "pxvm/image.hpp"
+#include "pxvm/inspect.hpp"
 #include "pxvm/program.hpp"
 #include "pxvm/reference_interpreter.hpp"
 #include "pxvm/report.hpp"
@@ -139,7 +140,7 @@ struct CartridgeArgs {
 
 int cartridge_error(const std::string& path, const px::Error& e) {
     std::cerr << "pxrun: " << path << ": " << e.message << "\n";
-    return e.code == px::ErrorCode::mismatch ? 3 : 1;
+    return int(px::exit_status(e));
 }
 
 // Generation from a cartridge: the prompts, then each step one run (on the reference, or one
@@ -149,15 +150,13 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
     auto cart = px::load_cartridge(path);
     if (!cart) return cartridge_error(path, cart.error());
     const px::CartridgeManifest& m = cart->manifest;
-    // The self-test runs when asked, or when nothing else is: greedy, its own token count.
-    if (args.self_test && (args.prompt_given || !args.batch_file.empty() || args.temperature > 0 ||
-                           args.tokens_given))
-        return cartridge_error(path, {px::ErrorCode::invalid_input,
-                                      "--self-test runs the manifest's prompt, greedily, for its "
-                                      "own token count: drop --prompt, --batch, --temperature "
-                                      "and --tokens"});
-    const bool self_test = args.self_test || (!args.prompt_given && args.batch_file.empty() &&
-                                              args.temperature == 0 && !args.tokens_given);
+    const auto runs_self_test = px::runs_self_test({.self_test = args.self_test,
+                                                    .prompt_given = args.prompt_given,
+                                                    .batch_given = !args.batch_file.empty(),
+                                                    .tokens_given = args.tokens_given,
+                                                    .temperature = args.temperature});
+    if (!runs_self_test) return cartridge_error(path, runs_self_test.error());
+    const bool self_test = *runs_self_test;
     std::vector<std::string> texts;
     if (!args.batch_file.empty()) {
         std::ifstream in(args.batch_file);
@@ -244,7 +243,7 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
         if (const px::vk::ValidationMessages v = session->validation_messages(); v.total()) {
             std::cerr << "pxrun: the validation layer reported " << v.errors << " errors and "
                       << v.warnings << " warnings\n";
-            return 3;
+            return int(px::ExitStatus::mismatch);
         }
     }
     if (self_test) {
@@ -252,7 +251,7 @@ int run_cartridge(const std::string& path, const CartridgeArgs& args,
         if (got != m.self_test_expect) {
             std::cerr << "pxrun: " << path << ": SELF-TEST FAILED: expected \""
                       << m.self_test_expect << "\", got \"" << got << "\"\n";
-            return 3;
+            return int(px::ExitStatus::mismatch);
         }
         std::cerr << "self-test passed: the continuation is the one the manifest records\n";
     }
@@ -274,69 +273,32 @@ struct InspectArgs {
 /// message. `executed` is the program as run (with --stop-at's HALT).
 int inspect_run(const std::string& program, const px::Image& executed, const px::Plan& plan,
                 const px::ProgramRun& run, const InspectArgs& inspect,
-                const px::ReferenceLimits& limits,
-                const std::function<void(px::Image&)>& restore_row0) {
+                const px::ReferenceLimits& limits, const std::optional<px::StopAt>& stop) {
     for (const std::uint32_t id : inspect.print)
         if (auto lines = px::describe_tensor(plan, run.outcome.executed, run.result, id); !lines) {
             std::cerr << "pxrun: " << program << ": --print " << id << ": " << lines.error().message
                       << "\n";
             return 1;
         }
-    const auto save = [&](px::Image image, const std::string& path) {
-        restore_row0(image);
-        if (auto saved = px::save_png(image, path); !saved) {
-            std::cerr << "pxrun: " << saved.error().message << "\n";
-            return false;
-        }
-        return true;
+    const auto failed = [](const px::Error& e) {
+        std::cerr << "pxrun: " << e.message << "\n";
+        return int(px::ExitStatus::bad_input);
     };
     if (!inspect.trace_dir.empty()) {
-        std::error_code ec;
-        std::filesystem::create_directories(inspect.trace_dir, ec);
-        if (ec) {
-            std::cerr << "pxrun: --trace: cannot create " << inspect.trace_dir << ": "
-                      << ec.message() << "\n";
-            return 1;
-        }
-        px::Image image = executed;
-        std::size_t index = 0, written = 0;
-        bool ok = true;
-        auto traced =
-            px::run_reference(image, limits, [&](const px::Step& step, const px::Image& now) {
-                ++index;
-                if (!ok || step.instruction.opcode == px::OP_TENSOR) return; // changes no pixel
-                char name[96];
-                std::snprintf(name, sizeof name, "step-%04zu-pc-%u-%s.pxi", index,
-                              step.instruction.pc,
-                              std::string(px::opcode_name(step.instruction.opcode)).c_str());
-                ok = save(now, (std::filesystem::path(inspect.trace_dir) / name).string());
-                written += ok;
-            });
-        if (!traced) {
-            std::cerr << "pxrun: " << program << ": --trace: " << traced.error().message << "\n";
-            return 1;
-        }
-        if (!ok || !save(image, (std::filesystem::path(inspect.trace_dir) / "final.pxi").string()))
-            return 1;
-        std::cerr << "trace: " << written << " step images and final.pxi in " << inspect.trace_dir
+        auto written = px::write_trace(executed, inspect.trace_dir, limits, stop, program);
+        if (!written) return failed(written.error());
+        std::cerr << "trace: " << *written << " step images and final.pxi in " << inspect.trace_dir
                   << "\n";
     }
     if (!inspect.save_reference.empty()) {
-        px::Image reference = executed;
-        if (auto ran = px::run_reference(reference, limits); !ran) {
-            std::cerr << "pxrun: " << program << ": --save-reference: " << ran.error().message
-                      << "\n";
-            return 1;
-        }
-        if (!save(reference, inspect.save_reference)) return 1;
+        auto reference = px::reference_image(executed, limits, stop, program);
+        if (!reference) return failed(reference.error());
+        if (auto saved = px::save_png(*reference, inspect.save_reference); !saved)
+            return failed(saved.error());
         std::cerr << "wrote the reference's image to " << inspect.save_reference << "\n";
-        px::Image expected = reference;
-        restore_row0(expected);
-        if (!(expected == run.result)) {
-            const std::string diff = inspect.save_reference + ".diff.png";
-            if (!save(px::difference_image(expected, run.result), diff)) return 1;
-            std::cerr << "wrote the differing pixels (red) to " << diff << "\n";
-        }
+        auto diff = px::save_difference(*reference, run.result, inspect.save_reference);
+        if (!diff) return failed(diff.error());
+        if (*diff) std::cerr << "wrote the differing pixels (red) to " << **diff << "\n";
     }
     return 0;
 }
@@ -390,47 +352,28 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
     }
     // --stop-at: a HALT in place of the instruction at that pc, put back in every result image.
     px::Image executed = *image;
+    std::optional<px::StopAt> stop;
     if (inspect.stop_at) {
-        if (*inspect.stop_at >= image->width()) {
-            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
-                      << " is past row 0, which ends at x = " << image->width() - 1 << "\n";
+        auto placed = px::stop_at(executed, *inspect.stop_at, program);
+        if (!placed) {
+            std::cerr << "pxrun: " << placed.error().message << "\n";
             return 1;
         }
-        // Only at an instruction that would run: any other pixel may be part of one.
-        const px::Plan whole = px::plan_program(*image);
-        const bool at_step =
-            std::any_of(whole.steps.begin(), whole.steps.end(),
-                        [&](const px::Step& s) { return s.instruction.pc == *inspect.stop_at; });
-        if (!at_step) {
-            std::string pcs;
-            for (const px::Step& s : whole.steps)
-                pcs += (pcs.empty() ? "" : ", ") + std::to_string(s.instruction.pc);
-            std::cerr << "pxrun: " << program << ": --stop-at " << *inspect.stop_at
-                      << " is not the pc of an instruction that runs (they are at "
-                      << (pcs.empty() ? "none" : pcs) << ")\n";
-            return 1;
-        }
-        executed.set_pixel(*inspect.stop_at, 0, px::Pixel{px::OP_HALT, 0, 0, 0});
+        stop = *placed;
     }
-    const auto restore_row0 = [&](px::Image& result) {
-        if (inspect.stop_at && result.pixel(*inspect.stop_at, 0) == px::Pixel{px::OP_HALT, 0, 0, 0})
-            result.set_pixel(*inspect.stop_at, 0, image->pixel(*inspect.stop_at, 0));
-    };
     auto run = runner.run(executed);
     if (!run) {
         std::cerr << "pxrun: " << program << ": " << run.error().message << "\n";
         return 1;
     }
-    restore_row0(run->result);
+    px::restore(stop, run->result);
     const px::Plan plan = px::plan_program(executed);
-    if (int failed = inspect_run(program, executed, plan, *run, inspect, options.reference_limits,
-                                 restore_row0))
+    if (int failed =
+            inspect_run(program, executed, plan, *run, inspect, options.reference_limits, stop))
         return failed;
+    const int status = int(px::exit_status(*run));
 
     if (json) {
-        int status = run->outcome.fault ? 2 : 0;
-        if (run->verification && !run->verification->matches()) status = 3;
-        if (run->validation.total()) status = 3;
         if (!out.empty())
             if (auto saved = px::save_png(run->result, out); !saved) {
                 std::cerr << "pxrun: " << saved.error().message << "\n";
@@ -456,8 +399,7 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
     const px::RunOutcome& outcome = run->outcome;
     if (outcome.fault)
         std::cout << "stopped: " << px::describe(outcome.fault, *image) << "\n";
-    else if (inspect.stop_at && outcome.halted && outcome.executed == plan.steps.size() &&
-             plan.halted && image->pixel(*inspect.stop_at, 0).r != px::OP_HALT)
+    else if (stop && stop->stopped_here(outcome, plan))
         std::cout << "stopped at pc " << *inspect.stop_at << " (--stop-at) after "
                   << outcome.executed << " instruction" << (outcome.executed == 1 ? "" : "s")
                   << "\n";
@@ -467,7 +409,6 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
                   << "\n";
     if (run->gpu) print_gpu_details(*run);
 
-    int status = outcome.fault ? 2 : 0;
     if (const auto& v = run->verification) {
         if (v->matches()) {
             std::cout << "verified: identical to the reference interpreter ("
@@ -480,7 +421,6 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
             if (!v->status_mismatch.empty())
                 std::cerr << "pxrun: MISMATCH: " << v->status_mismatch << "\n";
             std::cerr << "pxrun: checked by: " << v->summary() << "\n";
-            status = 3;
         }
     } else if (run->gpu) {
         std::cout << "not verified (--no-verify)\n";
@@ -488,7 +428,6 @@ int run_pxi(const std::string& program, px::ProgramRunner& runner, const px::Run
     if (run->validation.total()) {
         std::cerr << "pxrun: the validation layer reported " << run->validation.errors
                   << " errors and " << run->validation.warnings << " warnings\n";
-        status = 3;
     }
     if (!out.empty()) {
         if (auto saved = px::save_png(run->result, out); !saved) {
@@ -667,11 +606,11 @@ int main(int argc, char** argv) {
     }
     px::ProgramRunner runner(options);
     nlohmann::json runs = nlohmann::json::array();
-    int status = 0;
+    px::ExitStatus status = px::ExitStatus::ran;
     for (const std::string& one : programs)
-        status = std::max(status,
-                          run_pxi(one, runner, options, out, inspect, as_json ? &runs : nullptr));
+        status = px::worst(status, px::ExitStatus(run_pxi(one, runner, options, out, inspect,
+                                                          as_json ? &runs : nullptr)));
     if (as_json && !runs.empty())
         std::cout << (programs.size() == 1 ? runs[0] : runs).dump(2) << "\n";
-    return status;
+    return int(status);
 }

@@ -138,4 +138,9 @@ Result<ProgramRun> run_program(const Image& program, const RunOptions& options) 
     return ProgramRunner(options).run(program);
 }
 
+ExitStatus exit_status(const ProgramRun& run) {
+    return exit_status(run.outcome, run.verification && !run.verification->matches(),
+                       run.validation.total());
+}
+
 } // namespace px

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "pxvm/image.hpp"
+#include "pxvm/inspect.hpp"
 #include "pxvm/reference_interpreter.hpp"
 #include "pxvm/result.hpp"
 #include "pxvm/verification.hpp"
@@ -65,6 +66,10 @@ struct ProgramRun {
 /// lost, timeout, a run the device stopped (incomplete). A program fault is not an error: it is in
 /// `outcome`.
 Result<ProgramRun> run_program(const Image& program, const RunOptions& options);
+
+/// pxrun's exit status for a run: mismatch when the verification failed or the validation layer
+/// reported, else faulted for a fault, else ran.
+ExitStatus exit_status(const ProgramRun& run);
 
 /// Runs programs one after another as run_program does, on one Vulkan runtime and device opened
 /// at the first device run and kept (its pipelines reused): `pxrun a.pxi b.pxi ...`. Each run's
