@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     const px::RunOutcome outcome = *ran;
-    // Row 0 never changes but for the fault pixel, which no instruction occupies.
+    // Row 0 never changes but for the fault pixel (a fault there replaces an instruction that
+    // never runs, or the faulting one).
     for (std::uint32_t x = 0; x + 1 < width; ++x)
         if (!(result.pixel(x, 0) == image.pixel(x, 0))) std::abort();
     const px::RunStatus status{outcome.fault.code, outcome.fault.pc, outcome.executed,
