@@ -189,7 +189,7 @@ TEST_CASE("pipelines are keyed by specialisation constants", "[gpu][resident]") 
     pxgpu::check_no_validation_messages(runtime);
 }
 
-TEST_CASE("a recording runs again after a fault; only the regions it rewrites change",
+TEST_CASE("a recording runs again after a fault, and only the regions it rewrites change",
           "[gpu][resident]") {
     Runtime runtime = pxgpu::make_runtime();
     Device device = pxgpu::open_device(runtime);

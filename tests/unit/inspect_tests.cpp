@@ -233,7 +233,7 @@ TEST_CASE("reference_image and save_difference: the reference's result and where
     CHECK_THAT(limited.error().message, Catch::StartsWith("tiny.pxi: --save-reference: "));
 }
 
-TEST_CASE("exit statuses: 0 ran, 1 bad input, 2 faulted, 3 mismatch; several give the worst",
+TEST_CASE("exit statuses: 0 ran, 1 bad input, 2 faulted, 3 mismatch, and several give the worst",
           "[inspect][exit]") {
     CHECK(int(ExitStatus::ran) == 0);
     CHECK(int(ExitStatus::bad_input) == 1);
