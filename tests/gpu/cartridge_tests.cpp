@@ -11,7 +11,7 @@
 using namespace pxtest::cartridge;
 
 TEST_CASE("a cartridge session generates the reference's tokens", "[gpu][cartridge]") {
-    pxgpu::require_validation_layer();
+    pxtest::gpu::require_validation_layer();
     const px::Cartridge cart = reload(pack_tiny(4));
     std::vector<std::vector<std::uint32_t>> prompts;
     for (const char* text : {"a bad", "cab", "é", "dead bed. "})
@@ -27,7 +27,7 @@ TEST_CASE("a cartridge session generates the reference's tokens", "[gpu][cartrid
         px::vk::CartridgeSessionOptions options;
         options.validate = true;
         options.variant = px::vk::variant_from_name(variant);
-        options.cache_dir = pxgpu::temp_dir("cartridge");
+        options.cache_dir = pxtest::gpu::temp_dir("cartridge");
         auto session = px::vk::CartridgeSession::open(cart, options);
         if (!session && session.error().code == px::ErrorCode::unsupported) continue;
         if (!session) FAIL(session.error().message);
@@ -62,8 +62,8 @@ TEST_CASE("a cartridge session generates the reference's tokens", "[gpu][cartrid
 
 TEST_CASE("pxrun runs the shipped cartridge's self-test on the default device",
           "[gpu][cartridge][cli]") {
-    pxgpu::require_validation_layer();
-    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_cartridge_gpu");
+    pxtest::gpu::require_validation_layer();
+    const pxtest::CommandRunner pxrun(pxtest::tool_path("pxrun"), "pxrun_cartridge_gpu");
     REQUIRE(pxrun.tool_exists());
     const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
     const auto result = pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/kjv.pxa", env);

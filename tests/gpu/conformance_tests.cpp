@@ -17,7 +17,7 @@ using namespace px::conformance;
 namespace {
 
 px::Image program() {
-    pxtest::ProgramBuilder b = pxtest::tiny_network();
+    pxtest::ProgramWriter b = pxtest::tiny_network();
     return b.image;
 }
 
@@ -29,8 +29,8 @@ px::Image reference_result(px::Image image) {
 } // namespace
 
 TEST_CASE("pxconform runs every path and variant and lists known failures", "[gpu][conformance]") {
-    pxgpu::require_validation_layer();
-    const fs::path dir = pxgpu::temp_dir("conformance-suite");
+    pxtest::gpu::require_validation_layer();
+    const fs::path dir = pxtest::gpu::temp_dir("conformance-suite");
     REQUIRE(px::save_png(program(), (dir / "net.pxi").string()));
     REQUIRE(px::save_png(reference_result(program()), (dir / "net.golden.png").string()));
     px::Image wrong = reference_result(program());

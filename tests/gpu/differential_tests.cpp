@@ -31,8 +31,8 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
 
 TEST_CASE("differential: generated programs give the reference's pixels and status",
           "[gpu][differential]") {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
-    px::vk::Device device = pxgpu::open_device(runtime);
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
+    px::vk::Device device = pxtest::gpu::open_device(runtime);
 
     const std::uint64_t fixed = env_number("PXVM_DIFF_PROGRAMS", 300);
     const std::uint64_t fresh = env_number("PXVM_DIFF_SEED", std::random_device{}() | 1ull << 32);
@@ -43,10 +43,10 @@ TEST_CASE("differential: generated programs give the reference's pixels and stat
         seeds.push_back(seed);
     seeds.push_back(fresh);
 
-    pxgpu::ProtocolCoverage coverage;
+    pxtest::gpu::ProtocolCoverage coverage;
     std::uint64_t mismatches = 0;
     for (const std::uint64_t seed : seeds) {
-        const px::testing::GeneratedProgram program = px::testing::generate_program(seed);
+        const pxtest::GeneratedProgram program = pxtest::generate_program(seed);
         px::Image actual = program.image;
         auto run = device.run_interpreter(actual);
         if (!run) FAIL(program.summary << ": " << run.error().message);
@@ -60,12 +60,12 @@ TEST_CASE("differential: generated programs give the reference's pixels and stat
     }
     CHECK(mismatches == 0);
     if (fixed >= 300) coverage.check(); // the corpus reaches the whole protocol
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][cli]") {
-    pxgpu::require_validation_layer();
-    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_gpu_test");
+    pxtest::gpu::require_validation_layer();
+    const pxtest::CommandRunner pxrun(pxtest::tool_path("pxrun"), "pxrun_gpu_test");
     REQUIRE(pxrun.tool_exists());
     const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
     for (const char* asset : {"dot_test.pxi", "tensor_demo.pxi"})
@@ -137,8 +137,8 @@ TEST_CASE("pxrun on the default device verifies against the reference", "[gpu][c
 }
 
 TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "[gpu][cli]") {
-    pxgpu::require_validation_layer();
-    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_json_test");
+    pxtest::gpu::require_validation_layer();
+    const pxtest::CommandRunner pxrun(pxtest::tool_path("pxrun"), "pxrun_json_test");
     const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
     const auto r = pxrun.run("--validate --json " PXVM_SOURCE_DIR "/assets/tensor_demo.pxi", env);
     INFO(r.out << r.err);
@@ -155,13 +155,13 @@ TEST_CASE("pxrun --json on a device: path, variant, verification and timings", "
 
 TEST_CASE("pxrun under injected faults: the file and the failure named, exit 1, nothing written",
           "[gpu][cli][inject]") {
-    pxgpu::require_validation_layer();
-    const px::testing::CommandRunner pxrun(px::testing::tool_path("pxrun"), "pxrun_inject_test");
+    pxtest::gpu::require_validation_layer();
+    const pxtest::CommandRunner pxrun(pxtest::tool_path("pxrun"), "pxrun_inject_test");
     REQUIRE(pxrun.tool_exists());
     const std::string cache = "PXVM_CACHE_DIR=" + pxrun.dir().string();
     const std::string demo = PXVM_SOURCE_DIR "/assets/tensor_demo.pxi";
     const std::string out = (pxrun.dir() / "keep.pxi").string();
-    px::testing::write_text(out, "precious");
+    pxtest::write_text(out, "precious");
     struct Case {
         const char* inject;
         const char* says;
@@ -179,7 +179,7 @@ TEST_CASE("pxrun under injected faults: the file and the failure named, exit 1, 
         CHECK_THAT(program.err, Catch::Contains("(injected: PXVM_INJECT_FAULT)"));
         CHECK_THAT(program.err,
                    !Catch::Contains("pxvm: validation")); // no leaked object at teardown
-        CHECK(px::testing::read_text(out) == "precious");
+        CHECK(pxtest::read_text(out) == "precious");
         // A cartridge's session meets the same failure and says so for its file.
         const auto cartridge =
             pxrun.run("--validate " PXVM_SOURCE_DIR "/assets/kjv.pxa --prompt \"In the\" "

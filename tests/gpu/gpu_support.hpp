@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <vector>
 
-namespace pxgpu {
+namespace pxtest::gpu {
 
 /// The exit code of a skipped GPU test binary. CTest recognises the skip by the SKIPPED message
 /// (SKIP_REGULAR_EXPRESSION in tests/CMakeLists.txt), not by this code.
@@ -146,4 +146,4 @@ struct ProtocolCoverage {
     }
 };
 
-} // namespace pxgpu
+} // namespace pxtest::gpu

@@ -12,7 +12,7 @@
 #include <random>
 
 using px::Image;
-using pxtest::ProgramBuilder;
+using pxtest::ProgramWriter;
 
 namespace {
 
@@ -33,7 +33,7 @@ void check_against_reference(px::vk::Device& device, const Image& program,
 }
 
 px::vk::Device open_interpreter_device(px::vk::Runtime& runtime) {
-    px::vk::Device device = pxgpu::open_device(runtime);
+    px::vk::Device device = pxtest::gpu::open_device(runtime);
     if (!px::find_kernel("interpreter")) FAIL("the interpreter kernel is not built");
     return device;
 }
@@ -42,9 +42,9 @@ px::vk::Device open_interpreter_device(px::vk::Runtime& runtime) {
 
 TEST_CASE("interpreter: the seed program writes 300 = (44, 1, 0, 0) at (0, 3)",
           "[gpu][interpreter]") {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
     px::vk::Device device = open_interpreter_device(runtime);
-    ProgramBuilder b(16, 16);
+    ProgramWriter b(16, 16);
     b.dot_rgb(1, 2, 3).halt();
     for (std::uint8_t x = 0; x < 4; ++x) {
         b.image.set_pixel(x, 1, {std::uint8_t(x + 1), 0, 0, 255});
@@ -59,29 +59,29 @@ TEST_CASE("interpreter: the seed program writes 300 = (44, 1, 0, 0) at (0, 3)",
     REQUIRE(run->pipelines.size() == 1);
     CHECK(run->pipelines[0].kernel == "interpreter");
     check_against_reference(device, b.image, "seed dot_rgb");
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("interpreter: a small integer network", "[gpu][interpreter]") {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
     px::vk::Device device = open_interpreter_device(runtime);
-    ProgramBuilder b = pxtest::tiny_network();
+    ProgramWriter b = pxtest::tiny_network();
     Image image = b.image;
     auto run = device.run_interpreter(image);
     if (!run) FAIL(run.error().message);
     CHECK(b.read(6, image) == std::vector<std::int64_t>{0, 7, 139});
     CHECK(b.read(8, image) == std::vector<std::int64_t>{2});
     check_against_reference(device, b.image, "small network");
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("interpreter: random matmul, requant and argmax", "[gpu][interpreter]") {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
     px::vk::Device device = open_interpreter_device(runtime);
     std::mt19937 rng(7);
     for (const std::uint32_t dtype : {U8, I8}) {
         const std::uint32_t m = 5, n = 9, k = 37;
-        ProgramBuilder b(64, 40);
+        ProgramWriter b(64, 40);
         b.tensor(1, dtype, 0, 1, m, k)    // a: rows 1-5
             .tensor(2, dtype, 0, 6, n, k) // b: rows 6-14
             .tensor(3, I32, 0, 15, m, n)  // c: rows 15-19
@@ -100,36 +100,36 @@ TEST_CASE("interpreter: random matmul, requant and argmax", "[gpu][interpreter]"
         b.fill(1, a).fill(2, bt);
         check_against_reference(device, b.image, dtype == U8 ? "u8 matmul" : "i8 matmul");
     }
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("interpreter: faults stop the run and write the fault pixel", "[gpu][interpreter]") {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
     px::vk::Device device = open_interpreter_device(runtime);
     {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.dot_rgb(1, 2, 3).op(200).halt(); // 200 is no opcode
         check_against_reference(device, b.image, "bad opcode");
     }
     {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 0, 1, 1, 1).relu(1, 9).halt(); // tensor 9 was never declared
         check_against_reference(device, b.image, "undefined tensor");
     }
     {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 14, 1, 1, 4).halt(); // runs past the right edge
         check_against_reference(device, b.image, "out of bounds");
     }
     {
-        ProgramBuilder b(300, 4); // a fault at pc >= 256
+        ProgramWriter b(300, 4); // a fault at pc >= 256
         for (int i = 0; i < 260; ++i)
             b.dot_rgb(1, 1, 2);
         b.op(px::OP_TENSOR, 1, 9, 0).pixel({}).pixel({}); // dtype 9 is no dtype
         check_against_reference(device, b.image, "fault at pc 260");
     }
     {
-        ProgramBuilder b(32, 8);
+        ProgramWriter b(32, 8);
         b.tensor(1, U8, 0, 1, 4, 4)
             .tensor(2, U8, 0, 5, 1, 3)
             .tensor(3, I32, 0, 6, 1, 4)
@@ -138,17 +138,17 @@ TEST_CASE("interpreter: faults stop the run and write the fault pixel", "[gpu][i
         b.fill(2, {1, 7, 2}); // 7 >= 4 rows: TOKEN_RANGE, the only check that reads data
         check_against_reference(device, b.image, "token range");
     }
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("interpreter: a program too long for one shader invocation is an error on lavapipe, "
           "the reference's pixels elsewhere",
           "[gpu][interpreter]") {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
     px::vk::Device device = open_interpreter_device(runtime);
     // C (512x512 i32) = A (512x1024 u8) . B (512x1024 u8)^T: 2^18 outputs of 1024 products each.
     constexpr std::uint32_t M = 512, K = 1024;
-    ProgramBuilder b(M, 1 + 3 * M);
+    ProgramWriter b(M, 1 + 3 * M);
     b.tensor(1, U8, 0, 1, M, K)
         .tensor(2, U8, 0, 1 + M, M, K)
         .tensor(3, I32, 0, 1 + 2 * M, M, M)
@@ -175,5 +175,5 @@ TEST_CASE("interpreter: a program too long for one shader invocation is an error
     } else {
         check_against_reference(device, b.image, "512x512x1024 matmul");
     }
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }

@@ -27,7 +27,7 @@
 
 using px::Image;
 using px::vk::KernelVariant;
-using pxtest::ProgramBuilder;
+using pxtest::ProgramWriter;
 
 namespace {
 
@@ -45,8 +45,8 @@ struct Gpu {
 };
 
 Gpu open_gpu() {
-    px::vk::Runtime runtime = pxgpu::make_runtime();
-    px::vk::Device device = pxgpu::open_device(runtime);
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
+    px::vk::Device device = pxtest::gpu::open_device(runtime);
     std::vector<KernelVariant> variants;
     for (const px::vk::VariantSupport& s : px::vk::variant_support(device.info()))
         if (s.available) variants.push_back(s.variant);
@@ -135,12 +135,12 @@ std::vector<std::int64_t> uniform_values(std::mt19937& rng, std::uint32_t dtype,
 }
 
 /// A matmul program: a (M x K) at (ax, 1), b (N x K) below it at (bx, ..), c (M x N) below that.
-ProgramBuilder matmul_program(std::uint32_t m, std::uint32_t n, std::uint32_t k,
-                              std::uint32_t dtype, std::uint32_t ax, std::uint32_t bx,
-                              std::uint32_t cx, std::uint32_t seed) {
+ProgramWriter matmul_program(std::uint32_t m, std::uint32_t n, std::uint32_t k, std::uint32_t dtype,
+                             std::uint32_t ax, std::uint32_t bx, std::uint32_t cx,
+                             std::uint32_t seed) {
     const std::uint32_t kw = (k + 3) / 4;
     const std::uint32_t width = std::max({16u, ax + kw, bx + kw, cx + n});
-    ProgramBuilder b(width, 1 + m + n + m);
+    ProgramWriter b(width, 1 + m + n + m);
     randomize(b.image, seed);
     b.tensor(1, dtype, ax, 1, m, k)
         .tensor(2, dtype, bx, 1 + m, n, k)
@@ -187,7 +187,7 @@ TEST_CASE("kernels: variant names, support and forced variants", "[kernels]") {
     CHECK_FALSE(support[1].available);
     CHECK_THAT(support[1].reason,
                Catch::Contains(int_dot_built ? "shaderIntegerDotProduct" : "matmul_intdot"));
-    const ProgramBuilder tiny = pxtest::tiny_network();
+    const ProgramWriter tiny = pxtest::tiny_network();
     const px::Plan plan = px::plan_program(tiny.image);
     const std::uint32_t w = tiny.image.width(), h = tiny.image.height();
     auto forced = px::vk::schedule_program(plan, w, h, without, {KernelVariant::int_dot});
@@ -224,13 +224,13 @@ TEST_CASE("kernels: variant names, support and forced variants", "[kernels]") {
     CHECK(kinds["dot"] == scalar_name);
     CHECK(kinds["relu"] == "portable");
     CHECK(kinds["gather_mean"] == "portable");
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: the schedule of a program", "[kernels]") {
     Gpu gpu = open_gpu();
     const px::vk::DeviceInfo& info = gpu.device.info();
-    const ProgramBuilder tiny = pxtest::tiny_network();
+    const ProgramWriter tiny = pxtest::tiny_network();
     const px::Plan plan = px::plan_program(tiny.image);
     auto schedule = px::vk::schedule_program(plan, tiny.image.width(), tiny.image.height(), info,
                                              {KernelVariant::portable});
@@ -264,7 +264,7 @@ TEST_CASE("kernels: the schedule of a program", "[kernels]") {
     CHECK(schedule->dispatches.back().kernel == "finish");
 
     // A program whose first instruction faults statically is just finish.
-    ProgramBuilder bad(8, 4);
+    ProgramWriter bad(8, 4);
     bad.op(99);
     auto faulted = px::vk::schedule_program(px::plan_program(bad.image), 8, 4, info);
     REQUIRE(faulted.ok());
@@ -291,7 +291,7 @@ TEST_CASE("kernels: the schedule of a program", "[kernels]") {
 
 TEST_CASE("kernels: a small integer network", "[kernels]") {
     Gpu gpu = open_gpu();
-    const ProgramBuilder b = pxtest::tiny_network();
+    const ProgramWriter b = pxtest::tiny_network();
     for (KernelVariant variant : gpu.variants) {
         INFO(px::vk::to_string(variant));
         const ScheduledRun run = run_scheduled(gpu.device, b.image, variant);
@@ -302,13 +302,13 @@ TEST_CASE("kernels: a small integer network", "[kernels]") {
         CHECK(run.status.executed == 14);
         CHECK(matches_reference(b.image, run));
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: dot_rgb, the seed's instruction", "[kernels]") {
     Gpu gpu = open_gpu();
     {
-        ProgramBuilder b(16, 16);
+        ProgramWriter b(16, 16);
         b.dot_rgb(1, 2, 3).halt();
         for (std::uint8_t x = 0; x < 4; ++x) {
             b.image.set_pixel(x, 1, {std::uint8_t(x + 1), 0, 0, 255});
@@ -323,7 +323,7 @@ TEST_CASE("kernels: dot_rgb, the seed's instruction", "[kernels]") {
     for (std::uint32_t width : {1u, 2u, 255u, 257u, 1000u, 32768u}) {
         // Rows without a common zero (n = W), sums past 2^16, and rows that end at a zero pair;
         // the output row is an input row.
-        ProgramBuilder b(width, 6);
+        ProgramWriter b(width, 6);
         randomize(b.image, width);
         std::mt19937 rng(width);
         for (std::uint32_t x = 0; x < width; ++x) {
@@ -338,7 +338,7 @@ TEST_CASE("kernels: dot_rgb, the seed's instruction", "[kernels]") {
     // Long runs of dot_rgb over few rows, so batches meet every rule: rows written twice, rows
     // read after a write, outputs that are inputs.
     for (std::uint32_t seed = 1; seed <= 20; ++seed) {
-        ProgramBuilder b(300, 8);
+        ProgramWriter b(300, 8);
         randomize(b.image, seed);
         std::mt19937 rng(seed);
         for (int i = 0; i < 200; ++i)
@@ -346,7 +346,7 @@ TEST_CASE("kernels: dot_rgb, the seed's instruction", "[kernels]") {
                       std::uint8_t(1 + rng() % (seed % 2 ? 7 : 2)));
         check_kernels(gpu, b.image, "dot_rgb runs, seed " + std::to_string(seed));
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: dot of u8 and i8 tensors", "[kernels]") {
@@ -362,7 +362,7 @@ TEST_CASE("kernels: dot of u8 and i8 tensors", "[kernels]") {
     for (std::uint32_t dtype : {U8, I8})
         for (const Shape& s : shapes) {
             const std::uint32_t pw = (s.cols + 3) / 4;
-            ProgramBuilder b(std::max({16u, s.ax + pw, s.bx + pw}), 2 + 2 * s.rows);
+            ProgramWriter b(std::max({16u, s.ax + pw, s.bx + pw}), 2 + 2 * s.rows);
             randomize(b.image, s.rows * 31 + s.cols);
             b.tensor(1, dtype, s.ax, 1, s.rows, s.cols)
                 .tensor(2, dtype, s.bx, 1 + s.rows, s.rows, s.cols)
@@ -383,7 +383,7 @@ TEST_CASE("kernels: dot of u8 and i8 tensors", "[kernels]") {
                           "dot " + std::string(px::dtype_name(dtype)) + " " +
                               std::to_string(s.rows) + "x" + std::to_string(s.cols));
         }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: matmul shapes, origins and tiles", "[kernels]") {
@@ -401,7 +401,7 @@ TEST_CASE("kernels: matmul shapes, origins and tiles", "[kernels]") {
     std::uint32_t seed = 1;
     for (std::uint32_t dtype : {U8, I8})
         for (const Shape& s : shapes) {
-            const ProgramBuilder b = matmul_program(s.m, s.n, s.k, dtype, s.ax, s.bx, s.cx, seed++);
+            const ProgramWriter b = matmul_program(s.m, s.n, s.k, dtype, s.ax, s.bx, s.cx, seed++);
             check_kernels(gpu, b.image,
                           "matmul " + std::string(px::dtype_name(dtype)) + " " +
                               std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
@@ -413,7 +413,7 @@ TEST_CASE("kernels: matmul shapes, origins and tiles", "[kernels]") {
             for (int d : {-1, 0, 1}) {
                 const std::uint32_t m = tm + d, n = tn - d, k = 64 + 3 * d;
                 const std::uint32_t dtype = d == 0 ? I8 : U8;
-                const ProgramBuilder b = matmul_program(m, n, k, dtype, 1, 2, 3, seed++);
+                const ProgramWriter b = matmul_program(m, n, k, dtype, 1, 2, 3, seed++);
                 check_kernels(gpu, b.image,
                               "matmul " + std::to_string(m) + "x" + std::to_string(n) + "x" +
                                   std::to_string(k),
@@ -422,16 +422,16 @@ TEST_CASE("kernels: matmul shapes, origins and tiles", "[kernels]") {
     // Several tiles in both directions with the default tile choice, and both K steps (16 and 32
     // words: K around one and two steps of either).
     for (std::uint32_t dtype : {U8, I8}) {
-        const ProgramBuilder b = matmul_program(65, 97, 131, dtype, 1, 0, 1, seed++);
+        const ProgramWriter b = matmul_program(65, 97, 131, dtype, 1, 0, 1, seed++);
         check_kernels(gpu, b.image, "matmul 65x97x131");
     }
     for (std::uint32_t k_words : {16u, 32u})
         for (std::uint32_t k : {127u, 128u, 129u, 255u, 256u, 257u}) {
             const std::uint32_t dtype = k % 2 ? U8 : I8;
-            const ProgramBuilder b = matmul_program(33, 18, k, dtype, 3, 1, 2, seed++);
+            const ProgramWriter b = matmul_program(33, 18, k, dtype, 3, 1, 2, seed++);
             check_kernels(gpu, b.image, "matmul 33x18x" + std::to_string(k), Tile{32, 16}, k_words);
         }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: matmul edge values and wrap-around", "[kernels]") {
@@ -441,14 +441,14 @@ TEST_CASE("kernels: matmul edge values and wrap-around", "[kernels]") {
         for (std::uint32_t k : {67u, 66100u}) {
             // 20 rows: the tensor-core kernels take matmuls of more than 16.
             const std::uint32_t m = k > 1000 ? 20 : 33, n = k > 1000 ? 3 : 35;
-            ProgramBuilder b = matmul_program(m, n, k, dtype, 1, 2, 0, k);
+            ProgramWriter b = matmul_program(m, n, k, dtype, 1, 2, 0, k);
             const std::int64_t lo = px::dtype_min(dtype), hi = px::dtype_max(dtype);
             std::mt19937 rng(k);
             b.fill(1, values_from(rng, {lo, hi}, std::size_t(m) * k));
             b.fill(2, values_from(rng, {lo, hi, lo}, std::size_t(n) * k));
             check_kernels(gpu, b.image, "matmul extremes K=" + std::to_string(k));
         }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: every tensor-core tile, at its size and +-1, with aligned and odd origins",
@@ -474,7 +474,7 @@ TEST_CASE("kernels: every tensor-core tile, at its size and +-1, with aligned an
             const std::uint32_t width =
                 (std::max({bx + kw, cx + n}) + 3) / 4 * 4 + (aligned ? 0 : 1);
             const std::uint32_t dtype = d < 0 ? U8 : I8;
-            ProgramBuilder b(width, 1 + std::max(m, n) + m);
+            ProgramWriter b(width, 1 + std::max(m, n) + m);
             randomize(b.image, seed++);
             b.tensor(1, dtype, ax, 1, m, k)
                 .tensor(2, dtype, bx, 1, n, k)
@@ -494,7 +494,7 @@ TEST_CASE("kernels: every tensor-core tile, at its size and +-1, with aligned an
             run.status = ran->status;
             CHECK(matches_reference(b.image, run));
         }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: relu in 128-bit vectors and word by word", "[kernels]") {
@@ -509,7 +509,7 @@ TEST_CASE("kernels: relu in 128-bit vectors and word by word", "[kernels]") {
                     for (bool in_place : {false, true}) {
                         const std::uint32_t per = 4 / px::dtype_size(dtype);
                         const std::uint32_t cols = std::uint32_t(int(per * 16) + d), rows = 5;
-                        ProgramBuilder b(width, 1 + 2 * rows);
+                        ProgramWriter b(width, 1 + 2 * rows);
                         randomize(b.image, seed++);
                         b.tensor(1, dtype, x, 1, rows, cols)
                             .tensor(2, dtype, x, 1 + rows, rows, cols)
@@ -521,7 +521,7 @@ TEST_CASE("kernels: relu in 128-bit vectors and word by word", "[kernels]") {
                                           " at x " + std::to_string(x) + " of " +
                                           std::to_string(width) + (in_place ? " in place" : ""));
                     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: add_bias, requant and relu", "[kernels]") {
@@ -550,7 +550,7 @@ TEST_CASE("kernels: add_bias, requant and relu", "[kernels]") {
                                              INT_MIN32 + 1};
     SECTION("add_bias wraps") {
         for (std::uint32_t cols : {1u, 5u, 300u}) {
-            ProgramBuilder b(std::max(16u, 2 * cols + 2), 40);
+            ProgramWriter b(std::max(16u, 2 * cols + 2), 40);
             randomize(b.image, cols);
             b.tensor(1, I32, 1, 1, 37, cols).tensor(2, I32, cols + 1, 3, 1, cols).add_bias(1, 2);
             b.add_bias(1, 2).halt(); // twice: the second sees the first's writes
@@ -566,7 +566,7 @@ TEST_CASE("kernels: add_bias, requant and relu", "[kernels]") {
         for (std::uint32_t out_dtype : {U8, I8, I32})
             for (std::uint32_t cols : {1u, 3u, 6u, 9u}) {
                 // One program per shape: the input, then every multiplier and shift into out.
-                ProgramBuilder b(1024, 12);
+                ProgramWriter b(1024, 12);
                 randomize(b.image, out_dtype * 10 + cols);
                 b.tensor(1, I32, 1, 1, 5, cols).tensor(2, out_dtype, 11, 6, 5, cols);
                 b.fill(1, values_from(rng, edges, 5 * std::size_t(cols)));
@@ -585,7 +585,7 @@ TEST_CASE("kernels: add_bias, requant and relu", "[kernels]") {
                                   std::to_string(cols));
             }
         // A single requant whose last result the test knows: ties toward +infinity.
-        ProgramBuilder b(32, 4);
+        ProgramWriter b(32, 4);
         b.tensor(1, I32, 0, 1, 1, 6).tensor(2, I8, 8, 1, 1, 6).requant(2, 1, 1, 1, 0).halt();
         b.fill(1, {5, -5, 3, -3, 1000, -1000});
         for (KernelVariant variant : gpu.variants) {
@@ -598,7 +598,7 @@ TEST_CASE("kernels: add_bias, requant and relu", "[kernels]") {
         for (std::uint32_t dtype : {U8, I8, U16, I32})
             for (std::uint32_t cols : {1u, 2u, 3u, 5u, 7u, 9u, 1030u}) {
                 const std::uint32_t pw = (px::dtype_size(dtype) * cols + 3) / 4;
-                ProgramBuilder b(std::max(16u, 2 * pw + 3), 12);
+                ProgramWriter b(std::max(16u, 2 * pw + 3), 12);
                 randomize(b.image, dtype * 100 + cols);
                 b.tensor(1, dtype, 1, 1, 4, cols)
                     .tensor(2, dtype, pw + 2, 1, 4, cols)
@@ -614,7 +614,7 @@ TEST_CASE("kernels: add_bias, requant and relu", "[kernels]") {
                                   std::to_string(cols));
             }
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: argmax", "[kernels]") {
@@ -628,7 +628,7 @@ TEST_CASE("kernels: argmax", "[kernels]") {
                     const std::uint32_t pw = (px::dtype_size(in_dtype) * cols + 3) / 4;
                     const std::uint32_t width =
                         x == 0 ? (std::max(16u, pw) + 3) / 4 * 4 : std::max(16u, pw + 2);
-                    ProgramBuilder b(width, 2 * rows + 1);
+                    ProgramWriter b(width, 2 * rows + 1);
                     randomize(b.image, cols + in_dtype);
                     b.tensor(1, in_dtype, x, 1, rows, cols)
                         .tensor(2, out_dtype, 0, 1 + rows, rows, 1)
@@ -645,7 +645,7 @@ TEST_CASE("kernels: argmax", "[kernels]") {
                                       std::to_string(cols) + " at x " + std::to_string(x));
                 }
     // Every row equal: index 0; the maximum only in the last column.
-    ProgramBuilder b(64, 8);
+    ProgramWriter b(64, 8);
     b.tensor(1, I8, 0, 1, 2, 200).tensor(2, I32, 60, 1, 2, 1).argmax(2, 1).halt();
     std::vector<std::int64_t> values(400, -7);
     values[399] = -6;
@@ -655,7 +655,7 @@ TEST_CASE("kernels: argmax", "[kernels]") {
         CHECK(b.read(2, run.image) == std::vector<std::int64_t>{0, 199});
         CHECK(matches_reference(b.image, run));
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: gather_mean", "[kernels]") {
@@ -668,7 +668,7 @@ TEST_CASE("kernels: gather_mean", "[kernels]") {
                     const std::uint32_t table_rows = token_dtype == U8 ? 200 : 300;
                     const std::uint32_t token_rows = 3, token_cols = 37;
                     const std::uint32_t pw = (cols + 3) / 4;
-                    ProgramBuilder b(std::max({64u, pw + 1, cols + 1}), table_rows + 8);
+                    ProgramWriter b(std::max({64u, pw + 1, cols + 1}), table_rows + 8);
                     randomize(b.image, cols * 7 + table_dtype + token_dtype + end);
                     b.tensor(1, table_dtype, 1, 1, table_rows, cols)
                         .tensor(2, token_dtype, 0, table_rows + 1, token_rows, token_cols)
@@ -693,7 +693,7 @@ TEST_CASE("kernels: gather_mean", "[kernels]") {
                                       std::to_string(end));
                 }
     // Means that are ties: (-2.5 -> -2, 2.5 -> 3), and 65536 tokens (the most allowed).
-    ProgramBuilder b(300, 270);
+    ProgramWriter b(300, 270);
     b.tensor(1, I8, 0, 1, 3, 2)
         .tensor(2, U16, 0, 4, 256, 256)
         .tensor(3, I32, 200, 1, 1, 2)
@@ -712,7 +712,7 @@ TEST_CASE("kernels: gather_mean", "[kernels]") {
         CHECK(b.read(3, run.image) == std::vector<std::int64_t>{-2, 3});
         CHECK(matches_reference(b.image, run));
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: embed", "[kernels]") {
@@ -725,7 +725,7 @@ TEST_CASE("kernels: embed", "[kernels]") {
                     // 300 rows of windows: more than one workgroup of output words
                     const std::uint32_t table_rows = 250, batch = 300;
                     const std::uint32_t out_words = (window * cols + 3) / 4;
-                    ProgramBuilder b(std::max(64u, 2 + out_words + window), table_rows + batch + 2);
+                    ProgramWriter b(std::max(64u, 2 + out_words + window), table_rows + batch + 2);
                     randomize(b.image, cols * 131 + window * 7 + table_dtype + token_dtype);
                     b.tensor(1, table_dtype, 1, 1, table_rows, cols)
                         .tensor(2, token_dtype, 1, table_rows + 1, batch, window)
@@ -744,7 +744,7 @@ TEST_CASE("kernels: embed", "[kernels]") {
                 }
     // An id out of range anywhere (after a 0 too) is TOKEN_RANGE: nothing after it runs.
     for (std::int64_t bad : {std::int64_t(250), std::int64_t(-1), std::int64_t(70000)}) {
-        ProgramBuilder b(96, 300);
+        ProgramWriter b(96, 300);
         randomize(b.image, std::uint32_t(bad & 255));
         b.tensor(1, I8, 0, 1, 250, 6)     // table
             .tensor(2, I32, 10, 1, 40, 8) // tokens
@@ -766,13 +766,13 @@ TEST_CASE("kernels: embed", "[kernels]") {
             CHECK(matches_reference(b.image, run));
         }
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: a token-range fault mid-program stops the program", "[kernels]") {
     Gpu gpu = open_gpu();
     for (std::int64_t bad : {std::int64_t(4), std::int64_t(-1), std::int64_t(70000)}) {
-        ProgramBuilder b(96, 16);
+        ProgramWriter b(96, 16);
         randomize(b.image, std::uint32_t(bad & 255));
         b.tensor(1, I8, 0, 1, 4, 6)      // table
             .tensor(2, I32, 0, 5, 1, 5)  // tokens
@@ -801,32 +801,32 @@ TEST_CASE("kernels: a token-range fault mid-program stops the program", "[kernel
             CHECK(matches_reference(b.image, run));
         }
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: static faults and how programs end", "[kernels]") {
     Gpu gpu = open_gpu();
-    std::vector<std::pair<std::string, ProgramBuilder>> programs;
+    std::vector<std::pair<std::string, ProgramWriter>> programs;
     {
-        ProgramBuilder b(8, 4);
+        ProgramWriter b(8, 4);
         b.op(99); // BAD_OPCODE first: only finish runs
         programs.emplace_back("bad opcode first", b);
     }
     {
-        ProgramBuilder b(300, 8);
+        ProgramWriter b(300, 8);
         randomize(b.image, 3);
         b.tensor(1, U8, 0, 1, 2, 9).tensor(2, U8, 0, 3, 2, 9).relu(2, 1).tensor(3, I32, 0, 1, 1, 1);
         b.dot(3, 1, 2); // OVERLAP after steps that changed the image
         programs.emplace_back("overlap after relu", b);
     }
     {
-        ProgramBuilder b(20, 6);
+        ProgramWriter b(20, 6);
         randomize(b.image, 4);
         b.tensor(1, I8, 0, 1, 2, 5).relu(1, 1).dot_rgb(1, 2, 0); // PROGRAM_ROW
         programs.emplace_back("dot_rgb into row 0", b);
     }
     {
-        ProgramBuilder b(8, 6);
+        ProgramWriter b(8, 6);
         randomize(b.image, 5);
         b.tensor(1, I8, 0, 1, 2, 5).relu(1, 1).relu(1, 1).relu(1, 1);
         b.op(px::OP_REQUANT, 1, 1); // TRUNCATED: its extension pixels reach the fault pixel
@@ -834,13 +834,13 @@ TEST_CASE("kernels: static faults and how programs end", "[kernels]") {
         programs.emplace_back("truncated requant", b);
     }
     {
-        ProgramBuilder b(8, 6);
+        ProgramWriter b(8, 6);
         randomize(b.image, 6);
         b.tensor(1, U16, 0, 1, 2, 5).relu(1, 1).relu(1, 1).relu(1, 1).relu(1, 1); // end of row 0
         programs.emplace_back("end of row 0", b);
     }
     {
-        ProgramBuilder b(16, 6);
+        ProgramWriter b(16, 6);
         randomize(b.image, 7);
         b.tensor(1, U16, 0, 1, 2, 5).relu(1, 1).halt().op(99); // HALT before a bad opcode
         programs.emplace_back("halt", b);
@@ -856,7 +856,7 @@ TEST_CASE("kernels: static faults and how programs end", "[kernels]") {
             CHECK(matches_reference(b.image, run));
         }
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: the widest rows stay within lavapipe's loop budget", "[kernels]") {
@@ -864,7 +864,7 @@ TEST_CASE("kernels: the widest rows stay within lavapipe's loop budget", "[kerne
     // K = 4 * 32000 bytes (2000 steps of 64 bytes), argmax over 131072 u8 columns and
     // gather_mean over 65536 tokens of a 128-column table (8 invocations share each word's
     // tokens): every invocation loops a bounded amount.
-    ProgramBuilder b(32768, 28);
+    ProgramWriter b(32768, 28);
     randomize(b.image, 17);
     b.tensor(1, U8, 0, 1, 2, 128000)    // rows 1-2
         .tensor(2, U8, 0, 3, 3, 128000) // rows 3-5
@@ -884,14 +884,14 @@ TEST_CASE("kernels: the widest rows stay within lavapipe's loop budget", "[kerne
         id = 1 + rng() % 15;
     b.fill(6, ids);
     check_kernels(gpu, b.image, "widest rows");
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: a 512x512x1024 u8 matmul, which the interpreter cannot finish on lavapipe",
           "[kernels]") {
     Gpu gpu = open_gpu();
     const std::uint32_t M = 512, N = 512, K = 1024;
-    ProgramBuilder b = matmul_program(M, N, K, U8, 0, 0, 0, 512);
+    ProgramWriter b = matmul_program(M, N, K, U8, 0, 0, 0, 512);
     for (KernelVariant variant : gpu.variants) {
         INFO(px::vk::to_string(variant));
         const ScheduledRun run = run_scheduled(gpu.device, b.image, variant);
@@ -914,7 +914,7 @@ TEST_CASE("kernels: a 512x512x1024 u8 matmul, which the interpreter cannot finis
         REQUIRE_FALSE(run.ok());
         CHECK(run.error().code == px::ErrorCode::incomplete);
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 TEST_CASE("kernels: generated programs give the reference's pixels and status",
@@ -933,10 +933,10 @@ TEST_CASE("kernels: generated programs give the reference's pixels and status",
         seeds.push_back(seed);
     seeds.push_back(fresh);
     for (KernelVariant variant : gpu.variants) {
-        pxgpu::ProtocolCoverage coverage;
+        pxtest::gpu::ProtocolCoverage coverage;
         std::uint64_t mismatches = 0;
         for (const std::uint64_t seed : seeds) {
-            const px::testing::GeneratedProgram program = px::testing::generate_program(seed);
+            const pxtest::GeneratedProgram program = pxtest::generate_program(seed);
             const ScheduledRun run = run_scheduled(gpu.device, program.image, variant);
             const px::Verification v =
                 px::verify_against_reference(program.image, run.image, run.status);
@@ -951,7 +951,7 @@ TEST_CASE("kernels: generated programs give the reference's pixels and status",
         CHECK(mismatches == 0);
         if (count >= 300) coverage.check(); // the corpus reaches the whole protocol
     }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
 // Not part of the suite (hidden tag): GPU times of large shapes per variant, for a real GPU
@@ -960,31 +960,31 @@ TEST_CASE("kernels: throughput on large shapes", "[.perf]") {
     Gpu gpu = open_gpu();
     struct Case {
         std::string what;
-        ProgramBuilder program;
+        ProgramWriter program;
         double ops; // multiply-adds or elements of the main dispatch
         std::optional<Tile> tile = std::nullopt;
     };
     std::vector<Case> cases;
     for (std::uint32_t dtype : {U8, I8}) {
         const std::uint32_t n = 4096;
-        ProgramBuilder b = matmul_program(n, n, n, dtype, 0, 0, 0, dtype);
+        ProgramWriter b = matmul_program(n, n, n, dtype, 0, 0, 0, dtype);
         cases.push_back(
             {"matmul " + std::string(px::dtype_name(dtype)) + " 4096^3", b, double(n) * n * n});
     }
     {
-        ProgramBuilder b = matmul_program(1, 4096, 4096, I8, 0, 0, 0, 9);
+        ProgramWriter b = matmul_program(1, 4096, 4096, I8, 0, 0, 0, 9);
         cases.push_back({"matmul i8 1x4096x4096", b, 4096.0 * 4096});
         cases.push_back({"matmul i8 1x4096x4096, tile 16x16", b, 4096.0 * 4096, Tile{16, 16}});
         cases.push_back({"matmul i8 1x4096x4096, tile 16x32", b, 4096.0 * 4096, Tile{16, 32}});
-        ProgramBuilder b64 = matmul_program(64, 4096, 4096, U8, 0, 0, 0, 10);
+        ProgramWriter b64 = matmul_program(64, 4096, 4096, U8, 0, 0, 0, 10);
         cases.push_back({"matmul u8 64x4096x4096", b64, 64.0 * 4096 * 4096});
         cases.push_back(
             {"matmul u8 64x4096x4096, tile 16x64", b64, 64.0 * 4096 * 4096, Tile{16, 64}});
-        ProgramBuilder b512 = matmul_program(512, 512, 1024, U8, 0, 0, 0, 11);
+        ProgramWriter b512 = matmul_program(512, 512, 1024, U8, 0, 0, 0, 11);
         cases.push_back({"matmul u8 512x512x1024", b512, 512.0 * 512 * 1024});
     }
     {
-        ProgramBuilder b(8193, 4098);
+        ProgramWriter b(8193, 4098);
         randomize(b.image, 1);
         b.tensor(1, I8, 0, 1, 4096, 16384).tensor(2, I8, 4096, 1, 4096, 16384);
         b.tensor(3, I32, 0, 4097, 1, 1).tensor(4, I32, 8192, 1, 4096, 1);
@@ -1017,5 +1017,5 @@ TEST_CASE("kernels: throughput on large shapes", "[.perf]") {
                           << " G/s\n";
             }
         }
-    pxgpu::check_no_validation_messages(gpu.runtime);
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }

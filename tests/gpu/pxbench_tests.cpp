@@ -10,8 +10,8 @@
 #include <set>
 
 TEST_CASE("pxbench --device 0 --preset smoke --json writes every figure", "[gpu][pxbench]") {
-    pxgpu::require_validation_layer();
-    const px::testing::CommandRunner pxbench(px::testing::tool_path("pxbench"), "pxbench_test");
+    pxtest::gpu::require_validation_layer();
+    const pxtest::CommandRunner pxbench(pxtest::tool_path("pxbench"), "pxbench_test");
     REQUIRE(pxbench.tool_exists());
     const std::string json = (pxbench.dir() / "out.json").string();
     const auto run = pxbench.run("--device 0 --preset smoke --min-samples 3 --json " + json,
@@ -57,8 +57,8 @@ TEST_CASE("pxbench --device 0 --preset smoke --json writes every figure", "[gpu]
 }
 
 TEST_CASE("pxbench --device all benchmarks every device in turn", "[gpu][pxbench]") {
-    pxgpu::require_validation_layer();
-    const px::testing::CommandRunner pxbench(px::testing::tool_path("pxbench"), "pxbench_all");
+    pxtest::gpu::require_validation_layer();
+    const pxtest::CommandRunner pxbench(pxtest::tool_path("pxbench"), "pxbench_all");
     REQUIRE(pxbench.tool_exists());
     const std::string json = (pxbench.dir() / "all.json").string();
     const auto run = pxbench.run("--device all --preset smoke --only dot_rgb --json " + json,
@@ -67,7 +67,7 @@ TEST_CASE("pxbench --device all benchmarks every device in turn", "[gpu][pxbench
     REQUIRE(run.exit_code == 0);
     std::ifstream file(json);
     const nlohmann::json doc = nlohmann::json::parse(file);
-    px::vk::Runtime runtime = pxgpu::make_runtime();
+    px::vk::Runtime runtime = pxtest::gpu::make_runtime();
     std::size_t usable = 0;
     for (const px::vk::DeviceInfo& d : runtime.devices())
         usable += d.usable();

@@ -60,8 +60,8 @@ Image with_region(Image target, const Image& source, const Region& r) {
 TEST_CASE("a recording runs many times over a resident image", "[gpu][resident]") {
     const auto mode = GENERATE(px::vk::UploadMode::automatic, px::vk::UploadMode::staging);
     INFO("upload mode " << px::vk::to_string(mode));
-    Runtime runtime = pxgpu::make_runtime(pxgpu::test_options("cache", mode));
-    Device device = pxgpu::open_device(runtime);
+    Runtime runtime = pxtest::gpu::make_runtime(pxtest::gpu::test_options("cache", mode));
+    Device device = pxtest::gpu::open_device(runtime);
     REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
 
     const Image original = pattern(19, 13, 5);
@@ -114,14 +114,14 @@ TEST_CASE("a recording runs many times over a resident image", "[gpu][resident]"
         REQUIRE(resident->read(actual));
         CHECK(actual == expected);
     }
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("regions of a resident image are written and read alone", "[gpu][resident]") {
     const auto mode = GENERATE(px::vk::UploadMode::automatic, px::vk::UploadMode::staging);
     INFO("upload mode " << px::vk::to_string(mode));
-    Runtime runtime = pxgpu::make_runtime(pxgpu::test_options("cache", mode));
-    Device device = pxgpu::open_device(runtime);
+    Runtime runtime = pxtest::gpu::make_runtime(pxtest::gpu::test_options("cache", mode));
+    Device device = pxtest::gpu::open_device(runtime);
 
     const Image first = pattern(23, 17, 1), second = pattern(23, 17, 99);
     auto resident = device.upload(first);
@@ -161,12 +161,12 @@ TEST_CASE("regions of a resident image are written and read alone", "[gpu][resid
     CHECK_THAT(mismatch.error().message, Catch::Contains("22x17"));
     REQUIRE(resident->read(whole));
     CHECK(whole == expected); // the failed writes wrote nothing
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("pipelines are keyed by specialisation constants", "[gpu][resident]") {
-    Runtime runtime = pxgpu::make_runtime();
-    Device device = pxgpu::open_device(runtime);
+    Runtime runtime = pxtest::gpu::make_runtime();
+    Device device = pxtest::gpu::open_device(runtime);
     REQUIRE(device.add_kernel("test_spec_add", words(spec_add_spv)));
     const Image original = pattern(16, 4, 0);
     const std::uint32_t count = 16 * 4;
@@ -186,13 +186,13 @@ TEST_CASE("pipelines are keyed by specialisation constants", "[gpu][resident]") 
     REQUIRE(run->pipelines.size() == 2); // [5, 32] and [40, 32]
     CHECK(run->pipelines[0].key == "test_spec_add [5, 32]");
     CHECK(run->pipelines[1].key == "test_spec_add [40, 32]");
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("a recording runs again after a fault, and only the regions it rewrites change",
           "[gpu][resident]") {
-    Runtime runtime = pxgpu::make_runtime();
-    Device device = pxgpu::open_device(runtime);
+    Runtime runtime = pxtest::gpu::make_runtime();
+    Device device = pxtest::gpu::open_device(runtime);
     // gather_mean faults on token 2 of a 2-row table; the dot_rgb at pc W - 1 = 15 is the pixel
     // the fault overwrites, with (TOKEN_RANGE, 9, 0, 255): read as dot_rgb 9, 0, 255 it would
     // write pixel (0, 255), which this image has.
@@ -242,5 +242,5 @@ TEST_CASE("a recording runs again after a fault, and only the regions it rewrite
     expected.set_pixel(15, 0, after_fault.pixel(15, 0)); // the stale fault pixel
     INFO(px::describe(px::compare_images(expected, actual)));
     CHECK(actual == expected);
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }

@@ -60,14 +60,14 @@ bool contains(const std::string& text, const std::string& part) {
 } // namespace
 
 TEST_CASE("devices are listed in the stable order, the same on every run", "[gpu][devices]") {
-    Runtime runtime = pxgpu::make_runtime();
+    Runtime runtime = pxtest::gpu::make_runtime();
     const auto& devices = runtime.devices();
     REQUIRE(!devices.empty());
     for (std::uint32_t i = 0; i < devices.size(); ++i) {
         CHECK(devices[i].index == i);
         if (i > 0) CHECK_FALSE(px::vk::device_order_less(devices[i], devices[i - 1]));
     }
-    Runtime again = pxgpu::make_runtime();
+    Runtime again = pxtest::gpu::make_runtime();
     REQUIRE(again.devices().size() == devices.size());
     for (std::size_t i = 0; i < devices.size(); ++i) {
         CHECK(again.devices()[i].name == devices[i].name);
@@ -78,12 +78,12 @@ TEST_CASE("devices are listed in the stable order, the same on every run", "[gpu
     REQUIRE(preferred);
     for (std::uint32_t i = 0; i < *preferred; ++i)
         CHECK_FALSE(devices[i].usable());
-    pxgpu::check_no_validation_messages(runtime);
-    pxgpu::check_no_validation_messages(again);
+    pxtest::gpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(again);
 }
 
 TEST_CASE("devices are selected by index, by name substring, or by default", "[gpu][devices]") {
-    Runtime runtime = pxgpu::make_runtime();
+    Runtime runtime = pxtest::gpu::make_runtime();
     const auto& devices = runtime.devices();
 
     SECTION("the selector text") {
@@ -98,7 +98,7 @@ TEST_CASE("devices are selected by index, by name substring, or by default", "[g
         auto index = runtime.select(DeviceSelector::by_index(0));
         REQUIRE(index);
         CHECK(*index == 0);
-        Device device = pxgpu::open_device(runtime, DeviceSelector::by_index(0));
+        Device device = pxtest::gpu::open_device(runtime, DeviceSelector::by_index(0));
         CHECK(device.info().name == devices[0].name);
     }
     SECTION("by a case-insensitive name substring") {
@@ -113,7 +113,7 @@ TEST_CASE("devices are selected by index, by name substring, or by default", "[g
         REQUIRE(index);
         if (has_lavapipe) {
             CHECK(contains(devices[*index].name, "llvmpipe"));
-            Device device = pxgpu::open_device(runtime, DeviceSelector::by_name("llvmpipe"));
+            Device device = pxtest::gpu::open_device(runtime, DeviceSelector::by_name("llvmpipe"));
             CHECK(contains(device.info().name, "llvmpipe"));
         }
     }
@@ -132,11 +132,11 @@ TEST_CASE("devices are selected by index, by name substring, or by default", "[g
         CHECK(contains(index.error().message, "no device name contains 'no such gpu'"));
         CHECK(contains(index.error().message, devices[0].name));
     }
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("the feature report is consistent", "[gpu][features]") {
-    Runtime runtime = pxgpu::make_runtime();
+    Runtime runtime = pxtest::gpu::make_runtime();
     for (const px::vk::DeviceInfo& d : runtime.devices()) {
         INFO(d.name);
         CHECK(!d.name.empty());
@@ -203,12 +203,12 @@ TEST_CASE("the feature report is consistent", "[gpu][features]") {
     CHECK(json["devices"][0]["limits"]["max_storage_buffer_range"] ==
           runtime.devices()[0].limits.max_storage_buffer_range);
     CHECK(json["preferred_device"] == 0);
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("an image larger than the largest storage buffer is refused", "[gpu][memory]") {
-    Runtime runtime = pxgpu::make_runtime();
-    Device device = pxgpu::open_device(runtime);
+    Runtime runtime = pxtest::gpu::make_runtime();
+    Device device = pxtest::gpu::open_device(runtime);
     const std::uint64_t limit = device.info().limits.max_storage_buffer_range;
 
     const px::vk::DeviceLimits& limits = device.info().limits;
@@ -238,14 +238,14 @@ TEST_CASE("an image larger than the largest storage buffer is refused", "[gpu][m
         CHECK(contains(run.error().message, "maxStorageBufferRange"));
         CHECK(image.pixel(0, 1) == px::Pixel{1, 2, 3, 4});
     }
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("dispatches run in order with barriers between them, timed per stage", "[gpu][run]") {
     const auto mode = GENERATE(px::vk::UploadMode::automatic, px::vk::UploadMode::staging);
     INFO("upload mode " << px::vk::to_string(mode));
-    Runtime runtime = pxgpu::make_runtime(pxgpu::test_options("cache", mode));
-    Device device = pxgpu::open_device(runtime);
+    Runtime runtime = pxtest::gpu::make_runtime(pxtest::gpu::test_options("cache", mode));
+    Device device = pxtest::gpu::open_device(runtime);
     REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
 
     const Image original = gradient(37, 29);
@@ -290,12 +290,12 @@ TEST_CASE("dispatches run in order with barriers between them, timed per stage",
         }
     }
     CHECK(contains(device.memory_strategy(), "readback"));
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("bad dispatches and kernels are errors that leave the image alone", "[gpu][run]") {
-    Runtime runtime = pxgpu::make_runtime();
-    Device device = pxgpu::open_device(runtime);
+    Runtime runtime = pxtest::gpu::make_runtime();
+    Device device = pxtest::gpu::open_device(runtime);
     REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
     const Image original = gradient(8, 8);
     Image image = original;
@@ -334,11 +334,11 @@ TEST_CASE("bad dispatches and kernels are errors that leave the image alone", "[
 
     CHECK(image == original);
     CHECK_FALSE(device.failed());
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("kernels needing a feature or workgroup the device lacks are refused", "[gpu][spirv]") {
-    Runtime runtime = pxgpu::make_runtime();
+    Runtime runtime = pxtest::gpu::make_runtime();
     px::vk::DeviceInfo device = runtime.devices()[0];
     auto affine = px::read_spirv_module(words(affine_spv));
     REQUIRE(affine);
@@ -362,15 +362,15 @@ TEST_CASE("kernels needing a feature or workgroup the device lacks are refused",
     REQUIRE_FALSE(too_wide);
     CHECK(contains(too_wide.error().message, "64x1x1"));
     CHECK(contains(too_wide.error().message, "maxComputeWorkGroupInvocations 32"));
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("the pipeline cache is saved per device and loaded by the next open", "[gpu][cache]") {
-    const px::vk::RuntimeOptions options = pxgpu::test_options("pipeline-cache");
-    Runtime runtime = pxgpu::make_runtime(options);
+    const px::vk::RuntimeOptions options = pxtest::gpu::test_options("pipeline-cache");
+    Runtime runtime = pxtest::gpu::make_runtime(options);
     std::string path;
     {
-        Device device = pxgpu::open_device(runtime);
+        Device device = pxtest::gpu::open_device(runtime);
         const px::vk::PipelineCacheStatus& cache = device.pipeline_cache();
         REQUIRE(cache.enabled);
         CHECK_FALSE(cache.loaded);
@@ -393,7 +393,7 @@ TEST_CASE("the pipeline cache is saved per device and loaded by the next open", 
                                          std::istreambuf_iterator<char>());
     CHECK(px::vk::check_pipeline_cache_header(data, runtime.devices()[0]));
     {
-        Device device = pxgpu::open_device(runtime);
+        Device device = pxtest::gpu::open_device(runtime);
         CHECK(device.pipeline_cache().loaded);
         CHECK(device.pipeline_cache().loaded_bytes == data.size());
         REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
@@ -409,23 +409,23 @@ TEST_CASE("the pipeline cache is saved per device and loaded by the next open", 
     foreign[8] ^= 0xff; // vendorID
     REQUIRE(px::write_file_atomic(path, foreign));
     {
-        Device device = pxgpu::open_device(runtime);
+        Device device = pxtest::gpu::open_device(runtime);
         CHECK_FALSE(device.pipeline_cache().loaded);
         CHECK(contains(device.pipeline_cache().note, "not this device"));
     }
     CHECK_FALSE(
         px::vk::check_pipeline_cache_header(std::vector<std::uint8_t>(8), runtime.devices()[0]));
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("a run that outlasts the timeout fails and the device refuses later runs",
           "[gpu][timeout]") {
-    const pxgpu::ScopedEnv no_override("PXVM_TIMEOUT_MS", nullptr); // it would replace 1 ms
-    px::vk::RuntimeOptions options = pxgpu::test_options();
+    const pxtest::gpu::ScopedEnv no_override("PXVM_TIMEOUT_MS", nullptr); // it would replace 1 ms
+    px::vk::RuntimeOptions options = pxtest::gpu::test_options();
     options.timeout = std::chrono::milliseconds(1);
-    Runtime runtime = pxgpu::make_runtime(options);
+    Runtime runtime = pxtest::gpu::make_runtime(options);
     {
-        Device device = pxgpu::open_device(runtime);
+        Device device = pxtest::gpu::open_device(runtime);
         REQUIRE(device.add_kernel("test_spin", words(spin_spv)));
         REQUIRE(device.prepare_kernel("test_spin")); // pipeline creation is not timed out
         const Image original = gradient(4, 4);
@@ -448,38 +448,38 @@ TEST_CASE("a run that outlasts the timeout fails and the device refuses later ru
         CHECK(later.error().code == px::ErrorCode::timeout);
         CHECK(image == original);
     } // the destructor waits for the abandoned run before destroying anything
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("the environment overrides options, and bad values are errors", "[gpu][options]") {
-    pxgpu::require_validation_layer();
+    pxtest::gpu::require_validation_layer();
     {
-        const pxgpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", "2500");
-        auto runtime = Runtime::create(pxgpu::test_options());
+        const pxtest::gpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", "2500");
+        auto runtime = Runtime::create(pxtest::gpu::test_options());
         REQUIRE(runtime);
         CHECK(runtime->options().timeout == std::chrono::milliseconds(2500));
         // A caller's value (pxrun --timeout-ms) beats the environment.
-        px::vk::RuntimeOptions given = pxgpu::test_options();
+        px::vk::RuntimeOptions given = pxtest::gpu::test_options();
         given.timeout = std::chrono::milliseconds(7000);
         auto flagged = Runtime::create(given);
         REQUIRE(flagged);
         CHECK(flagged->options().timeout == std::chrono::milliseconds(7000));
     }
     for (const char* huge : {"18446744073710", "86400001", "0"}) {
-        const pxgpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", huge);
-        auto runtime = Runtime::create(pxgpu::test_options());
+        const pxtest::gpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", huge);
+        auto runtime = Runtime::create(pxtest::gpu::test_options());
         REQUIRE_FALSE(runtime);
         CHECK(contains(runtime.error().message, "from 1 to 86400000"));
     }
     {
-        const pxgpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", "soon");
-        auto runtime = Runtime::create(pxgpu::test_options());
+        const pxtest::gpu::ScopedEnv timeout("PXVM_TIMEOUT_MS", "soon");
+        auto runtime = Runtime::create(pxtest::gpu::test_options());
         REQUIRE_FALSE(runtime);
         CHECK(contains(runtime.error().message, "PXVM_TIMEOUT_MS='soon'"));
     }
     {
-        const pxgpu::ScopedEnv validate("PXVM_VALIDATE", "1");
-        px::vk::RuntimeOptions options = pxgpu::test_options();
+        const pxtest::gpu::ScopedEnv validate("PXVM_VALIDATE", "1");
+        px::vk::RuntimeOptions options = pxtest::gpu::test_options();
         options.validate = false;
         auto runtime = Runtime::create(options);
         REQUIRE(runtime);
@@ -488,8 +488,8 @@ TEST_CASE("the environment overrides options, and bad values are errors", "[gpu]
 }
 
 TEST_CASE("without a Vulkan driver the runtime says so", "[gpu][driver]") {
-    pxgpu::require_validation_layer();
-    const pxgpu::ScopedEnv no_driver("VK_DRIVER_FILES", "/nonexistent/pxvm_no_such_icd.json");
+    pxtest::gpu::require_validation_layer();
+    const pxtest::gpu::ScopedEnv no_driver("VK_DRIVER_FILES", "/nonexistent/pxvm_no_such_icd.json");
     auto runtime = Runtime::create({});
     REQUIRE_FALSE(runtime);
     CHECK(contains(runtime.error().message, "no Vulkan driver"));
@@ -498,11 +498,11 @@ TEST_CASE("without a Vulkan driver the runtime says so", "[gpu][driver]") {
 TEST_CASE("the validation layer's messages are counted (a deliberate error)", "[gpu][validation]") {
     // The negative case that proves check_no_validation_messages can fail: a kernel whose push
     // constant block (132 bytes) is larger than the pipeline layout's 128-byte range.
-    px::vk::RuntimeOptions options = pxgpu::test_options();
+    px::vk::RuntimeOptions options = pxtest::gpu::test_options();
     options.print_validation_messages = false;
-    Runtime runtime = pxgpu::make_runtime(options);
+    Runtime runtime = pxtest::gpu::make_runtime(options);
     {
-        Device device = pxgpu::open_device(runtime);
+        Device device = pxtest::gpu::open_device(runtime);
         REQUIRE(device.add_kernel("test_big_push", words(big_push_spv)));
         (void)device.prepare_kernel("test_big_push"); // the driver may create it anyway
     }
@@ -514,13 +514,13 @@ TEST_CASE("the validation layer's messages are counted (a deliberate error)", "[
 
 TEST_CASE("a pipeline-cache path that is a directory, a FIFO or /dev/zero turns the cache off",
           "[gpu][cache]") {
-    const px::vk::RuntimeOptions options = pxgpu::test_options("pipeline-cache-odd");
-    Runtime runtime = pxgpu::make_runtime(options);
+    const px::vk::RuntimeOptions options = pxtest::gpu::test_options("pipeline-cache-odd");
+    Runtime runtime = pxtest::gpu::make_runtime(options);
     const std::string path =
         options.cache_dir + "/" + px::vk::pipeline_cache_file_name(runtime.devices()[0]);
     auto open_and_run = [&](const std::string& what) {
         INFO(what);
-        Device device = pxgpu::open_device(runtime);
+        Device device = pxtest::gpu::open_device(runtime);
         const px::vk::PipelineCacheStatus& cache = device.pipeline_cache();
         CHECK_FALSE(cache.enabled);
         CHECK_FALSE(cache.loaded);
@@ -539,14 +539,14 @@ TEST_CASE("a pipeline-cache path that is a directory, a FIFO or /dev/zero turns 
     std::filesystem::create_symlink("/dev/zero", path);
     open_and_run("/dev/zero (reading it would never end)");
     CHECK(std::filesystem::is_symlink(path));
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }
 
 TEST_CASE("injected faults: a failed allocation, a fence timeout and a lost device are clean "
           "errors that leave the image alone and leak nothing",
           "[gpu][inject]") {
     using Kind = px::vk::FaultInjection::Kind;
-    const pxgpu::ScopedEnv no_override("PXVM_INJECT_FAULT", nullptr);
+    const pxtest::gpu::ScopedEnv no_override("PXVM_INJECT_FAULT", nullptr);
     auto program = px::load_png(PXVM_SOURCE_DIR "/assets/tensor_demo.pxi");
     REQUIRE(program);
     Image expected = *program;
@@ -560,11 +560,11 @@ TEST_CASE("injected faults: a failed allocation, a fence timeout and a lost devi
         bool completed = false;
         for (std::uint32_t nth = 1; nth <= 10; ++nth) {
             INFO("injection " << int(kind) << " at " << nth);
-            px::vk::RuntimeOptions options = pxgpu::test_options("inject");
+            px::vk::RuntimeOptions options = pxtest::gpu::test_options("inject");
             options.inject = {kind, nth};
-            Runtime runtime = pxgpu::make_runtime(options);
+            Runtime runtime = pxtest::gpu::make_runtime(options);
             {
-                Device device = pxgpu::open_device(runtime);
+                Device device = pxtest::gpu::open_device(runtime);
                 auto schedule = px::vk::schedule_program(plan, program->width(), program->height(),
                                                          device.info());
                 REQUIRE(schedule);
@@ -592,7 +592,7 @@ TEST_CASE("injected faults: a failed allocation, a fence timeout and a lost devi
                     }
                 }
             } // the device and every object it made are destroyed here
-            pxgpu::check_no_validation_messages(runtime); // the layer sees no leaked object
+            pxtest::gpu::check_no_validation_messages(runtime); // the layer sees no leaked object
         }
         CHECK(failures >= 1);
         CHECK(completed);
@@ -602,14 +602,14 @@ TEST_CASE("injected faults: a failed allocation, a fence timeout and a lost devi
 TEST_CASE("GPU-assisted validation reports a kernel writing past the image, and nothing for the "
           "interpreter and the kernels on programs aimed outside it",
           "[gpu][robust]") {
-    px::vk::RuntimeOptions options = pxgpu::test_options("gpuav");
+    px::vk::RuntimeOptions options = pxtest::gpu::test_options("gpuav");
     options.gpu_assisted_validation = true;
     options.print_validation_messages = false;
     // The control: a test kernel told to write 64 words past the end of a 16x16 image.
     {
-        Runtime runtime = pxgpu::make_runtime(options);
+        Runtime runtime = pxtest::gpu::make_runtime(options);
         {
-            Device device = pxgpu::open_device(runtime);
+            Device device = pxtest::gpu::open_device(runtime);
             REQUIRE(device.add_kernel("test_affine", words(affine_spv)));
             Image image = gradient(16, 16);
             const Dispatch past_the_end =
@@ -629,9 +629,9 @@ TEST_CASE("GPU-assisted validation reports a kernel writing past the image, and 
     }
     // Programs aimed outside the image (every static fault, hostile operands) and valid ones,
     // through the GPU interpreter, which decodes row 0 itself, and through the scheduled kernels.
-    Runtime runtime = pxgpu::make_runtime(options);
+    Runtime runtime = pxtest::gpu::make_runtime(options);
     {
-        Device device = pxgpu::open_device(runtime);
+        Device device = pxtest::gpu::open_device(runtime);
         int programs = 0;
         for (const auto& entry :
              std::filesystem::recursive_directory_iterator(PXVM_SOURCE_DIR "/tests/conformance")) {
@@ -661,5 +661,5 @@ TEST_CASE("GPU-assisted validation reports a kernel writing past the image, and 
         }
         CHECK(programs > 200);
     }
-    pxgpu::check_no_validation_messages(runtime);
+    pxtest::gpu::check_no_validation_messages(runtime);
 }

@@ -11,7 +11,7 @@
 #include <iterator>
 #include <string>
 
-namespace px::testing {
+namespace pxtest {
 
 /// What a command printed and how it exited (-1 when it did not exit normally).
 struct CommandResult {
@@ -70,4 +70,4 @@ private:
     std::filesystem::path dir_;
 };
 
-} // namespace px::testing
+} // namespace pxtest

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace px::testing {
+namespace pxtest {
 
 using Bytes = std::vector<std::uint8_t>;
 
@@ -125,4 +125,4 @@ inline Bytes header_only(std::uint32_t w, std::uint32_t h, std::uint8_t depth,
     return png;
 }
 
-} // namespace px::testing
+} // namespace pxtest

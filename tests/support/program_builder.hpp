@@ -17,15 +17,15 @@ namespace pxtest {
 
 using px::Pixel;
 
-/// The library's instruction encoder under the tests' name.
-using ProgramBuilder = px::ProgramWriter;
+/// The library's instruction encoder: tests build programs with it like every tool does.
+using px::ProgramWriter;
 
 /// A small integer network, values worked out by hand: gather_mean (t3 = (8, 11)) -> requant to i8
 /// (t4 = (12, 17)) -> matmul -> add_bias -> relu (t6 = (0, 7, 139)) -> argmax (t8 = 2).
-inline ProgramBuilder tiny_network() {
+inline ProgramWriter tiny_network() {
     constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, U16 = px::DTYPE_U16,
                             I32 = px::DTYPE_I32;
-    ProgramBuilder b(64, 8);
+    ProgramWriter b(64, 8);
     b.tensor(1, I8, 0, 1, 4, 2)      // embedding table, 4 x 2
         .tensor(2, U8, 0, 5, 1, 4)   // tokens
         .tensor(3, I32, 0, 6, 1, 2)  // pooled

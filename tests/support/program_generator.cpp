@@ -12,8 +12,10 @@
 #include <random>
 #include <vector>
 
-namespace px::testing {
+namespace pxtest {
 namespace {
+
+using namespace px; // the library's types and protocol constants
 
 constexpr std::uint32_t first_tensor_row = 8; // rows 1-7 hold dot_rgb vectors
 
@@ -357,4 +359,4 @@ GeneratedProgram generate_program(std::uint64_t seed) {
     return result;
 }
 
-} // namespace px::testing
+} // namespace pxtest

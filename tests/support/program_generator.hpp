@@ -7,11 +7,11 @@
 #include <cstdint>
 #include <string>
 
-namespace px::testing {
+namespace pxtest {
 
 /// A generated program and a one-line description for failure messages.
 struct GeneratedProgram {
-    Image image;
+    px::Image image;
     std::string summary; ///< e.g. "seed 17: 23x41, 9 instructions, mutation: shrink height"
 };
 
@@ -19,4 +19,4 @@ struct GeneratedProgram {
 /// (a corrupted instruction pixel, a shrunken image, an out-of-range token id, ...).
 GeneratedProgram generate_program(std::uint64_t seed);
 
-} // namespace px::testing
+} // namespace pxtest

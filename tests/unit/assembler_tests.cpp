@@ -335,9 +335,9 @@ TEST_CASE("assets/dot_test.pxs assembles to assets/dot_test.pxi and computes 300
 
 TEST_CASE("pxc asm, disasm and render: exit codes and output files", "[assembler][cli]") {
     namespace fs = std::filesystem;
-    using px::testing::read_text;
-    using px::testing::write_text;
-    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "pxc_test");
+    using pxtest::read_text;
+    using pxtest::write_text;
+    const pxtest::CommandRunner pxc(pxtest::tool_path("pxc"), "pxc_test");
     REQUIRE(pxc.tool_exists());
     const fs::path dir = pxc.dir();
     const auto run = [&](const std::string& arguments) { return pxc.run(arguments).exit_code; };
@@ -384,7 +384,7 @@ TEST_CASE("pxc disasm streams its text: a listing larger than memory allows stil
     return;
 #endif
     namespace fs = std::filesystem;
-    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "pxc_stream_test");
+    const pxtest::CommandRunner pxc(pxtest::tool_path("pxc"), "pxc_stream_test");
     REQUIRE(pxc.tool_exists());
     // A 2048 x 2048 image (16 MiB) whose one tensor covers every data byte with 255: 67 MB of
     // text. Under a 100 MB address-space limit the text cannot be held in memory, only streamed.

@@ -481,8 +481,7 @@ TEST_CASE("compare: a number out of a double's range (1e999) is a clear error", 
                                           (what.size() > 160 ? what.substr(0, 160) + "..." : what));
     }
     // pxbench compare says so and exits 1.
-    const px::testing::CommandRunner pxbench(px::testing::tool_path("pxbench"),
-                                             "pxbench_compare_overflow");
+    const pxtest::CommandRunner pxbench(pxtest::tool_path("pxbench"), "pxbench_compare_overflow");
     REQUIRE(pxbench.tool_exists());
     const std::string path = dir.write(
         "overflow.json", R"({"tool": "pxbench", "results": [{"workload": "w", "ops": 1e999}]})");
@@ -519,8 +518,7 @@ TEST_CASE("load_bench_file tolerates missing optional members", "[bench]") {
 
 TEST_CASE("pxbench compare on the committed H200 run, as docs/BENCHMARKS.md shows",
           "[bench][cli]") {
-    const px::testing::CommandRunner pxbench(px::testing::tool_path("pxbench"),
-                                             "pxbench_compare_cli");
+    const pxtest::CommandRunner pxbench(pxtest::tool_path("pxbench"), "pxbench_compare_cli");
     REQUIRE(pxbench.tool_exists());
     const std::string results = PXVM_SOURCE_DIR "/benchmarks/results/";
     const std::string svg = (pxbench.dir() / "chart.svg").string();

@@ -21,8 +21,8 @@
 
 namespace {
 
-using px::testing::CommandRunner;
-using px::testing::tool_path;
+using pxtest::CommandRunner;
+using pxtest::tool_path;
 using namespace pxtest::cartridge;
 
 // The manifest JSON of a packed cartridge, changed by `edit`, re-encoded and decoded.
@@ -337,8 +337,8 @@ TEST_CASE("the shipped cartridge: the documented commands, its figures, and its 
     auto batch_packed = pxc.run("pack " + root + "/assets/kjv-window.safetensors --calibration " +
                                 root + "/assets/kjv/calibration.txt -o " + b64 + " --batch 64");
     REQUIRE(batch_packed.exit_code == 0);
-    px::testing::write_text(pxrun.dir() / "prompts.txt", "In the beginning\nAnd it came to pass\n"
-                                                         "The LORD is my shepherd\n");
+    pxtest::write_text(pxrun.dir() / "prompts.txt", "In the beginning\nAnd it came to pass\n"
+                                                    "The LORD is my shepherd\n");
     auto batch = pxrun.run("--device cpu " + b64 + " --batch " +
                            (pxrun.dir() / "prompts.txt").string() + " --tokens 30");
     INFO(batch.err);
@@ -358,8 +358,8 @@ TEST_CASE("pxc pack, inspect and eval, and pxrun runs the cartridge on the refer
     REQUIRE(pxc.tool_exists());
     const auto model = pxc.dir() / "tiny.safetensors";
     const auto bytes = tiny_model();
-    px::testing::write_text(model, std::string(bytes.begin(), bytes.end()));
-    px::testing::write_text(pxc.dir() / "calib.txt", calibration);
+    pxtest::write_text(model, std::string(bytes.begin(), bytes.end()));
+    pxtest::write_text(pxc.dir() / "calib.txt", calibration);
     const auto cart = (pxc.dir() / "tiny.pxa").string();
     auto packed =
         pxc.run("pack " + model.string() + " --calibration " + (pxc.dir() / "calib.txt").string() +
@@ -378,7 +378,7 @@ TEST_CASE("pxc pack, inspect and eval, and pxrun runs the cartridge on the refer
     auto scored = pxc.run("eval " + cart + " " + (pxc.dir() / "calib.txt").string() + " --float " +
                           model.string() + " --json " + (pxc.dir() / "eval.json").string());
     CHECK(scored.exit_code == 0);
-    const auto eval = nlohmann::json::parse(px::testing::read_text(pxc.dir() / "eval.json"));
+    const auto eval = nlohmann::json::parse(pxtest::read_text(pxc.dir() / "eval.json"));
     CHECK(eval["windows"] == calibration.size() - 2); // "é" is one token of two bytes
 
     CommandRunner pxrun(tool_path("pxrun"), "pxrun_cartridge");
@@ -403,7 +403,7 @@ TEST_CASE("pxc pack, inspect and eval, and pxrun runs the cartridge on the refer
     CHECK(foreign.err.find("character 'z' at position 2") != std::string::npos);
     auto empty = pxrun.run("--device cpu " + cart + " --prompt ''");
     CHECK(empty.exit_code == 1);
-    px::testing::write_text(pxrun.dir() / "two.txt", "a\nb\n");
+    pxtest::write_text(pxrun.dir() / "two.txt", "a\nb\n");
     auto batch = pxrun.run("--device cpu " + cart + " --batch " +
                            (pxrun.dir() / "two.txt").string() + " --tokens 3");
     CHECK(batch.exit_code == 1);

@@ -16,7 +16,7 @@
 
 namespace fs = std::filesystem;
 using namespace px::conformance;
-using pxtest::ProgramBuilder;
+using pxtest::ProgramWriter;
 
 namespace {
 
@@ -36,7 +36,7 @@ void write(const fs::path& path, const std::string& text) {
 
 /// A tiny i8 matmul program as a .pxi.
 px::Image matmul_program() {
-    ProgramBuilder b(16, 6);
+    ProgramWriter b(16, 6);
     b.tensor(1, px::DTYPE_I8, 0, 1, 2, 3)
         .tensor(2, px::DTYPE_I8, 1, 1, 2, 3)
         .tensor(3, px::DTYPE_I32, 0, 3, 2, 2)
@@ -287,8 +287,7 @@ TEST_CASE("conformance: a symlink loop or a golden that links to itself is an er
                    Catch::StartsWith(named.string() + ": ") &&
                        Catch::Contains("Too many levels of symbolic links"));
         // pxconform says the same, and exits 1.
-        const px::testing::CommandRunner pxconform(px::testing::tool_path("pxconform"),
-                                                   "pxconform_symlinks");
+        const pxtest::CommandRunner pxconform(pxtest::tool_path("pxconform"), "pxconform_symlinks");
         const auto run = pxconform.run("--device cpu --quiet --suite " + dir.string());
         CHECK(run.exit_code == 1);
         CHECK_THAT(run.err, Catch::Contains(named.string() + ": "));
@@ -345,8 +344,7 @@ TEST_CASE("conformance: failure images stay inside the artifacts folder, whateve
 
 TEST_CASE("pxconform: --update-golden, then a run on the reference, as the docs show",
           "[conformance][cli]") {
-    const px::testing::CommandRunner pxconform(px::testing::tool_path("pxconform"),
-                                               "pxconform_cli_test");
+    const pxtest::CommandRunner pxconform(pxtest::tool_path("pxconform"), "pxconform_cli_test");
     REQUIRE(pxconform.tool_exists());
     const fs::path suite = pxconform.dir() / "suite";
     write(suite / "seed/dot.pxs", dot_test);

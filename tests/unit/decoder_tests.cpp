@@ -16,7 +16,7 @@ namespace {
 
 using px::Image;
 using px::Pixel;
-using pxtest::ProgramBuilder;
+using pxtest::ProgramWriter;
 
 constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, U16 = px::DTYPE_U16,
                         I32 = px::DTYPE_I32;
@@ -267,7 +267,7 @@ TEST_CASE("load_element and store_element: little-endian, sign-extended", "[deco
 
 TEST_CASE("plan_program: steps, halted and fault", "[decoder][plan]") {
     SECTION("halt after steps") {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 0, 1, 1, 2).relu(1, 1).dot_rgb(1, 2, 3).halt().op(200);
         const px::Plan plan = px::plan_program(b.image);
         REQUIRE(plan.halted);
@@ -290,7 +290,7 @@ TEST_CASE("plan_program: steps, halted and fault", "[decoder][plan]") {
         REQUIRE_FALSE(plan.fault);
     }
     SECTION("the end of row 0 without halt") {
-        ProgramBuilder b(5, 2);
+        ProgramWriter b(5, 2);
         b.dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).tensor(0, U8, 0, 1, 1, 1);
         const px::Plan plan = px::plan_program(b.image);
         REQUIRE_FALSE(plan.halted);
@@ -298,7 +298,7 @@ TEST_CASE("plan_program: steps, halted and fault", "[decoder][plan]") {
         REQUIRE(plan.steps.size() == 3);
     }
     SECTION("a static fault ends the plan after the steps before it") {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 0, 1, 1, 2).relu(1, 1).relu(1, 2).halt();
         const px::Plan plan = px::plan_program(b.image);
         REQUIRE_FALSE(plan.halted);
@@ -310,7 +310,7 @@ TEST_CASE("plan_program: steps, halted and fault", "[decoder][plan]") {
         REQUIRE(text.find("tensor 2") != std::string::npos);
     }
     SECTION("a truncated instruction at the end of row 0") {
-        ProgramBuilder b(5, 2);
+        ProgramWriter b(5, 2);
         b.dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).op(px::OP_TENSOR, 1, U8);
         const px::Plan plan = px::plan_program(b.image);
         REQUIRE(plan.steps.size() == 3);
@@ -318,7 +318,7 @@ TEST_CASE("plan_program: steps, halted and fault", "[decoder][plan]") {
         REQUIRE(plan.fault.pc == 3);
     }
     SECTION("steps resolve each operand to the declaration in force at that point") {
-        ProgramBuilder b(32, 4);
+        ProgramWriter b(32, 4);
         b.tensor(1, I32, 0, 1, 1, 1).relu(1, 1);
         const px::Tensor first = b.t(1);
         b.tensor(1, I8, 4, 2, 2, 7).relu(1, 1).halt();
@@ -328,7 +328,7 @@ TEST_CASE("plan_program: steps, halted and fault", "[decoder][plan]") {
         REQUIRE(plan.steps[3].operands[0] == px::Tensor{4, 2, 2, 7, I8});
     }
     SECTION("gather_mean's token ids are not a static check") {
-        ProgramBuilder b(16, 8);
+        ProgramWriter b(16, 8);
         b.tensor(1, U8, 0, 1, 2, 1).tensor(2, U8, 0, 3, 1, 4).tensor(3, I32, 0, 4, 1, 1);
         b.gather_mean(3, 1, 2).halt();
         b.fill(2, {1, 1, 2, 0});

@@ -269,7 +269,7 @@ TEST_CASE("long runs are split over several lines", "[disassembler]") {
 TEST_CASE("generated programs round-trip", "[disassembler]") {
     std::map<std::string, int> seen;
     for (std::uint64_t seed = 0; seed < 150; ++seed) {
-        const auto generated = px::testing::generate_program(seed);
+        const auto generated = pxtest::generate_program(seed);
         const std::string text = round_trip(generated.image, generated.summary);
         for (const std::string& m : mnemonics_in(text))
             ++seen[m];

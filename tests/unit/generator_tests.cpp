@@ -13,7 +13,7 @@ TEST_CASE("generated programs cover every opcode and every fault code", "[genera
     std::map<std::uint32_t, int> faults, opcodes;
     int clean = 0;
     for (std::uint64_t seed = 0; seed < 400; ++seed) {
-        px::testing::GeneratedProgram program = px::testing::generate_program(seed);
+        pxtest::GeneratedProgram program = pxtest::generate_program(seed);
         const px::Plan plan = px::plan_program(program.image);
         const px::RunOutcome outcome = px::run_reference(program.image);
         for (std::uint32_t i = 0; i < outcome.executed; ++i)
@@ -36,6 +36,6 @@ TEST_CASE("generated programs cover every opcode and every fault code", "[genera
 }
 
 TEST_CASE("program generation is deterministic for a seed", "[generator]") {
-    CHECK(px::testing::generate_program(42).image == px::testing::generate_program(42).image);
-    CHECK(px::testing::generate_program(42).image != px::testing::generate_program(43).image);
+    CHECK(pxtest::generate_program(42).image == pxtest::generate_program(42).image);
+    CHECK(pxtest::generate_program(42).image != pxtest::generate_program(43).image);
 }

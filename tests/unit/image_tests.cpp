@@ -25,9 +25,9 @@ namespace {
 
 using px::Image;
 using px::Pixel;
-using px::testing::Bytes;
-using px::testing::header_only;
-using px::testing::write_png;
+using pxtest::Bytes;
+using pxtest::header_only;
+using pxtest::write_png;
 
 Image random_image(std::uint32_t w, std::uint32_t h, std::uint32_t seed) {
     Image image(w, h);
@@ -340,10 +340,10 @@ TEST_CASE("read_file: regular files only, up to a limit", "[image][io]") {
 
 TEST_CASE("the PNG decoder checks the zlib stream, unknown critical chunks and extra data",
           "[image]") {
-    using px::testing::Bytes;
+    using pxtest::Bytes;
     px::Image image(3, 2);
     image.set_pixel(1, 1, {1, 2, 3, 4});
-    const Bytes good = px::testing::write_png(image, false, false);
+    const Bytes good = pxtest::write_png(image, false, false);
     REQUIRE(px::decode_png(good, "good.pxi").ok());
     const auto idat_at = [](const Bytes& png) {
         const Bytes idat = {'I', 'D', 'A', 'T'};
@@ -355,7 +355,7 @@ TEST_CASE("the PNG decoder checks the zlib stream, unknown critical chunks and e
     const std::size_t type = idat_at(flipped);
     const std::size_t length = std::size_t(flipped[type - 1]) | std::size_t(flipped[type - 2]) << 8;
     flipped[type + 4 + 2 + 5 + 3] ^= 0x40; // zlib header, stored-block header, then the data
-    const std::uint32_t crc = px::testing::crc32(&flipped[type], length + 4);
+    const std::uint32_t crc = pxtest::crc32(&flipped[type], length + 4);
     for (int b = 0; b < 4; ++b)
         flipped[type + 4 + length + std::size_t(b)] = std::uint8_t(crc >> (24 - 8 * b));
     auto damaged = px::decode_png(flipped, "flipped.pxi");
@@ -364,16 +364,16 @@ TEST_CASE("the PNG decoder checks the zlib stream, unknown critical chunks and e
 
     // An unknown critical chunk (Apple's CgBI) after the header.
     Bytes cgbi(good.begin(), good.begin() + 8 + 25);
-    px::testing::chunk(cgbi, "CgBI", {0x50, 0x00, 0x20, 0x06});
+    pxtest::chunk(cgbi, "CgBI", {0x50, 0x00, 0x20, 0x06});
     cgbi.insert(cgbi.end(), good.begin() + 8 + 25, good.end());
     CHECK_FALSE(px::decode_png(cgbi, "cgbi.pxi").ok());
 
     // More data in IDAT than the image holds: a 1x1 image whose stream inflates to 4 MiB.
     Bytes raw = {0, 9, 8, 7, 6};
     raw.resize(raw.size() + (std::size_t(4) << 20), 0);
-    const Bytes big = px::testing::png_with_raw(1, 1, raw);
+    const Bytes big = pxtest::png_with_raw(1, 1, raw);
     // A header claiming 16384x16384 over a few bytes of data: refused before allocating 1 GiB.
-    const Bytes claim = px::testing::png_with_raw(16384, 16384, Bytes(100, 0));
+    const Bytes claim = pxtest::png_with_raw(16384, 16384, Bytes(100, 0));
     auto claimed = px::decode_png(claim, "claim.pxi");
     REQUIRE_FALSE(claimed.ok());
     CHECK_THAT(claimed.error().message,

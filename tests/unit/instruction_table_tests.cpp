@@ -36,7 +36,7 @@ std::string read_text(const std::string& path) {
 std::map<std::uint32_t, std::vector<px::Image>> generated_instances() {
     std::map<std::uint32_t, std::vector<px::Image>> instances;
     for (std::uint64_t seed = 0; seed < 600; ++seed) {
-        px::testing::GeneratedProgram program = px::testing::generate_program(seed);
+        pxtest::GeneratedProgram program = pxtest::generate_program(seed);
         const px::Plan plan = px::plan_program(program.image);
         px::Image ran = program.image;
         const px::RunOutcome outcome = px::run_reference(ran);

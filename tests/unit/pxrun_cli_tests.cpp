@@ -12,13 +12,13 @@
 #include <filesystem>
 
 namespace fs = std::filesystem;
-using px::testing::read_text;
-using px::testing::write_text;
+using pxtest::read_text;
+using pxtest::write_text;
 
 namespace {
 
-px::testing::CommandRunner pxrun() {
-    return px::testing::CommandRunner(px::testing::tool_path("pxrun"), "pxrun_test");
+pxtest::CommandRunner pxrun() {
+    return pxtest::CommandRunner(pxtest::tool_path("pxrun"), "pxrun_test");
 }
 
 const std::string dot_test = PXVM_SOURCE_DIR "/assets/dot_test.pxi";
@@ -120,7 +120,7 @@ TEST_CASE("pxrun and pxc refuse an output that is the input, however it is named
     CHECK(runner.run("--device cpu " + in.string() + " --out " + dir + "/out.pxi").exit_code == 0);
 
     // pxc: asm, disasm, render and pack.
-    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "pxc_same_file");
+    const pxtest::CommandRunner pxc(pxtest::tool_path("pxc"), "pxc_same_file");
     REQUIRE(pxc.tool_exists());
     const fs::path source = pxc.dir() / "prog.pxs";
     write_text(source, ".image 16 16\nhalt\n");
@@ -140,7 +140,7 @@ TEST_CASE("pxrun and pxc refuse an output that is the input, however it is named
 
 TEST_CASE("every tool has --version, and --device CPU is the reference", "[cli][pxrun]") {
     for (const char* tool : {"pxrun", "pxc", "pxinfo", "pxconform", "pxbench"}) {
-        const px::testing::CommandRunner runner(px::testing::tool_path(tool), "version_test");
+        const pxtest::CommandRunner runner(pxtest::tool_path(tool), "version_test");
         INFO(tool);
         REQUIRE(runner.tool_exists());
         const auto version = runner.run("--version");
@@ -185,7 +185,7 @@ TEST_CASE("pxrun --max-work and --timeout-ms bound the reference interpreter", "
     CHECK(runner.run("--device cpu --max-work 0 " + demo).exit_code == 1);
 
     // --timeout-ms on --device cpu: a 10^9 multiply-add matmul stops at 1 ms, output untouched.
-    pxtest::ProgramBuilder b(1032, 1 + 3 * 512);
+    pxtest::ProgramWriter b(1032, 1 + 3 * 512);
     b.tensor(1, px::DTYPE_I32, 0, 1, 512, 512)
         .tensor(2, px::DTYPE_I8, 0, 513, 512, 4096)
         .tensor(3, px::DTYPE_I8, 0, 1025, 512, 4096)
@@ -211,13 +211,13 @@ TEST_CASE("pxrun assembles a .pxs source and runs it, and pxc render --values pi
     // The same run; only the first line names the file.
     CHECK(from_source.out.substr(from_source.out.find('\n')) ==
           from_image.out.substr(from_image.out.find('\n')));
-    const px::testing::CommandRunner runner = pxrun();
-    px::testing::write_text(runner.dir() / "bad.pxs", ".image 4 4\nfrobnicate t1\n");
+    const pxtest::CommandRunner runner = pxrun();
+    pxtest::write_text(runner.dir() / "bad.pxs", ".image 4 4\nfrobnicate t1\n");
     const auto bad = runner.run("--device cpu " + (runner.dir() / "bad.pxs").string());
     CHECK(bad.exit_code == 1);
     CHECK_THAT(bad.err, Catch::Contains("bad.pxs:2"));
     // README: pxc render prog.pxi -o picture.png --values, as written
-    const px::testing::CommandRunner pxc(px::testing::tool_path("pxc"), "render_values");
+    const pxtest::CommandRunner pxc(pxtest::tool_path("pxc"), "render_values");
     const auto drawn =
         pxc.run("render " + dot_test + " -o " + (pxc.dir() / "p.png").string() + " --values");
     CHECK(drawn.exit_code == 0);

@@ -19,7 +19,7 @@ namespace {
 using px::Image;
 using px::Pixel;
 using pxtest::fault_pixel;
-using pxtest::ProgramBuilder;
+using pxtest::ProgramWriter;
 using pxtest::with_fault_pixel;
 using Values = std::vector<std::int64_t>;
 
@@ -62,7 +62,7 @@ void require_fault(const Image& program, std::uint32_t code, std::uint32_t pc,
 }
 
 // The last instruction the builder emitted faults with `code`; nothing before it changes the image.
-void require_fault_only(const ProgramBuilder& b, std::uint32_t code, std::uint32_t pc) {
+void require_fault_only(const ProgramWriter& b, std::uint32_t code, std::uint32_t pc) {
     require_fault(b.image, code, pc, b.image);
 }
 
@@ -76,7 +76,7 @@ void set_reds(Image& image, std::uint32_t y, const std::vector<int>& reds) {
 // pixel (0, 3); also requires that nothing else changed.
 Pixel dot_rgb_of(const std::vector<int>& a, const std::vector<int>& b) {
     const auto w = std::uint32_t(std::max<std::size_t>(2, a.size()));
-    ProgramBuilder p(w, 4);
+    ProgramWriter p(w, 4);
     p.dot_rgb(1, 2, 3).halt();
     set_reds(p.image, 1, a);
     set_reds(p.image, 2, b);
@@ -107,7 +107,7 @@ std::int64_t wrap32(std::int64_t v) {
 // Execution model
 
 TEST_CASE("an empty program halts at pc 0 and changes nothing", "[reference]") {
-    ProgramBuilder b(3, 2);
+    ProgramWriter b(3, 2);
     fill_noise(b.image, 1);
     Image image = b.image;
     const auto outcome = run_ok(image);
@@ -117,7 +117,7 @@ TEST_CASE("an empty program halts at pc 0 and changes nothing", "[reference]") {
 }
 
 TEST_CASE("halt ignores its arguments and whatever follows it", "[reference]") {
-    ProgramBuilder b(4, 2);
+    ProgramWriter b(4, 2);
     b.op(px::OP_HALT, 7, 8, 9).op(2).op(255, 1, 2, 3); // unknown opcodes after HALT never decode
     Image image = b.image;
     const auto outcome = run_ok(image);
@@ -126,7 +126,7 @@ TEST_CASE("halt ignores its arguments and whatever follows it", "[reference]") {
 }
 
 TEST_CASE("a program that runs off the end of row 0 ends without a fault", "[reference]") {
-    ProgramBuilder b(4, 2);
+    ProgramWriter b(4, 2);
     b.tensor(1, I32, 0, 1, 1, 2).relu(1, 1); // exactly fills row 0, no HALT
     REQUIRE(b.pc == 4);
     b.fill(1, {-7, 7});
@@ -141,7 +141,7 @@ TEST_CASE("a program that runs off the end of row 0 ends without a fault", "[ref
 
 TEST_CASE("instructions see every write of the instructions before them", "[reference]") {
     // dot_rgb writes 300 = (44, 1) at (0, 3); the second dot_rgb squares row 3: 44 * 44 = 1936.
-    ProgramBuilder b(4, 5);
+    ProgramWriter b(4, 5);
     b.dot_rgb(1, 2, 3).dot_rgb(3, 3, 4).halt();
     set_reds(b.image, 1, {1, 2, 3, 4});
     set_reds(b.image, 2, {10, 20, 30, 40});
@@ -154,7 +154,7 @@ TEST_CASE("instructions see every write of the instructions before them", "[refe
 
 TEST_CASE("a small integer network runs end to end", "[reference]") {
     // gather_mean -> requant to i8 -> matmul -> add_bias -> relu -> argmax, values by hand.
-    ProgramBuilder b = pxtest::tiny_network();
+    ProgramWriter b = pxtest::tiny_network();
     Image image = b.image;
     const auto outcome = run_ok(image);
     REQUIRE(outcome.halted);
@@ -167,7 +167,7 @@ TEST_CASE("a small integer network runs end to end", "[reference]") {
 
 TEST_CASE("a fault at pc >= 256 stores the pc in G and B of the fault pixel",
           "[reference][fault]") {
-    ProgramBuilder b(400, 3);
+    ProgramWriter b(400, 3);
     for (int i = 0; i < 300; ++i)
         b.dot_rgb(1, 1, 2); // row 1 is zero: each writes (0,0,0,0)
     b.op(2);                // not an opcode
@@ -182,7 +182,7 @@ TEST_CASE("a fault at pc >= 256 stores the pc in G and B of the fault pixel",
 }
 
 TEST_CASE("a fault in the last pixel of row 0 overwrites that instruction", "[reference][fault]") {
-    ProgramBuilder b(4, 2);
+    ProgramWriter b(4, 2);
     b.dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).dot_rgb(1, 1, 1).op(200);
     require_fault_only(b, px::FAULT_BAD_OPCODE, 3);
 }
@@ -191,7 +191,7 @@ TEST_CASE("every R value that is not an opcode is BAD_OPCODE", "[reference][faul
     const std::vector<std::uint32_t> opcodes = {0, 1, 65, 66, 68, 69, 71, 77, 81, 82, 84};
     for (std::uint32_t r = 0; r < 256; ++r) {
         if (std::find(opcodes.begin(), opcodes.end(), r) != opcodes.end()) continue;
-        ProgramBuilder b(3, 2);
+        ProgramWriter b(3, 2);
         b.op(r, 1, 1, 1);
         INFO("opcode " << r);
         require_fault_only(b, px::FAULT_BAD_OPCODE, 0);
@@ -202,7 +202,7 @@ TEST_CASE("every R value that is not an opcode is BAD_OPCODE", "[reference][faul
 // dot_rgb
 
 TEST_CASE("dot_rgb: the seed example gives 300 = (44, 1, 0, 0) at (0, 3)", "[reference][dot_rgb]") {
-    ProgramBuilder b(4, 4);
+    ProgramWriter b(4, 4);
     b.dot_rgb(1, 2, 3).halt();
     set_reds(b.image, 1, {1, 2, 3, 4});
     set_reds(b.image, 2, {10, 20, 30, 40});
@@ -252,7 +252,7 @@ TEST_CASE("dot_rgb: edge cases", "[reference][dot_rgb]") {
         REQUIRE(dot_rgb_of({1, 1, 1, 1, 200}, {1, 1, 1, 1, 2}) == Pixel{148, 1, 0, 0}); // 404
     }
     SECTION("a one-pixel-wide image") {
-        ProgramBuilder b(1, 3);
+        ProgramWriter b(1, 3);
         b.dot_rgb(1, 1, 2);
         set_reds(b.image, 1, {16});
         Image image = b.image;
@@ -264,7 +264,7 @@ TEST_CASE("dot_rgb: edge cases", "[reference][dot_rgb]") {
 
 TEST_CASE("dot_rgb: rowOut may be an input row", "[reference][dot_rgb]") {
     SECTION("rowOut == rowA") {
-        ProgramBuilder b(3, 3);
+        ProgramWriter b(3, 3);
         b.dot_rgb(1, 2, 1).halt();
         set_reds(b.image, 1, {2, 3, 0});
         set_reds(b.image, 2, {4, 5, 0});
@@ -275,7 +275,7 @@ TEST_CASE("dot_rgb: rowOut may be an input row", "[reference][dot_rgb]") {
         REQUIRE(image == expected);
     }
     SECTION("rowA == rowB == rowOut") {
-        ProgramBuilder b(3, 2);
+        ProgramWriter b(3, 2);
         b.dot_rgb(1, 1, 1).halt();
         set_reds(b.image, 1, {3, 4, 0});
         Image image = b.image;
@@ -286,7 +286,7 @@ TEST_CASE("dot_rgb: rowOut may be an input row", "[reference][dot_rgb]") {
     SECTION("rowA may be the program row") {
         // Row 0 reds are (1, 0, 0, 0) (dot_rgb, halt, zero); row 1 is (7, 2, 0, 9).
         // x = 0: 1 * 7; x = 1: 0 * 2; x = 2: both 0, the end.
-        ProgramBuilder b(4, 3);
+        ProgramWriter b(4, 3);
         b.dot_rgb(0, 1, 2).halt();
         set_reds(b.image, 1, {7, 2, 0, 9});
         Image image = b.image;
@@ -298,13 +298,13 @@ TEST_CASE("dot_rgb: rowOut may be an input row", "[reference][dot_rgb]") {
 TEST_CASE("dot_rgb: faults", "[reference][dot_rgb][fault]") {
     // A first dot_rgb writes (0, 3); its effect must remain when the second one faults.
     auto program = [](std::uint8_t a, std::uint8_t b, std::uint8_t out) {
-        ProgramBuilder p(4, 4);
+        ProgramWriter p(4, 4);
         set_reds(p.image, 1, {1, 2, 3, 4});
         set_reds(p.image, 2, {10, 20, 30, 40});
         p.dot_rgb(1, 2, 3).dot_rgb(a, b, out).halt();
         return p;
     };
-    auto after_first = [](const ProgramBuilder& p) {
+    auto after_first = [](const ProgramWriter& p) {
         Image e = p.image;
         e.set_pixel(0, 3, Pixel{44, 1, 0, 0});
         return e;
@@ -335,7 +335,7 @@ TEST_CASE("dot_rgb: faults", "[reference][dot_rgb][fault]") {
 // tensor
 
 TEST_CASE("tensor: declarations never change the image", "[reference][tensor]") {
-    ProgramBuilder b(16, 4);
+    ProgramWriter b(16, 4);
     fill_noise(b.image, 2);
     b.tensor(0, U8, 0, 1, 3, 64).tensor(255, I32, 15, 3, 1, 1).tensor(7, U16, 2, 1, 2, 3).halt();
     Image image = b.image;
@@ -348,7 +348,7 @@ TEST_CASE("tensor: checks and their order", "[reference][tensor][fault]") {
     const std::uint32_t pc = 0;
     auto decl = [](std::uint32_t dtype, std::uint32_t x0, std::uint32_t y0, std::uint32_t rows,
                    std::uint32_t cols, std::uint8_t reserved = 0) {
-        ProgramBuilder b(8, 4); // rows 1..3 are data, 8 pixels wide
+        ProgramWriter b(8, 4); // rows 1..3 are data, 8 pixels wide
         b.tensor(1, dtype, x0, y0, rows, cols, reserved).halt();
         return b;
     };
@@ -399,20 +399,20 @@ TEST_CASE("tensor: checks and their order", "[reference][tensor][fault]") {
         require_fault_only(decl(U8, 0, 65535, 65535, 1), px::FAULT_OUT_OF_BOUNDS, pc);
     }
     SECTION("a faulting declaration after a valid one") {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 0, 1, 1, 1).tensor(1, I32, 0, 9, 1, 1).halt();
         require_fault_only(b, px::FAULT_OUT_OF_BOUNDS, 3);
     }
 }
 
 TEST_CASE("tensor: a tensor exists from its declaration onwards", "[reference][tensor][fault]") {
-    ProgramBuilder b(16, 4);
+    ProgramWriter b(16, 4);
     b.relu(1, 1).tensor(1, I32, 0, 1, 1, 1).halt();
     require_fault_only(b, px::FAULT_UNDEFINED_TENSOR, 0);
 }
 
 TEST_CASE("tensor: re-declaration replaces the old one", "[reference][tensor]") {
-    ProgramBuilder b(32, 4);
+    ProgramWriter b(32, 4);
     b.tensor(1, I8, 0, 1, 1, 4).tensor(2, I8, 0, 2, 1, 4).relu(2, 1); // row 2 = relu(row 1)
     b.tensor(1, I32, 0, 3, 1, 2).relu(1, 1).halt();                   // in place on row 3
     b.fill(2, {9, 9, 9, 9});
@@ -426,10 +426,10 @@ TEST_CASE("tensor: re-declaration replaces the old one", "[reference][tensor]") 
     REQUIRE(image.pixel(0, 1) == Pixel{0x80, 0x05, 0xFF, 0x7F}); // the first tensor is unchanged
 
     SECTION("a re-declaration with another dtype changes what checks accept") {
-        ProgramBuilder p(32, 4);
+        ProgramWriter p(32, 4);
         p.tensor(1, U8, 0, 1, 1, 4).tensor(2, I32, 0, 2, 1, 1).add_bias(2, 1);
         require_fault_only(p, px::FAULT_BAD_DTYPE, 6);
-        ProgramBuilder q(32, 4);
+        ProgramWriter q(32, 4);
         q.tensor(1, U8, 0, 1, 1, 4).tensor(2, I32, 0, 2, 1, 1).tensor(1, I32, 0, 1, 1, 1);
         q.add_bias(2, 1).halt();
         q.fill(1, {40});
@@ -445,7 +445,7 @@ TEST_CASE("tensor: re-declaration replaces the old one", "[reference][tensor]") 
 
 TEST_CASE("dot: u8 and i8 by hand", "[reference][dot]") {
     SECTION("u8 2x3") {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 0, 3, 1, 1).tensor(2, U8, 0, 1, 2, 3).tensor(3, U8, 4, 1, 2, 3);
         b.dot(1, 2, 3).halt();
         fill_noise(b.image, 3);
@@ -457,7 +457,7 @@ TEST_CASE("dot: u8 and i8 by hand", "[reference][dot]") {
         REQUIRE(image == expected); // the padding bytes of a and b are untouched
     }
     SECTION("i8 extremes") {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 0, 3, 1, 1).tensor(2, I8, 0, 1, 1, 3).tensor(3, I8, 0, 2, 1, 3);
         b.dot(1, 2, 3).halt();
         b.fill(2, {-1, 127, -128}).fill(3, {-128, 127, -128});
@@ -466,7 +466,7 @@ TEST_CASE("dot: u8 and i8 by hand", "[reference][dot]") {
         REQUIRE(b.read(1, image) == Values{128 + 16129 + 16384});
     }
     SECTION("1x1 operands and a == b") {
-        ProgramBuilder b(16, 4);
+        ProgramWriter b(16, 4);
         b.tensor(1, I32, 0, 3, 1, 1).tensor(2, I8, 0, 1, 1, 1).dot(1, 2, 2).halt();
         b.fill(2, {-128});
         Image image = b.image;
@@ -477,7 +477,7 @@ TEST_CASE("dot: u8 and i8 by hand", "[reference][dot]") {
 
 TEST_CASE("dot: the sum wraps modulo 2^32", "[reference][dot]") {
     SECTION("u8: 80000 * 255 * 255 = 5202000000 = 2^32 + 907032704") {
-        ProgramBuilder b(10000, 6);
+        ProgramWriter b(10000, 6);
         b.tensor(1, I32, 0, 5, 1, 1).tensor(2, U8, 0, 1, 2, 40000).tensor(3, U8, 0, 3, 2, 40000);
         b.dot(1, 2, 3).halt();
         std::fill(b.image.data() + b.image.width() * 4, b.image.data() + b.image.size_bytes(),
@@ -487,7 +487,7 @@ TEST_CASE("dot: the sum wraps modulo 2^32", "[reference][dot]") {
         REQUIRE(b.read(1, image) == Values{907032704});
     }
     SECTION("i8: 131072 * (-128) * (-128) = 2^31 wraps to INT32_MIN") {
-        ProgramBuilder b(8192, 10);
+        ProgramWriter b(8192, 10);
         b.tensor(1, I32, 0, 9, 1, 1).tensor(2, I8, 0, 1, 4, 32768).tensor(3, I8, 0, 5, 4, 32768);
         b.dot(1, 2, 3).halt();
         std::fill(b.image.data() + b.image.width() * 4, b.image.data() + b.image.size_bytes(),
@@ -501,7 +501,7 @@ TEST_CASE("dot: the sum wraps modulo 2^32", "[reference][dot]") {
 TEST_CASE("dot: faults and check order", "[reference][dot][fault]") {
     // out at (0, 3), a in row 1, b in row 2, 32 x 4 image; the three declarations take pc 0..8.
     auto program = [](std::uint32_t out_dtype, std::uint32_t a_dtype, std::uint32_t b_dtype) {
-        ProgramBuilder p(32, 4);
+        ProgramWriter p(32, 4);
         p.tensor(1, out_dtype, 0, 3, 1, 1)
             .tensor(2, a_dtype, 0, 1, 1, 4)
             .tensor(3, b_dtype, 0, 2, 1, 4);
@@ -563,7 +563,7 @@ TEST_CASE("dot: faults and check order", "[reference][dot][fault]") {
 
 TEST_CASE("matmul: u8 and i8 by hand", "[reference][matmul]") {
     SECTION("u8 2x3 times (2x3)^T") {
-        ProgramBuilder b(16, 6);
+        ProgramWriter b(16, 6);
         b.tensor(1, I32, 0, 3, 2, 2).tensor(2, U8, 0, 1, 2, 3).tensor(3, U8, 1, 1, 2, 3);
         b.matmul(1, 2, 3).halt();
         fill_noise(b.image, 4);
@@ -578,7 +578,7 @@ TEST_CASE("matmul: u8 and i8 by hand", "[reference][matmul]") {
         REQUIRE(image == expected);
     }
     SECTION("i8 1x2 times (3x2)^T") {
-        ProgramBuilder b(16, 6);
+        ProgramWriter b(16, 6);
         b.tensor(1, I32, 0, 4, 1, 3).tensor(2, I8, 0, 1, 1, 2).tensor(3, I8, 1, 1, 3, 2);
         b.matmul(1, 2, 3).halt();
         b.fill(2, {-128, 127}).fill(3, {-128, -128, 127, 127, 1, -1});
@@ -590,7 +590,7 @@ TEST_CASE("matmul: u8 and i8 by hand", "[reference][matmul]") {
         for (auto [dtype, x, y, want] :
              {std::tuple{U8, 255, 255, 65025}, std::tuple{I8, -128, -128, 16384},
               std::tuple{I8, -128, 127, -16256}, std::tuple{U8, 0, 255, 0}}) {
-            ProgramBuilder b(16, 4);
+            ProgramWriter b(16, 4);
             b.tensor(1, I32, 0, 3, 1, 1).tensor(2, dtype, 0, 1, 1, 1).tensor(3, dtype, 0, 2, 1, 1);
             b.matmul(1, 2, 3).halt();
             b.fill(2, {x}).fill(3, {y});
@@ -600,7 +600,7 @@ TEST_CASE("matmul: u8 and i8 by hand", "[reference][matmul]") {
         }
     }
     SECTION("K = 1 is an outer product") {
-        ProgramBuilder b(16, 6);
+        ProgramWriter b(16, 6);
         b.tensor(1, I32, 0, 4, 2, 3).tensor(2, I8, 0, 1, 2, 1).tensor(3, I8, 1, 1, 3, 1);
         b.matmul(1, 2, 3).halt();
         b.fill(2, {2, -3}).fill(3, {5, -7, 11});
@@ -609,7 +609,7 @@ TEST_CASE("matmul: u8 and i8 by hand", "[reference][matmul]") {
         REQUIRE(b.read(1, image) == Values{10, -14, 22, -15, 21, -33});
     }
     SECTION("a and b may be the same tensor (A times A^T)") {
-        ProgramBuilder b(16, 6);
+        ProgramWriter b(16, 6);
         b.tensor(1, I32, 0, 3, 2, 2).tensor(2, U8, 0, 1, 2, 2).matmul(1, 2, 2).halt();
         b.fill(2, {1, 2, 3, 4});
         Image image = b.image;
@@ -622,7 +622,7 @@ TEST_CASE("matmul: the largest K wraps modulo 2^32 and reaches the i8 extremes",
           "[reference][matmul]") {
     // K = 65535 is the largest column count; a is row 1, b row 2, c pixel (0, 3).
     auto run_k = [](std::uint32_t dtype, std::uint8_t a_byte, std::uint8_t b_byte) {
-        ProgramBuilder b(16384, 4);
+        ProgramWriter b(16384, 4);
         b.tensor(1, I32, 0, 3, 1, 1).tensor(2, dtype, 0, 1, 1, 65535);
         b.tensor(3, dtype, 0, 2, 1, 65535).matmul(1, 2, 3).halt();
         std::fill_n(b.image.data() + 4 * 16384, 4 * 16384, a_byte);
@@ -650,7 +650,7 @@ TEST_CASE("matmul: random small matrices match a naive computation", "[reference
         const std::uint32_t bx = ax + kw + std::uint32_t(uniform(0, 2));
         const auto cx = std::uint32_t(uniform(0, 3)), cy = 1 + std::max(M, N);
         const std::uint32_t width = std::max({bx + kw, cx + N, 16u});
-        ProgramBuilder b(width, cy + M);
+        ProgramWriter b(width, cy + M);
         fill_noise(b.image, std::uint32_t(trial));
         b.tensor(10, I32, cx, cy, M, N).tensor(20, dtype, ax, 1, M, K);
         b.tensor(30, dtype, bx, 1, N, K).matmul(10, 20, 30).halt();
@@ -682,7 +682,7 @@ TEST_CASE("matmul: random small matrices match a naive computation", "[reference
 TEST_CASE("matmul: faults and check order", "[reference][matmul][fault]") {
     // c 2x3 at (0, 4), a 2x4 at (0, 1), b 3x4 at (1, 1); declarations take pc 0..8.
     auto program = [](std::uint32_t c_dtype, std::uint32_t a_dtype, std::uint32_t b_dtype) {
-        ProgramBuilder p(16, 6);
+        ProgramWriter p(16, 6);
         p.tensor(1, c_dtype, 0, 4, 2, 3)
             .tensor(2, a_dtype, 0, 1, 2, 4)
             .tensor(3, b_dtype, 1, 1, 3, 4);
@@ -726,7 +726,7 @@ TEST_CASE("matmul: faults and check order", "[reference][matmul][fault]") {
 // add_bias
 
 TEST_CASE("add_bias: wraps modulo 2^32", "[reference][add_bias]") {
-    ProgramBuilder b(16, 4);
+    ProgramWriter b(16, 4);
     b.tensor(1, I32, 0, 1, 2, 3).tensor(2, I32, 0, 3, 1, 3).add_bias(1, 2).halt();
     b.fill(1, {I32_MAX, -5, 0, 1, 2, 3}).fill(2, {1, -10, I32_MIN});
     Image image = b.image;
@@ -737,7 +737,7 @@ TEST_CASE("add_bias: wraps modulo 2^32", "[reference][add_bias]") {
 
 TEST_CASE("add_bias: faults", "[reference][add_bias][fault]") {
     auto program = [](std::uint32_t acc_dtype, std::uint32_t bias_dtype) {
-        ProgramBuilder p(16, 4);
+        ProgramWriter p(16, 4);
         p.tensor(1, acc_dtype, 0, 1, 2, 3).tensor(2, bias_dtype, 4, 1, 1, 3);
         return p;
     };
@@ -768,7 +768,7 @@ namespace {
 Values requant_values(const Values& in, std::int32_t multiplier, std::uint8_t shift,
                       std::int8_t zero_point, std::uint32_t out_dtype) {
     const auto n = std::uint32_t(in.size());
-    ProgramBuilder b(std::max(16u, n), 3);
+    ProgramWriter b(std::max(16u, n), 3);
     b.tensor(1, I32, 0, 1, 1, n).tensor(2, out_dtype, 0, 2, 1, n);
     b.requant(2, 1, multiplier, shift, zero_point).halt();
     fill_noise(b.image, 5);
@@ -826,7 +826,7 @@ TEST_CASE("requant: zero point and saturation", "[reference][requant]") {
 }
 
 TEST_CASE("requant: u8 and i8 outputs leave their padding bytes alone", "[reference][requant]") {
-    ProgramBuilder b(16, 3);
+    ProgramWriter b(16, 3);
     b.tensor(1, I32, 0, 1, 1, 3).tensor(2, U8, 0, 2, 1, 3).requant(2, 1, 1, 0, 0).halt();
     b.image.set_pixel(0, 2, Pixel{9, 9, 9, 0xEE});
     b.fill(1, {1, 2, 3});
@@ -836,7 +836,7 @@ TEST_CASE("requant: u8 and i8 outputs leave their padding bytes alone", "[refere
 }
 
 TEST_CASE("requant: in place on i32", "[reference][requant]") {
-    ProgramBuilder b(16, 3);
+    ProgramWriter b(16, 3);
     b.tensor(1, I32, 0, 1, 2, 3).requant(1, 1, 3, 1, 5).halt();
     // (3x + 1) >> 1, + 5
     b.fill(1, {1, -1, 4, 0, -4, I32_MAX});
@@ -847,7 +847,7 @@ TEST_CASE("requant: in place on i32", "[reference][requant]") {
 
 TEST_CASE("requant: faults and check order", "[reference][requant][fault]") {
     auto program = [](std::uint32_t out_dtype, std::uint32_t in_dtype) {
-        ProgramBuilder p(32, 4);
+        ProgramWriter p(32, 4);
         p.tensor(1, out_dtype, 0, 2, 1, 3).tensor(2, in_dtype, 0, 1, 1, 3);
         return p;
     };
@@ -899,7 +899,7 @@ TEST_CASE("requant: faults and check order", "[reference][requant][fault]") {
 
 TEST_CASE("relu: every dtype, copy and in place", "[reference][relu]") {
     SECTION("i8") {
-        ProgramBuilder b(16, 3);
+        ProgramWriter b(16, 3);
         b.tensor(1, I8, 0, 1, 1, 5).tensor(2, I8, 0, 2, 1, 5).relu(2, 1).halt();
         b.fill(1, {-128, -1, 0, 1, 127});
         Image image = b.image;
@@ -908,7 +908,7 @@ TEST_CASE("relu: every dtype, copy and in place", "[reference][relu]") {
         REQUIRE(b.read(1, image) == Values{-128, -1, 0, 1, 127});
     }
     SECTION("i8 in place") {
-        ProgramBuilder b(16, 3);
+        ProgramWriter b(16, 3);
         b.tensor(1, I8, 0, 1, 1, 5).relu(1, 1).halt();
         b.fill(1, {-128, -1, 0, 1, 127});
         Image image = b.image;
@@ -916,7 +916,7 @@ TEST_CASE("relu: every dtype, copy and in place", "[reference][relu]") {
         REQUIRE(b.read(1, image) == Values{0, 0, 0, 1, 127});
     }
     SECTION("i32 in place") {
-        ProgramBuilder b(16, 3);
+        ProgramWriter b(16, 3);
         b.tensor(1, I32, 0, 1, 2, 3).relu(1, 1).halt();
         b.fill(1, {I32_MIN, -1, 0, 5, I32_MAX, -256});
         Image image = b.image;
@@ -924,7 +924,7 @@ TEST_CASE("relu: every dtype, copy and in place", "[reference][relu]") {
         REQUIRE(b.read(1, image) == Values{0, 0, 0, 5, I32_MAX, 0});
     }
     SECTION("u8 and u16 are unchanged") {
-        ProgramBuilder b(16, 3);
+        ProgramWriter b(16, 3);
         b.tensor(1, U8, 0, 1, 1, 3).tensor(2, U8, 4, 1, 1, 3).relu(2, 1);
         b.tensor(3, U16, 0, 2, 1, 2).tensor(4, U16, 4, 2, 1, 2).relu(4, 3).halt();
         b.fill(1, {0, 128, 255}).fill(3, {65535, 32768});
@@ -936,22 +936,22 @@ TEST_CASE("relu: every dtype, copy and in place", "[reference][relu]") {
 }
 
 TEST_CASE("relu: faults", "[reference][relu][fault]") {
-    ProgramBuilder a(16, 3);
+    ProgramWriter a(16, 3);
     a.tensor(1, I8, 0, 1, 1, 4).tensor(2, U8, 0, 2, 1, 4).relu(2, 1);
     require_fault_only(a, px::FAULT_BAD_DTYPE, 6);
-    ProgramBuilder b(16, 3);
+    ProgramWriter b(16, 3);
     b.tensor(1, I8, 0, 1, 1, 4).tensor(2, I8, 0, 2, 1, 3).relu(2, 1);
     require_fault_only(b, px::FAULT_SHAPE_MISMATCH, 6);
-    ProgramBuilder c(16, 3);
+    ProgramWriter c(16, 3);
     c.tensor(1, I8, 0, 1, 1, 8).tensor(2, I8, 1, 1, 1, 8).relu(2, 1); // share pixel (1, 1)
     require_fault_only(c, px::FAULT_OVERLAP, 6);
-    ProgramBuilder d(16, 3);
+    ProgramWriter d(16, 3);
     d.tensor(1, I8, 0, 1, 1, 4).tensor(2, I8, 0, 1, 1, 3).relu(2, 1); // same pixels, other shape
     require_fault_only(d, px::FAULT_SHAPE_MISMATCH, 6);
-    ProgramBuilder e(16, 3);
+    ProgramWriter e(16, 3);
     e.tensor(1, I8, 0, 1, 2, 4).tensor(2, I8, 0, 1, 1, 4).relu(2, 2).relu(1, 2);
     require_fault_only(e, px::FAULT_SHAPE_MISMATCH, 7);
-    ProgramBuilder f(16, 3);
+    ProgramWriter f(16, 3);
     f.tensor(1, I8, 0, 1, 1, 4).op(px::OP_RELU, 1, 1, 1);
     require_fault_only(f, px::FAULT_BAD_OPERAND, 3);
 }
@@ -960,7 +960,7 @@ TEST_CASE("relu: faults", "[reference][relu][fault]") {
 // argmax
 
 TEST_CASE("argmax: lowest index wins ties", "[reference][argmax]") {
-    ProgramBuilder b(32, 8);
+    ProgramWriter b(32, 8);
     b.tensor(1, U8, 0, 1, 3, 4).tensor(2, I32, 1, 1, 3, 1).argmax(2, 1);
     b.tensor(3, I8, 0, 4, 3, 4).tensor(4, U16, 1, 4, 3, 1).argmax(4, 3);
     b.tensor(5, I32, 0, 7, 1, 3).tensor(6, U16, 3, 7, 1, 1).argmax(6, 5);
@@ -978,7 +978,7 @@ TEST_CASE("argmax: lowest index wins ties", "[reference][argmax]") {
 }
 
 TEST_CASE("argmax: indices above 255 and single columns", "[reference][argmax]") {
-    ProgramBuilder b(128, 4);
+    ProgramWriter b(128, 4);
     b.tensor(1, U8, 0, 1, 2, 300).tensor(2, U16, 100, 1, 2, 1).argmax(2, 1);
     b.tensor(3, I32, 0, 3, 1, 1).tensor(4, U16, 1, 3, 1, 1).argmax(4, 3).halt();
     Values in(600, 5);
@@ -995,7 +995,7 @@ TEST_CASE("argmax: indices above 255 and single columns", "[reference][argmax]")
 
 TEST_CASE("argmax: faults", "[reference][argmax][fault]") {
     auto program = [](std::uint32_t out_dtype, std::uint32_t out_rows, std::uint32_t out_cols) {
-        ProgramBuilder p(16, 4);
+        ProgramWriter p(16, 4);
         p.tensor(1, I8, 0, 1, 2, 4).tensor(2, out_dtype, 2, 1, out_rows, out_cols);
         return p;
     };
@@ -1015,7 +1015,7 @@ TEST_CASE("argmax: faults", "[reference][argmax][fault]") {
 
 TEST_CASE("gather_mean: mean of the rows named by the ids before the first 0",
           "[reference][gather_mean]") {
-    ProgramBuilder b(16, 8);
+    ProgramWriter b(16, 8);
     b.tensor(1, U8, 0, 1, 4, 3).tensor(2, U8, 0, 5, 1, 4).tensor(3, I32, 0, 6, 1, 3);
     b.gather_mean(3, 1, 2).halt();
     fill_noise(b.image, 6);
@@ -1031,7 +1031,7 @@ TEST_CASE("gather_mean: mean of the rows named by the ids before the first 0",
 }
 
 TEST_CASE("gather_mean: T = 0 gives 0", "[reference][gather_mean]") {
-    ProgramBuilder b(16, 8);
+    ProgramWriter b(16, 8);
     b.tensor(1, U8, 0, 1, 4, 3).tensor(2, U8, 0, 5, 1, 3).tensor(3, I32, 0, 6, 1, 3);
     b.gather_mean(3, 1, 2).halt();
     fill_noise(b.image, 7);
@@ -1044,7 +1044,7 @@ TEST_CASE("gather_mean: T = 0 gives 0", "[reference][gather_mean]") {
 TEST_CASE("gather_mean: negative sums round ties toward +infinity", "[reference][gather_mean]") {
     auto run_mean = [](const Values& table, const Values& tokens) {
         const auto rows = std::uint32_t(table.size() / 3), n = std::uint32_t(tokens.size());
-        ProgramBuilder b(16, rows + 3);
+        ProgramWriter b(16, rows + 3);
         b.tensor(1, I8, 0, 1, rows, 3).tensor(2, U8, 0, rows + 1, 1, n);
         b.tensor(3, I32, 0, rows + 2, 1, 3).gather_mean(3, 1, 2).halt();
         b.fill(1, table).fill(2, tokens);
@@ -1067,7 +1067,7 @@ TEST_CASE("gather_mean: negative sums round ties toward +infinity", "[reference]
 
 TEST_CASE("gather_mean: u16 and i32 tokens, row-major order", "[reference][gather_mean]") {
     SECTION("u16 ids above 255") {
-        ProgramBuilder b(16, 264);
+        ProgramWriter b(16, 264);
         b.tensor(1, U8, 0, 1, 260, 1).tensor(2, U16, 1, 1, 1, 3).tensor(3, I32, 3, 1, 1, 1);
         b.gather_mean(3, 1, 2).halt();
         b.image.set_pixel(0, 1 + 256, Pixel{10, 0, 0, 0});
@@ -1078,7 +1078,7 @@ TEST_CASE("gather_mean: u16 and i32 tokens, row-major order", "[reference][gathe
         REQUIRE(b.read(3, image) == Values{16}); // 31 / 2 = 15.5
     }
     SECTION("i32 ids with no terminating 0 use every element") {
-        ProgramBuilder b(16, 8);
+        ProgramWriter b(16, 8);
         b.tensor(1, U8, 0, 1, 3, 2).tensor(2, I32, 0, 4, 1, 3).tensor(3, I32, 0, 5, 1, 2);
         b.gather_mean(3, 1, 2).halt();
         b.fill(1, {0, 0, 1, 100, 2, 201}).fill(2, {2, 1, 1});
@@ -1087,7 +1087,7 @@ TEST_CASE("gather_mean: u16 and i32 tokens, row-major order", "[reference][gathe
         REQUIRE(b.read(3, image) == Values{1, 134}); // (4/3, 401/3)
     }
     SECTION("2-D tokens are read row-major and stop at the first 0") {
-        ProgramBuilder b(32, 8);
+        ProgramWriter b(32, 8);
         b.tensor(1, U8, 0, 1, 4, 1).tensor(2, U8, 1, 1, 2, 2).tensor(3, I32, 2, 1, 1, 1);
         b.tensor(4, U8, 3, 1, 2, 2).tensor(5, I32, 4, 1, 1, 1);
         b.gather_mean(3, 1, 2).gather_mean(5, 1, 4).halt();
@@ -1098,7 +1098,7 @@ TEST_CASE("gather_mean: u16 and i32 tokens, row-major order", "[reference][gathe
         REQUIRE(b.read(5, image) == Values{10});
     }
     SECTION("the largest token tensor: 65536 ids") {
-        ProgramBuilder b(8192, 8);
+        ProgramWriter b(8192, 8);
         b.tensor(1, U8, 0, 1, 2, 1).tensor(2, U8, 0, 3, 2, 32768).tensor(3, I32, 0, 5, 1, 1);
         b.gather_mean(3, 1, 2).halt();
         b.fill(1, {0, 255});
@@ -1112,7 +1112,7 @@ TEST_CASE("gather_mean: u16 and i32 tokens, row-major order", "[reference][gathe
 TEST_CASE("gather_mean: TOKEN_RANGE", "[reference][gather_mean][fault]") {
     // An earlier relu changes tensor 9; the faulting gather must keep that and change nothing else.
     auto program = [](std::uint32_t token_dtype, const Values& tokens) {
-        ProgramBuilder p(32, 8);
+        ProgramWriter p(32, 8);
         p.tensor(9, I32, 8, 1, 1, 2).relu(9, 9);
         p.tensor(1, U8, 0, 1, 3, 2)
             .tensor(2, token_dtype, 0, 4, 1, std::uint32_t(tokens.size()))
@@ -1123,7 +1123,7 @@ TEST_CASE("gather_mean: TOKEN_RANGE", "[reference][gather_mean][fault]") {
         p.fill(9, {-5, 5}).fill(2, tokens);
         return p;
     };
-    auto check = [](const ProgramBuilder& p) {
+    auto check = [](const ProgramWriter& p) {
         Image expected = p.image;
         px::store_element(expected, p.t(9), 0, 0, 0);
         require_fault(p.image, px::FAULT_TOKEN_RANGE, 13, expected);
@@ -1142,7 +1142,7 @@ TEST_CASE("gather_mean: TOKEN_RANGE", "[reference][gather_mean][fault]") {
     }
     SECTION("the ids are checked when the instruction runs, after earlier writes") {
         // argmax writes index 3 into the tokens tensor; the static plan cannot know that.
-        ProgramBuilder p(32, 8);
+        ProgramWriter p(32, 8);
         p.tensor(1, U8, 0, 1, 3, 2)
             .tensor(2, I32, 0, 4, 1, 1)
             .tensor(3, I32, 0, 5, 1, 2)
@@ -1161,7 +1161,7 @@ TEST_CASE("gather_mean: TOKEN_RANGE", "[reference][gather_mean][fault]") {
 TEST_CASE("gather_mean: static faults", "[reference][gather_mean][fault]") {
     auto program = [](std::uint32_t out_dtype, std::uint32_t table_dtype,
                       std::uint32_t token_dtype) {
-        ProgramBuilder p(32, 8);
+        ProgramWriter p(32, 8);
         p.tensor(1, out_dtype, 0, 5, 1, 2)
             .tensor(2, table_dtype, 0, 1, 3, 2)
             .tensor(3, token_dtype, 0, 4, 1, 2);
@@ -1178,7 +1178,7 @@ TEST_CASE("gather_mean: static faults", "[reference][gather_mean][fault]") {
     auto b = program(I32, U8, U8);
     b.tensor(4, I32, 0, 5, 2, 2).gather_mean(4, 2, 3);
     require_fault_only(b, px::FAULT_SHAPE_MISMATCH, 12);
-    ProgramBuilder c(8193, 8); // 2 x 32769 u8 tokens = 65538 elements
+    ProgramWriter c(8193, 8); // 2 x 32769 u8 tokens = 65538 elements
     c.tensor(1, I32, 0, 5, 1, 2).tensor(2, U8, 0, 1, 3, 2).tensor(3, U8, 0, 6, 2, 32769);
     c.gather_mean(1, 2, 3);
     require_fault_only(c, px::FAULT_SHAPE_MISMATCH, 9);
@@ -1200,7 +1200,7 @@ TEST_CASE("gather_mean: static faults", "[reference][gather_mean][fault]") {
 // embed
 
 TEST_CASE("embed: each row concatenates the table rows its ids name", "[reference][embed]") {
-    ProgramBuilder b(16, 12);
+    ProgramWriter b(16, 12);
     b.tensor(1, I8, 0, 1, 4, 3).tensor(2, U8, 0, 5, 2, 2).tensor(3, I8, 0, 7, 2, 6);
     b.embed(3, 1, 2).halt();
     fill_noise(b.image, 9);
@@ -1218,7 +1218,7 @@ TEST_CASE("embed: each row concatenates the table rows its ids name", "[referenc
 TEST_CASE("embed: u16 and i32 ids, u8 tables, a window wider than one pixel",
           "[reference][embed]") {
     SECTION("u16 ids above 255") {
-        ProgramBuilder b(16, 264);
+        ProgramWriter b(16, 264);
         b.tensor(1, U8, 0, 1, 260, 1).tensor(2, U16, 1, 1, 1, 3).tensor(3, U8, 3, 1, 1, 3);
         b.embed(3, 1, 2).halt();
         b.image.set_pixel(0, 1 + 256, Pixel{10, 0, 0, 0});
@@ -1229,7 +1229,7 @@ TEST_CASE("embed: u16 and i32 ids, u8 tables, a window wider than one pixel",
         REQUIRE(b.read(3, image) == Values{21, 10, 21});
     }
     SECTION("i32 ids, 5 ids of 7 columns") {
-        ProgramBuilder b(32, 8);
+        ProgramWriter b(32, 8);
         b.tensor(1, U8, 0, 1, 3, 7).tensor(2, I32, 0, 4, 1, 5).tensor(3, U8, 0, 5, 1, 35);
         b.embed(3, 1, 2).halt();
         Values table(21);
@@ -1249,7 +1249,7 @@ TEST_CASE("embed: u16 and i32 ids, u8 tables, a window wider than one pixel",
 TEST_CASE("embed: TOKEN_RANGE checks every id, the first one out of range",
           "[reference][embed][fault]") {
     auto program = [](std::uint32_t token_dtype, const Values& tokens) {
-        ProgramBuilder p(32, 8);
+        ProgramWriter p(32, 8);
         p.tensor(9, I32, 8, 1, 1, 2).relu(9, 9);
         p.tensor(1, U8, 0, 1, 3, 2)
             .tensor(2, token_dtype, 0, 4, 1, std::uint32_t(tokens.size()))
@@ -1260,7 +1260,7 @@ TEST_CASE("embed: TOKEN_RANGE checks every id, the first one out of range",
         p.fill(9, {-5, 5}).fill(2, tokens);
         return p;
     };
-    auto check = [](const ProgramBuilder& p) {
+    auto check = [](const ProgramWriter& p) {
         Image expected = p.image;
         px::store_element(expected, p.t(9), 0, 0, 0);
         require_fault(p.image, px::FAULT_TOKEN_RANGE, 13, expected);
@@ -1278,7 +1278,7 @@ TEST_CASE("embed: TOKEN_RANGE checks every id, the first one out of range",
 TEST_CASE("embed: static faults", "[reference][embed][fault]") {
     auto program = [](std::uint32_t out_dtype, std::uint32_t table_dtype,
                       std::uint32_t token_dtype) {
-        ProgramBuilder p(32, 8);
+        ProgramWriter p(32, 8);
         p.tensor(1, out_dtype, 0, 5, 1, 4)
             .tensor(2, table_dtype, 0, 1, 3, 2)
             .tensor(3, token_dtype, 0, 4, 1, 2);
@@ -1313,12 +1313,12 @@ TEST_CASE("embed: static faults", "[reference][embed][fault]") {
 
 TEST_CASE("decoding faults stop the run with earlier effects kept", "[reference][fault]") {
     auto program = [] {
-        ProgramBuilder p(8, 3);
+        ProgramWriter p(8, 3);
         p.tensor(1, I32, 0, 1, 1, 2).relu(1, 1);
         p.fill(1, {-1, 1});
         return p;
     };
-    auto after_relu = [](const ProgramBuilder& p) {
+    auto after_relu = [](const ProgramWriter& p) {
         Image e = p.image;
         px::store_element(e, p.t(1), 0, 0, 0);
         return e;
@@ -1352,7 +1352,7 @@ TEST_CASE("decoding faults stop the run with earlier effects kept", "[reference]
         require_fault(p.image, px::FAULT_BAD_OPERAND, 4, after_relu(p));
     }
     SECTION("a static fault after a dynamic one: the dynamic one is reported") {
-        ProgramBuilder p(32, 8);
+        ProgramWriter p(32, 8);
         p.tensor(1, U8, 0, 1, 2, 1).tensor(2, U8, 0, 3, 1, 1).tensor(3, I32, 0, 4, 1, 1);
         p.gather_mean(3, 1, 2).op(3);
         p.fill(2, {7});
@@ -1361,7 +1361,7 @@ TEST_CASE("decoding faults stop the run with earlier effects kept", "[reference]
 }
 
 TEST_CASE("reference: a traced run, a whole tensor and a difference picture", "[reference]") {
-    pxtest::ProgramBuilder b(16, 6);
+    pxtest::ProgramWriter b(16, 6);
     b.tensor(1, px::DTYPE_I8, 0, 1, 2, 3).tensor(2, px::DTYPE_I8, 0, 3, 2, 3);
     b.fill(1, {-1, 2, -3, 4, -5, 6});
     b.relu(2, 1).halt();
@@ -1413,7 +1413,7 @@ TEST_CASE("the reference's work budget refuses a program before it runs", "[refe
           "alone needs 4.4·10^12");
 
     // A real program over a small limit: refused, and the image is untouched.
-    ProgramBuilder b = pxtest::tiny_network();
+    ProgramWriter b = pxtest::tiny_network();
     Image image = b.image;
     px::ReferenceLimits small;
     small.max_work = 20;
@@ -1432,7 +1432,7 @@ TEST_CASE("the reference's work budget refuses a program before it runs", "[refe
 
 TEST_CASE("the reference's timeout stops a long matmul and names it", "[reference][limits]") {
     // 512 x 512 x 4096: 10^9 multiply-adds, far more than a millisecond on any CPU.
-    ProgramBuilder b(1032, 1 + 3 * 512);
+    ProgramWriter b(1032, 1 + 3 * 512);
     b.tensor(1, I32, 0, 1, 512, 512)
         .tensor(2, I8, 0, 513, 512, 4096)
         .tensor(3, I8, 0, 1025, 512, 4096)

@@ -15,7 +15,7 @@
 
 namespace {
 
-using px::testing::Bytes;
+using pxtest::Bytes;
 
 // Loads `file`; a failure must name the file, a success must be a runnable image.
 void load_and_run(const Bytes& file, int& loaded) {
@@ -34,9 +34,9 @@ TEST_CASE("damaged PNG files load or fail cleanly", "[robustness]") {
     std::mt19937 rng(2026);
     int loaded = 0;
     for (int i = 0; i < 1500; ++i) {
-        const px::Image program = px::testing::generate_program(std::uint64_t(i)).image;
+        const px::Image program = pxtest::generate_program(std::uint64_t(i)).image;
         Bytes file =
-            i % 2 ? px::encode_png(program) : px::testing::write_png(program, i % 4 == 0, false);
+            i % 2 ? px::encode_png(program) : pxtest::write_png(program, i % 4 == 0, false);
         switch (rng() % 3) {
         case 0: // flip a few bytes anywhere
             for (int k = 0, n = 1 + int(rng() % 4); k < n; ++k)
@@ -54,7 +54,7 @@ TEST_CASE("damaged PNG files load or fail cleanly", "[robustness]") {
                                        std::size_t(file[type - 3]) << 16 |
                                        std::size_t(file[type - 2]) << 8 | file[type - 1];
             file[type + 4 + rng() % length] ^= std::uint8_t(1 + rng() % 255);
-            const std::uint32_t crc = px::testing::crc32(&file[type], length + 4);
+            const std::uint32_t crc = pxtest::crc32(&file[type], length + 4);
             for (int b = 0; b < 4; ++b)
                 file[type + 4 + length + std::size_t(b)] = std::uint8_t(crc >> (24 - 8 * b));
             break;

@@ -21,7 +21,7 @@
 namespace {
 
 using px::vk::KernelVariant;
-using pxtest::ProgramBuilder;
+using pxtest::ProgramWriter;
 
 constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, U16 = px::DTYPE_U16,
                         I32 = px::DTYPE_I32;
@@ -96,7 +96,7 @@ TEST_CASE("scheduler: variant names and support", "[scheduler]") {
     CHECK_THAT(without[1].reason, Catch::Contains(int_dot_built ? "Fake GPU" : "matmul_intdot"));
 
     // Forced and unavailable: an error with code unsupported; not forced: the fastest available.
-    const ProgramBuilder tiny = pxtest::tiny_network();
+    const ProgramWriter tiny = pxtest::tiny_network();
     const px::Plan plan = px::plan_program(tiny.image);
     auto forced = px::vk::schedule_program(plan, 64, 8, fake_gpu(false), {KernelVariant::int_dot});
     REQUIRE_FALSE(forced.ok());
@@ -124,7 +124,7 @@ TEST_CASE("scheduler: variant names and support", "[scheduler]") {
 }
 
 TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {
-    ProgramBuilder b(1100, 300);
+    ProgramWriter b(1100, 300);
     b.tensor(1, I8, 3, 1, 100, 1000)     // a: pixel width 250
         .tensor(2, I8, 260, 1, 70, 1000) // b
         .tensor(3, I32, 0, 101, 100, 70) // c
@@ -217,7 +217,7 @@ TEST_CASE("scheduler: matmul steps fit the device's shared memory", "[scheduler]
 }
 
 TEST_CASE("scheduler: consecutive independent dot_rgb share one dispatch", "[scheduler]") {
-    ProgramBuilder b(64, 16);
+    ProgramWriter b(64, 16);
     b.dot_rgb(1, 2, 3)    // batch 1
         .dot_rgb(1, 2, 3) // the same output again: fine, the last write wins
         .dot_rgb(4, 4, 5)
@@ -266,7 +266,7 @@ TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {
     CHECK(push_of(s->dispatches.back()).arg[3] == 0);
 
     // A static fault after two steps: finish carries its code and pc.
-    ProgramBuilder bad(16, 8);
+    ProgramWriter bad(16, 8);
     bad.tensor(1, U8, 0, 1, 2, 4).relu(1, 1).op(99);
     const px::vk::Schedule f = schedule(bad.image, fake_gpu(false));
     REQUIRE(f.dispatches.size() == 2);
@@ -277,7 +277,7 @@ TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {
     CHECK(fin.arg[3] == 0);
 
     // The first instruction faults: only finish.
-    ProgramBuilder first(16, 8);
+    ProgramWriter first(16, 8);
     first.tensor(1, 9, 0, 1, 2, 4); // BAD_DTYPE
     const px::vk::Schedule only = schedule(first.image, fake_gpu(false));
     REQUIRE(only.dispatches.size() == 1);
@@ -286,7 +286,7 @@ TEST_CASE("scheduler: large grids and how plans end", "[scheduler]") {
     CHECK(only.steps.empty());
 
     // gather_mean: the check (one workgroup), then the mean.
-    ProgramBuilder wide(256, 40);
+    ProgramWriter wide(256, 40);
     wide.tensor(1, I8, 0, 1, 30, 200)
         .tensor(2, U8, 0, 31, 1, 5)
         .tensor(3, I32, 0, 32, 1, 200)
@@ -351,7 +351,7 @@ TEST_CASE("scheduler: the tensor-core variant, its support, tiles and dispatches
     // The dispatches: i8 and u8 kernels, the grid over C, the specialization constants; 16 rows
     // and fewer stay on the scalar kernels (int-dot here), and so does dot.
     const auto matmul = [](std::uint32_t m, std::uint32_t dtype) {
-        ProgramBuilder b(600, 400);
+        ProgramWriter b(600, 400);
         b.tensor(1, dtype, 0, 1, m, 1000)
             .tensor(2, dtype, 250, 1, 70, 1000)
             .tensor(3, I32, 0, 200, m, 70)

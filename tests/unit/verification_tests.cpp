@@ -72,12 +72,12 @@ TEST_CASE("a result of the wrong size never verifies", "[verification]") {
 // failure report; and the threaded reference matmul against a plain triple loop.
 namespace {
 
-using pxtest::ProgramBuilder;
+using pxtest::ProgramWriter;
 constexpr std::uint32_t U8 = px::DTYPE_U8, I8 = px::DTYPE_I8, I32 = px::DTYPE_I32;
 const std::string freivalds_32 = "Freivalds, 32 rounds, miss probability <= 2^-32";
 
 // Random bytes in every pixel of tensor `id`'s rectangle (padding included: it must be ignored).
-void randomise(ProgramBuilder& b, std::uint8_t id, std::mt19937& rng) {
+void randomise(ProgramWriter& b, std::uint8_t id, std::mt19937& rng) {
     const px::Tensor& t = b.t(id);
     for (std::uint32_t r = 0; r < t.rows; ++r) {
         std::uint8_t* p = b.image.data() + t.byte_offset(b.image.width(), r, 0);
@@ -89,10 +89,10 @@ void randomise(ProgramBuilder& b, std::uint8_t id, std::mt19937& rng) {
 // tensor 1 = A (M x K), 2 = B (N x K), 3 = C (M x N, i32, at x = 3), 4 = D (M x N, i32) below C;
 // then matmul 3, 1, 2 and whatever `more` appends, then halt. A and B hold random values.
 template <class More>
-ProgramBuilder matmul_program(std::uint32_t M, std::uint32_t N, std::uint32_t K,
-                              std::uint32_t dtype, std::uint32_t seed, More more) {
+ProgramWriter matmul_program(std::uint32_t M, std::uint32_t N, std::uint32_t K, std::uint32_t dtype,
+                             std::uint32_t seed, More more) {
     const std::uint32_t width = std::max({N + 3, (K + 3) / 4, 64u});
-    ProgramBuilder b(width, 1 + M + N + 2 * M);
+    ProgramWriter b(width, 1 + M + N + 2 * M);
     b.tensor(1, dtype, 0, 1, M, K)
         .tensor(2, dtype, 0, 1 + M, N, K)
         .tensor(3, I32, 3, 1 + M + N, M, N)
@@ -105,9 +105,9 @@ ProgramBuilder matmul_program(std::uint32_t M, std::uint32_t N, std::uint32_t K,
     randomise(b, 2, rng);
     return b;
 }
-ProgramBuilder matmul_program(std::uint32_t M, std::uint32_t N, std::uint32_t K,
-                              std::uint32_t dtype = I8, std::uint32_t seed = 1) {
-    return matmul_program(M, N, K, dtype, seed, [](ProgramBuilder&) {});
+ProgramWriter matmul_program(std::uint32_t M, std::uint32_t N, std::uint32_t K,
+                             std::uint32_t dtype = I8, std::uint32_t seed = 1) {
+    return matmul_program(M, N, K, dtype, seed, [](ProgramWriter&) {});
 }
 
 px::RunStatus status_of(const px::RunOutcome& o) {
@@ -147,7 +147,7 @@ px::Pixel pixel_of(const px::Image& image, const px::Tensor& t, std::uint32_t m,
 
 TEST_CASE("a large matmul is checked with Freivalds' test and a correct result verifies",
           "[verification][freivalds]") {
-    const ProgramBuilder b = matmul_program(37, 41, 53);
+    const ProgramWriter b = matmul_program(37, 41, 53);
     const Reference ref = reference_of(b.image);
     const px::Verification v =
         px::verify_against_reference(b.image, ref.image, ref.status, randomised());
@@ -183,7 +183,7 @@ TEST_CASE("a large matmul is checked with Freivalds' test and a correct result v
 }
 
 TEST_CASE("u8 matmuls are checked with Freivalds' test too", "[verification][freivalds]") {
-    const ProgramBuilder b = matmul_program(19, 23, 77, U8, 3);
+    const ProgramWriter b = matmul_program(19, 23, 77, U8, 3);
     Reference ref = reference_of(b.image);
     CHECK(px::verify_against_reference(b.image, ref.image, ref.status, randomised()).matches());
     corrupt(ref.image, b.t(3), 18, 22, 1u << 16);
@@ -197,7 +197,7 @@ TEST_CASE("u8 matmuls are checked with Freivalds' test too", "[verification][fre
 
 TEST_CASE("Freivalds' test finds one wrong element and reports it exactly",
           "[verification][freivalds]") {
-    const ProgramBuilder b = matmul_program(37, 41, 53);
+    const ProgramWriter b = matmul_program(37, 41, 53);
     const px::Tensor& c = b.t(3);
     const Reference ref = reference_of(b.image);
 
@@ -235,7 +235,7 @@ TEST_CASE("Freivalds' test finds one wrong element and reports it exactly",
 
 TEST_CASE("a failed Freivalds test counts the wrong pixels of the rows it recomputes",
           "[verification][freivalds]") {
-    const ProgramBuilder b = matmul_program(37, 41, 53);
+    const ProgramWriter b = matmul_program(37, 41, 53);
     const px::Tensor& c = b.t(3);
     const Reference ref = reference_of(b.image);
     px::Image wrong = ref.image;
@@ -275,7 +275,7 @@ TEST_CASE("a failed Freivalds test counts the wrong pixels of the rows it recomp
 TEST_CASE("a matmul whose output a later step overwrites is recomputed exactly",
           "[verification][freivalds]") {
     SECTION("the tiny network: add_bias and relu work on the logits in place") {
-        const ProgramBuilder b = pxtest::tiny_network();
+        const ProgramWriter b = pxtest::tiny_network();
         Reference ref = reference_of(b.image);
         const px::Verification v =
             px::verify_against_reference(b.image, ref.image, ref.status, randomised());
@@ -291,8 +291,8 @@ TEST_CASE("a matmul whose output a later step overwrites is recomputed exactly",
                   .difference.count == 1);
     }
     SECTION("relu in place overwrites C") {
-        const ProgramBuilder b =
-            matmul_program(37, 41, 53, I8, 2, [](ProgramBuilder& p) { p.relu(3, 3); });
+        const ProgramWriter b =
+            matmul_program(37, 41, 53, I8, 2, [](ProgramWriter& p) { p.relu(3, 3); });
         const Reference ref = reference_of(b.image);
         const px::Verification v =
             px::verify_against_reference(b.image, ref.image, ref.status, randomised());
@@ -302,7 +302,7 @@ TEST_CASE("a matmul whose output a later step overwrites is recomputed exactly",
         CHECK(v.summary() == "exact for 2 steps");
     }
     SECTION("dot_rgb writes a pixel of C's rectangle") {
-        const ProgramBuilder b = matmul_program(37, 41, 53, I8, 2, [](ProgramBuilder& p) {
+        const ProgramWriter b = matmul_program(37, 41, 53, I8, 2, [](ProgramWriter& p) {
             p.dot_rgb(1, 2, std::uint8_t(p.t(3).y + 4)); // writes pixel (0, C.y + 4)
         });
         // (0, y) is left of C (x = 3): it does not overlap, so Freivalds stays sound.
@@ -312,8 +312,8 @@ TEST_CASE("a matmul whose output a later step overwrites is recomputed exactly",
                   .method == freivalds_32);
     }
     SECTION("a later matmul writes D, next to C: C is still checked with Freivalds") {
-        const ProgramBuilder b =
-            matmul_program(37, 41, 53, I8, 2, [](ProgramBuilder& p) { p.relu(4, 3); });
+        const ProgramWriter b =
+            matmul_program(37, 41, 53, I8, 2, [](ProgramWriter& p) { p.relu(4, 3); });
         Reference ref = reference_of(b.image);
         const px::Verification v =
             px::verify_against_reference(b.image, ref.image, ref.status, randomised());
@@ -335,7 +335,7 @@ TEST_CASE("a matmul whose output a later step overwrites is recomputed exactly",
 TEST_CASE("a step overwriting C only partly also forces the exact matmul",
           "[verification][freivalds]") {
     // Tensor 5: one i32 pixel inside C's rectangle; relu of it in place.
-    const ProgramBuilder b = matmul_program(37, 41, 53, I8, 4, [](ProgramBuilder& p) {
+    const ProgramWriter b = matmul_program(37, 41, 53, I8, 4, [](ProgramWriter& p) {
         p.tensor(5, I32, p.t(3).x + 40, p.t(3).y + 36, 1, 1).relu(5, 5);
     });
     const Reference ref = reference_of(b.image);
@@ -349,7 +349,7 @@ TEST_CASE("a step overwriting C only partly also forces the exact matmul",
 TEST_CASE("the replay ends as run_reference does, faults included", "[verification][freivalds]") {
     // A gather_mean after the matmul whose token ids (C's first pixel as u8 ids) are checked at
     // run time: the reference faults with TOKEN_RANGE unless they are in range.
-    const ProgramBuilder b = matmul_program(37, 41, 53, I8, 5, [](ProgramBuilder& p) {
+    const ProgramWriter b = matmul_program(37, 41, 53, I8, 5, [](ProgramWriter& p) {
         p.tensor(6, U8, p.t(3).x, p.t(3).y, 1, 4)  // C's first pixel as four u8 token ids
             .tensor(7, I8, 0, 1, 2, 4)             // a 2-row table (rows of A)
             .tensor(8, I32, 0, p.t(4).y + 1, 1, 4) // out, in D
@@ -383,7 +383,7 @@ TEST_CASE("the threaded reference matmul equals a plain triple loop", "[verifica
         GENERATE(Shape{257, 131, 127, I8}, Shape{257, 131, 127, U8}, Shape{1, 2049, 2053, I8},
                  Shape{3, 1021, 1399, U8}, Shape{33, 7, 18200, I8}, Shape{5, 3, 3, U8});
     CAPTURE(shape.M, shape.N, shape.K, shape.dtype);
-    const ProgramBuilder b = matmul_program(shape.M, shape.N, shape.K, shape.dtype, 11);
+    const ProgramWriter b = matmul_program(shape.M, shape.N, shape.K, shape.dtype, 11);
     const Reference ref = reference_of(b.image);
     const px::Tensor &a = b.t(1), &bt = b.t(2), &c = b.t(3);
     std::uint64_t wrong = 0;
@@ -407,7 +407,7 @@ TEST_CASE("the threaded reference matmul equals a plain triple loop", "[verifica
 TEST_CASE("the threaded reference matmul sums u8 products past 2^31", "[verification][reference]") {
     // 255 * 255 * 65535 = 4261413375 > 2^31: the sums must be unsigned.
     constexpr std::uint32_t K = 65535;
-    ProgramBuilder b(16384, 1 + 1 + 65 + 1);
+    ProgramWriter b(16384, 1 + 1 + 65 + 1);
     b.tensor(1, U8, 0, 1, 1, K).tensor(2, U8, 0, 2, 65, K).tensor(3, I32, 0, 67, 1, 65);
     b.matmul(3, 1, 2).halt();
     for (std::uint32_t y = 1; y < 67; ++y)
@@ -423,7 +423,7 @@ TEST_CASE("the threaded reference matmul sums u8 products past 2^31", "[verifica
 
 TEST_CASE("the three-argument overload verifies exactly with the default options",
           "[verification]") {
-    const ProgramBuilder b = matmul_program(37, 41, 53);
+    const ProgramWriter b = matmul_program(37, 41, 53);
     Reference ref = reference_of(b.image);
     const px::Verification v = px::verify_against_reference(b.image, ref.image, ref.status);
     CHECK(v.matches());
@@ -450,7 +450,7 @@ TEST_CASE("the three-argument overload verifies exactly with the default options
 }
 
 TEST_CASE("the verification keeps to the reference's work budget", "[verification][limits]") {
-    pxtest::ProgramBuilder b = pxtest::tiny_network();
+    pxtest::ProgramWriter b = pxtest::tiny_network();
     px::Image result = b.image;
     const px::RunOutcome outcome = px::run_reference(result);
     px::RunStatus status{};
