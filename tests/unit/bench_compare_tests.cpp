@@ -5,6 +5,7 @@
 #include "command_runner.hpp"
 #include "compare.hpp"
 #include "svg_chart.hpp"
+#include "temp_dir.hpp"
 
 #include <cstring>
 #include <filesystem>
@@ -21,30 +22,7 @@ const std::string committed_pxbench =
     PXVM_SOURCE_DIR "/benchmarks/results/2026-12-01-h200-pxbench.json";
 const std::string committed_peer = PXVM_SOURCE_DIR "/benchmarks/results/2026-12-01-h200-peer.json";
 
-/// A private temporary directory, removed by the destructor (CTest may run cases in parallel).
-class TempDir {
-public:
-    explicit TempDir(const std::string& name)
-        : dir_(fs::temp_directory_path() /
-               ("pxvm_bench_" + name + "_" + std::to_string(std::random_device{}()))) {
-        fs::create_directories(dir_);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(dir_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string write(const std::string& name, const std::string& text) const {
-        const fs::path path = dir_ / name;
-        std::ofstream(path, std::ios::binary) << text;
-        return path.string();
-    }
-
-private:
-    fs::path dir_;
-};
+using pxtest::TempDir;
 
 /// `count` samples base * (1 + step * i).
 std::vector<double> series(double base, int count, double step = 0.01) {
@@ -234,7 +212,7 @@ TEST_CASE("judge: faster, slower, no clear difference and too few samples", "[be
 }
 
 TEST_CASE("compare_files on two synthetic schema 2 files", "[bench]") {
-    const TempDir dir("table");
+    const TempDir dir("bench_table");
     const std::string a = dir.write("a.json", synthetic_pxbench());
     const std::string b = dir.write("b.json", synthetic_peer());
     const auto table = compare_files({a, b});
@@ -281,7 +259,7 @@ TEST_CASE("compare_files on two synthetic schema 2 files", "[bench]") {
 }
 
 TEST_CASE("compare: a file with two devices gives two runs", "[bench]") {
-    const TempDir dir("devices");
+    const TempDir dir("bench_devices");
     const std::string two = dir.write(
         "two.json",
         R"({"schema": 2, "tool": "pxbench", "devices": [{"index": 0, "name": "GPU A"},
@@ -352,7 +330,7 @@ TEST_CASE("compare: the committed H200 schema 1 files (pxbench and peer)", "[ben
 }
 
 TEST_CASE("svg_chart is a well-formed SVG with every workload", "[bench]") {
-    const TempDir dir("svg");
+    const TempDir dir("bench_svg");
     const std::string a = dir.write("a.json", synthetic_pxbench());
     const std::string b = dir.write("b.json", synthetic_peer());
     const auto svg = svg_chart({a, b});
@@ -391,7 +369,7 @@ TEST_CASE("svg_chart is a well-formed SVG with every workload", "[bench]") {
 }
 
 TEST_CASE("compare and svg_chart report bad files by name", "[bench]") {
-    const TempDir dir("errors");
+    const TempDir dir("bench_errors");
     const std::string good = dir.write("good.json", synthetic_pxbench());
     const auto message = [](const auto& result) {
         REQUIRE_FALSE(result.ok());
@@ -440,7 +418,7 @@ TEST_CASE("compare and svg_chart report bad files by name", "[bench]") {
 }
 
 TEST_CASE("compare: files nested 10^5 levels deep are refused, long values cut", "[bench]") {
-    const TempDir dir("deep");
+    const TempDir dir("bench_deep");
     const auto message = [](const auto& result) {
         REQUIRE_FALSE(result.ok());
         CHECK(result.error().code == px::ErrorCode::invalid_input);
@@ -464,7 +442,7 @@ TEST_CASE("compare: files nested 10^5 levels deep are refused, long values cut",
 }
 
 TEST_CASE("compare: a number out of a double's range (1e999) is a clear error", "[bench][cli]") {
-    const TempDir dir("overflow");
+    const TempDir dir("bench_overflow");
     const std::string good = dir.write("good.json", synthetic_pxbench());
     for (const std::string& number :
          std::vector<std::string>{"1e999", "-1e999", "1" + std::string(400, '0') + ".5"}) {
@@ -492,7 +470,7 @@ TEST_CASE("compare: a number out of a double's range (1e999) is a clear error", 
 }
 
 TEST_CASE("load_bench_file tolerates missing optional members", "[bench]") {
-    const TempDir dir("optional");
+    const TempDir dir("bench_optional");
     const std::string minimal = dir.write(
         "minimal.json",
         R"({"tool": "pxbench", "results": [{"workload": "w", "gpu_ms": {"samples": [3, 1, 2, 4]}},

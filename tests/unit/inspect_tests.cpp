@@ -2,6 +2,7 @@
 // its restoring, --trace's step images, --save-reference's image and difference picture, the exit
 // statuses and how several combine, and when a cartridge's self-test runs.
 #include "program_builder.hpp"
+#include "temp_dir.hpp"
 
 #include "pxvm/inspect.hpp"
 #include "pxvm/protocol.hpp"
@@ -23,25 +24,7 @@ using px::ExitStatus;
 using px::Image;
 using px::Pixel;
 
-/// A private temporary directory, removed by the destructor (CTest may run cases in parallel).
-class TempDir {
-public:
-    explicit TempDir(const std::string& name)
-        : dir_(fs::temp_directory_path() /
-               ("pxvm_inspect_" + name + "_" + std::to_string(std::random_device{}()))) {
-        fs::create_directories(dir_);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(dir_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-private:
-    fs::path dir_;
-};
+using pxtest::TempDir;
 
 // The pc of the `n`th step (0-based) of the program's plan.
 std::uint32_t step_pc(const Image& program, std::size_t n) {
@@ -143,7 +126,7 @@ TEST_CASE("stop_at refuses a pc past row 0 or one where no instruction runs", "[
 TEST_CASE("write_trace writes an image after each instruction but TENSOR, and the final image",
           "[inspect][trace]") {
     const Image program = pxtest::tiny_network().image;
-    TempDir dir("trace");
+    TempDir dir("inspect_trace");
     const std::string trace = dir.path("steps/nested");
     const auto written = px::write_trace(program, trace, {}, std::nullopt, "tiny.pxi");
     REQUIRE(written);
@@ -172,7 +155,7 @@ TEST_CASE("write_trace puts a stop's instruction back and names the directory it
     Image executed = program;
     const auto stop = px::stop_at(executed, pc, "tiny.pxi");
     REQUIRE(stop);
-    TempDir dir("trace_stop");
+    TempDir dir("inspect_trace_stop");
     const auto written = px::write_trace(executed, dir.path("t"), {}, stop.value(), "tiny.pxi");
     REQUIRE(written);
     CHECK(*written == 2); // gather_mean and requant
@@ -208,7 +191,7 @@ TEST_CASE("reference_image and save_difference: the reference's result and where
     stop->restore(expected);
     CHECK(*reference == expected);
 
-    TempDir dir("reference");
+    TempDir dir("inspect_reference");
     const std::string path = dir.path("ref.png");
     CHECK(px::difference_path(path) == path + ".diff.png");
     const auto same = px::save_difference(*reference, expected, path);
