@@ -175,7 +175,7 @@ Result<std::uint8_t> parse_tensor_id(std::string_view word, const std::string& w
 }
 
 // The kinds of instruction operands.
-enum class Operand { Row, Tensor, Dtype, U16, I32, Shift, I8 };
+enum class Operand { Row, Tensor, Dtype, U16, I32, U32, Shift, I8, Heads };
 
 struct Signature {
     std::vector<std::pair<Operand, std::string_view>> operands;
@@ -201,6 +201,13 @@ Signature signature(std::uint32_t opcode) {
     case OP_REQUANT:
         sig.operands.insert(sig.operands.end(),
                             {{I32, "multiplier"}, {Shift, "shift"}, {I8, "zero_point"}});
+        break;
+    case OP_RMSNORM:
+        sig.operands.push_back({Shift, "shift"});
+        break;
+    case OP_ATTEND:
+        sig.operands.insert(sig.operands.end(),
+                            {{Heads, "heads"}, {U32, "multiplier"}, {Shift, "shift"}});
         break;
     default:
         break;
@@ -513,7 +520,7 @@ private:
                                                        std::to_string(sig.operands.size()) +
                                                        ", got " + std::to_string(operands.size())};
 
-        std::array<std::int64_t, 6> v{};
+        std::array<std::int64_t, 7> v{};
         for (std::size_t i = 0; i < operands.size(); ++i) {
             const std::string what =
                 std::string(mnemonic) + " " + std::string(sig.operands[i].second);
@@ -546,6 +553,12 @@ private:
             case Operand::I32:
                 value = parse_number(operands[i], INT32_MIN, INT32_MAX, what);
                 break;
+            case Operand::U32:
+                value = parse_number(operands[i], 0, UINT32_MAX, what);
+                break;
+            case Operand::Heads:
+                value = parse_number(operands[i], 1, 255, what);
+                break;
             case Operand::Shift:
                 value = parse_number(operands[i], 0, MAX_REQUANT_SHIFT, what);
                 break;
@@ -567,6 +580,13 @@ private:
         case OP_REQUANT:
             pixels =
                 encode_requant(u8(v[0]), u8(v[1]), std::int32_t(v[2]), u8(v[3]), std::int8_t(v[4]));
+            break;
+        case OP_RMSNORM:
+            pixels = encode_rmsnorm(u8(v[0]), u8(v[1]), u8(v[2]), u8(v[3]));
+            break;
+        case OP_ATTEND:
+            pixels = encode_attend(u8(v[0]), u8(v[1]), u8(v[2]), u8(v[3]), u8(v[4]),
+                                   std::uint32_t(v[5]), u8(v[6]));
             break;
         default:
             pixels = encode_op(*opcode, u8(v[0]), u8(v[1]), u8(v[2]));

@@ -54,12 +54,21 @@ std::optional<std::string> instruction_text(const Instruction& ins) {
         if (ins.shift() > MAX_REQUANT_SHIFT) return std::nullopt;
         return "requant " + t(a[0]) + ", " + t(a[1]) + ", " + n(ins.multiplier()) + ", " +
                n(ins.shift()) + ", " + n(ins.zero_point());
-    default: { // a tensor instruction of the table: its operands, in channel order
+    default: { // a tensor instruction of the table: its operands, then its immediates
         const InstructionInfo* info = instruction_info(ins.opcode);
         if (!info) return std::nullopt;
         std::string text(info->name);
         for (std::uint32_t i = 0; i < info->arity; ++i)
-            text += (i ? ", " : " ") + t(a[i]);
+            text += (i ? ", " : " ") + t(std::uint8_t(ins.operand_id(i)));
+        if (ins.opcode == OP_RMSNORM) {
+            if (ins.norm_shift() > MAX_REQUANT_SHIFT) return std::nullopt;
+            text += ", " + n(ins.norm_shift());
+        }
+        if (ins.opcode == OP_ATTEND) {
+            if (ins.heads() == 0 || ins.score_shift() > MAX_REQUANT_SHIFT) return std::nullopt;
+            text += ", " + n(ins.heads()) + ", " + n(ins.score_multiplier()) + ", " +
+                    n(ins.score_shift());
+        }
         return text;
     }
     }

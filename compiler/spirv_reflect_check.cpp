@@ -101,6 +101,10 @@ const std::vector<KernelEntry> kernels = {
     {"gather_mean", "kernels", kernel_local_size},
     {"embed_check", "kernels", kernel_local_size},
     {"embed", "kernels", kernel_local_size},
+    {"rmsnorm", "kernels", kernel_local_size},
+    {"where_check", "kernels", kernel_local_size},
+    {"kvstore", "kernels", kernel_local_size},
+    {"attend", "kernels", kernel_local_size},
     {"pack_outputs", "outputs", kernel_local_size},
     {"unpack_inputs", "inputs", kernel_local_size},
     {"finish", "kernels", single_invocation},
@@ -257,8 +261,8 @@ Module read_module(const std::string& kernel, const std::string& path) {
 const std::vector<KernelEntry>& table_kernels() {
     static const std::vector<KernelEntry> entries = [] {
         std::vector<KernelEntry> list;
-#define PX_WORDS_KERNEL(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, \
-                        dt2, same, in_place, data, shape, lowering, work)                          \
+#define PX_WORDS_KERNEL(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0,  \
+                        dt1, dt2, dt3, same, in_place, data, shape, lowering, work)                \
     if (lowering == px::LOWER_WORDS) list.push_back({#name, "kernels", kernel_local_size});
         using namespace px; // the table's constants
         PX_INSTRUCTIONS(PX_WORDS_KERNEL)

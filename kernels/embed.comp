@@ -2,8 +2,9 @@
 // Scheduled kernel `embed`, after embed_check: out[b][j * E + d] = table[tokens[b][j]][d], one
 // output word per invocation over a 2D grid covering out.rows x pixel_width(out) words. When the
 // check found an id out of range, nothing is written and invocation 0 ends the run with the
-// TOKEN_RANGE fault: status = (TOKEN_RANGE, pc, the steps executed before it, not halted). Bytes
-// of a partial last word that are not elements keep their values.
+// TOKEN_RANGE fault: status = (TOKEN_RANGE, pc, the steps executed before it, not halted). Any
+// dtype (out and table share it); bytes of a partial last word that are not elements keep their
+// values.
 #extension GL_GOOGLE_include_directive : require
 
 #include "pxvm_kernel.glsl"
@@ -26,13 +27,13 @@ void main() {
     const uint words = pixel_width(o);
     if (e >= o.rows * words) return;
     const uint r = e / words, p = e % words, index = row_word(o, push.width, r) + p;
-    const uint elements = min(4u, o.cols - 4u * p);
-    uint word = elements < 4u ? image_out.words[index] : 0u;
+    const uint n = per_word(o), elements = min(n, o.cols - n * p);
+    uint word = elements < n ? image_out.words[index] : 0u;
     for (uint j = 0u; j < elements; ++j) {
-        const uint c = 4u * p + j, d = c % table.cols;
+        const uint c = n * p + j;
         const uint id = uint(load_element(tokens, push.width, r, c / table.cols));
-        const uint src = image_in.words[row_word(table, push.width, id) + d / 4u];
-        word = bitfieldInsert(word, bitfieldExtract(src, int(8u * (d % 4u)), 8), int(8u * j), 8);
+        word =
+            insert_element(word, o.dtype, j, load_element(table, push.width, id, c % table.cols));
     }
     image_out.words[index] = word;
 }

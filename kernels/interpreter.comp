@@ -42,6 +42,7 @@ push;
 // The integer semantics and tensor addressing shared with the scheduled kernels.
 #define PX_IMAGE_WORD(index) pixels[index]
 #include "pxvm_tensor.glsl"
+#include "pxvm_transformer.glsl"
 
 const uint THREADS = INTERPRETER_LOCAL_SIZE;
 // Levels of a reduction tree over THREADS threads: ceil(log2(THREADS)) as a constant expression.
@@ -63,7 +64,7 @@ shared uint table_x[MAX_TENSORS], table_y[MAX_TENSORS], table_rows[MAX_TENSORS],
 // Thread 0's decoding of the current instruction, read by every thread while it executes.
 shared uint s_state, s_pc, s_executed, s_fault_code, s_fault_pc;
 shared uint s_ins[3]; // the instruction pixel and its extension pixels
-shared Tensor s_operands[3];
+shared Tensor s_operands[4];
 
 // Scratch of the parallel phases: first-index scans (atomicMin) and reductions.
 shared uint s_first_a, s_first_b;
@@ -82,44 +83,48 @@ void sync_all() {
 }
 
 // The instruction table (pxvm_instructions.h): one switch per column this file needs.
-#define PX_LENGTH(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
-                  same, in_place, data, shape, lowering, work)                                     \
+#define PX_LENGTH(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,   \
+                  dt2, dt3, same, in_place, data, shape, lowering, work)                           \
     case op:                                                                                       \
         return length;
-#define PX_USED(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,    \
-                same, in_place, data, shape, lowering, work)                                       \
+#define PX_USED(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,     \
+                dt2, dt3, same, in_place, data, shape, lowering, work)                             \
     case op:                                                                                       \
         return used;
-#define PX_ARITY(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,   \
-                 same, in_place, data, shape, lowering, work)                                      \
+#define PX_ARITY(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,    \
+                 dt2, dt3, same, in_place, data, shape, lowering, work)                            \
     case op:                                                                                       \
         return arity;
-#define PX_WRITES(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
-                  same, in_place, data, shape, lowering, work)                                     \
+#define PX_WRITES(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,   \
+                  dt2, dt3, same, in_place, data, shape, lowering, work)                           \
     case op:                                                                                       \
         return writes;
-#define PX_SAME(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,    \
-                same, in_place, data, shape, lowering, work)                                       \
+#define PX_SAME(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,     \
+                dt2, dt3, same, in_place, data, shape, lowering, work)                             \
     case op:                                                                                       \
         return same;
-#define PX_IN_PLACE(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1,     \
-                    dt2, same, in_place, data, shape, lowering, work)                              \
+#define PX_IN_PLACE(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1, \
+                    dt2, dt3, same, in_place, data, shape, lowering, work)                         \
     case op:                                                                                       \
         return in_place;
-#define PX_SHAPE(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,   \
-                 same, in_place, data, shape, lowering, work)                                      \
+#define PX_SHAPE(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,    \
+                 dt2, dt3, same, in_place, data, shape, lowering, work)                            \
     case op:                                                                                       \
         return shape;
-#define PX_DTYPE0(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
-                  same, in_place, data, shape, lowering, work)                                     \
+#define PX_DTYPE0(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,   \
+                  dt2, dt3, same, in_place, data, shape, lowering, work)                           \
     case op:                                                                                       \
         return dt0;
-#define PX_DTYPE1(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
-                  same, in_place, data, shape, lowering, work)                                     \
+#define PX_DTYPE1(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,   \
+                  dt2, dt3, same, in_place, data, shape, lowering, work)                           \
     case op:                                                                                       \
         return dt1;
-#define PX_DTYPE2(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1, dt2,  \
-                  same, in_place, data, shape, lowering, work)                                     \
+#define PX_DTYPE3(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,   \
+                  dt2, dt3, same, in_place, data, shape, lowering, work)                           \
+    case op:                                                                                       \
+        return dt3;
+#define PX_DTYPE2(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0, dt1,   \
+                  dt2, dt3, same, in_place, data, shape, lowering, work)                           \
     case op:                                                                                       \
         return dt2;
 uint instruction_length(uint opcode) {
@@ -155,8 +160,10 @@ uint accepted_dtypes(uint opcode, uint i) {
         switch (opcode) { PX_INSTRUCTIONS(PX_DTYPE0) }
     } else if (i == 1u) {
         switch (opcode) { PX_INSTRUCTIONS(PX_DTYPE1) }
-    } else {
+    } else if (i == 2u) {
         switch (opcode) { PX_INSTRUCTIONS(PX_DTYPE2) }
+    } else {
+        switch (opcode) { PX_INSTRUCTIONS(PX_DTYPE3) }
     }
     return 0u;
 }
@@ -276,8 +283,8 @@ uint check_declaration(Tensor t) {
 
 // The operand checks of a tensor instruction, in protocol order (after UNDEFINED_TENSOR): the
 // table's dtypes, the instruction's own checks, the table's overlaps (Checker in program.cpp).
-uint check_operands(uint opcode, uint shift, Tensor t0, Tensor t1, Tensor t2) {
-    Tensor t[3] = Tensor[3](t0, t1, t2);
+uint check_operands(uint opcode, uint ext0, uint ext1, Tensor t0, Tensor t1, Tensor t2, Tensor t3) {
+    Tensor t[4] = Tensor[4](t0, t1, t2, t3);
     const uint arity = operand_count(opcode);
     uint f = FAULT_NONE;
     for (uint i = 0u; i < arity; ++i) {
@@ -302,7 +309,7 @@ uint check_operands(uint opcode, uint shift, Tensor t0, Tensor t1, Tensor t2) {
         f = check(f, t1.rows == 1u && t1.cols == t0.cols, FAULT_SHAPE_MISMATCH);
         break;
     case OP_REQUANT:
-        f = check(f, shift <= MAX_REQUANT_SHIFT, FAULT_BAD_OPERAND);
+        f = check(f, channel(ext1, 0u) <= MAX_REQUANT_SHIFT, FAULT_BAD_OPERAND);
         break;
     case OP_ARGMAX:
         f = check(f, t0.rows == t1.rows && t0.cols == 1u, FAULT_SHAPE_MISMATCH);
@@ -317,6 +324,33 @@ uint check_operands(uint opcode, uint shift, Tensor t0, Tensor t1, Tensor t2) {
         // cols < 2^16 each, so the product fits 32 bits
         f = check(f, t0.rows == t2.rows && t0.cols == t2.cols * t1.cols, FAULT_SHAPE_MISMATCH);
         break;
+    case OP_LUT:
+        f = check(f, t0.rows == t1.rows && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
+        f = check(f, t2.rows == 1u && t2.cols == 256u, FAULT_SHAPE_MISMATCH);
+        break;
+    case OP_RMSNORM:
+        f = check(f, channel(ext0, 0u) <= MAX_REQUANT_SHIFT, FAULT_BAD_OPERAND);
+        f = check(f, t0.rows == t1.rows && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
+        f = check(f, t2.rows == 1u && t2.cols == t1.cols, FAULT_SHAPE_MISMATCH);
+        break;
+    case OP_KVSTORE:
+        f = check(f, t2.rows == t1.rows && t2.cols == 2u, FAULT_SHAPE_MISMATCH);
+        f = check(f, t0.cols % t1.cols == 0u, FAULT_SHAPE_MISMATCH);
+        f = check(f, (dtype_size(t1.dtype) * t1.cols) % 4u == 0u, FAULT_SHAPE_MISMATCH);
+        break;
+    case OP_ATTEND: {
+        const uint heads = channel(ext0, 1u);
+        f = check(f, heads != 0u, FAULT_BAD_OPERAND);
+        f = check(f, channel(ext0, 2u) <= MAX_REQUANT_SHIFT, FAULT_BAD_OPERAND);
+        f = check(f, t0.rows == t1.rows && t0.cols == t1.cols, FAULT_SHAPE_MISMATCH);
+        f = check(f, t3.rows == t1.rows && t3.cols == 2u, FAULT_SHAPE_MISMATCH);
+        // cols < 2^17, so 2 * q.cols fits
+        f = check(f, t2.cols % (2u * t1.cols) == 0u, FAULT_SHAPE_MISMATCH);
+        f = check(f, t2.rows <= MAX_ATTEND_POSITIONS, FAULT_SHAPE_MISMATCH);
+        f = check(f, heads == 0u || t1.cols % heads == 0u, FAULT_SHAPE_MISMATCH);
+        f = check(f, heads == 0u || t1.cols / heads <= MAX_HEAD_SIZE, FAULT_SHAPE_MISMATCH);
+        break;
+    }
     }
     if (shape_rule(opcode) == SHAPE_SAME)
         for (uint i = 1u; i < arity; ++i)
@@ -353,6 +387,8 @@ uint decode_and_check() {
     for (uint i = 0u; i < 3u; ++i)
         if (i >= used && channel(ins, i + 1u) != 0u) return FAULT_BAD_OPERAND;
     if (opcode == OP_REQUANT && (ext1 >> 16) != 0u) return FAULT_BAD_OPERAND;
+    if (opcode == OP_RMSNORM && (ext0 >> 8) != 0u) return FAULT_BAD_OPERAND;
+    if (opcode == OP_ATTEND && (ext0 >> 24) != 0u) return FAULT_BAD_OPERAND;
 
     if (opcode == OP_HALT) {
         s_state = STATE_HALTED;
@@ -374,14 +410,19 @@ uint decode_and_check() {
         }
         return fault;
     }
-    Tensor t[3];
-    for (uint i = 0u; i < 3u; ++i) {
-        const uint id = channel(ins, i + 1u);
+    Tensor t[4];
+    for (uint i = 0u; i < 4u; ++i) {
+        const uint id = i < 3u ? channel(ins, i + 1u) : channel(ext0, 0u); // operand_id
+        if (i >= operand_count(opcode)) {
+            t[i] = Tensor(0u, 0u, 0u, 0u, 0u);
+            s_operands[i] = t[i];
+            continue;
+        }
         t[i] = Tensor(table_x[id], table_y[id], table_rows[id], table_cols[id], table_dtype[id]);
-        if (i < operand_count(opcode) && t[i].dtype == 0u) return FAULT_UNDEFINED_TENSOR;
+        if (t[i].dtype == 0u) return FAULT_UNDEFINED_TENSOR;
         s_operands[i] = t[i];
     }
-    return check_operands(opcode, channel(ext1, 0u), t[0], t[1], t[2]);
+    return check_operands(opcode, ext0, ext1, t[0], t[1], t[2], t[3]);
 }
 
 // ---- Execution: every thread, one function per opcode (reference_interpreter.cpp) ------------
@@ -546,18 +587,112 @@ uint embed(uint tid, Tensor dst, Tensor table, Tensor tokens) {
     }
     barrier();
     if (s_first_b != NONE) return FAULT_TOKEN_RANGE;
-    const uint words = pixel_width(dst);
+    const uint words = pixel_width(dst), n = per_word(dst);
     for (uint e = tid; e < dst.rows * words; e += THREADS) {
         const uint r = e / words, p = e % words, index = row_word(dst, r) + p;
         uint word = pixels[index];
         for (uint j = 0u; j < 4u; ++j) {
-            const uint c = 4u * p + j;
-            if (c < dst.cols) {
+            const uint c = n * p + j;
+            if (j < n && c < dst.cols) {
                 const uint id = uint(load_element(tokens, r, c / table.cols));
-                word = insert_element(word, DTYPE_U8, j, load_element(table, id, c % table.cols));
+                word = insert_element(word, dst.dtype, j, load_element(table, id, c % table.cols));
             }
         }
         pixels[index] = word;
+    }
+    return FAULT_NONE;
+}
+
+// acc = clamp(acc + in, i32): one element per thread (in may be acc itself).
+void add(uint tid, Tensor acc, Tensor src) {
+    for (uint e = tid; e < acc.rows * acc.cols; e += THREADS) {
+        const uint r = e / acc.cols, c = e % acc.cols;
+        const int a = load_element(acc, r, c), b = load_element(src, r, c);
+        const int sum = a + b; // wraps; saturate where the signs say it overflowed
+        const bool overflow = (a >= 0) == (b >= 0) && (sum >= 0) != (a >= 0);
+        pixels[row_word(acc, r) + c] = uint(overflow ? (a >= 0 ? INT_MAX : INT_MIN) : sum);
+    }
+}
+
+// out = table[0][in + 128] (i8) or table[0][in] (u8): one output word per thread.
+void lut(uint tid, Tensor dst, Tensor src, Tensor table) {
+    const uint words = pixel_width(dst), offset = src.dtype == DTYPE_I8 ? 128u : 0u;
+    for (uint i = tid; i < dst.rows * words; i += THREADS) {
+        const uint r = i / words, px = i % words, index = row_word(dst, r) + px;
+        uint word = pixels[index];
+        for (uint j = 0u; j < 4u; ++j)
+            if (4u * px + j < dst.cols)
+                word = insert_element(
+                    word, dst.dtype, j,
+                    load_element(table, 0u, uint(load_element(src, r, 4u * px + j) + int(offset))));
+        pixels[index] = word;
+    }
+}
+
+// One row per thread: the sum of squares in 64 bits, its square root, then every output word.
+void rmsnorm(uint tid, Tensor dst, Tensor src, Tensor gain, uint shift) {
+    const int limit = int(RMSNORM_LIMIT);
+    for (uint r = tid; r < src.rows; r += THREADS) {
+        uint hi = 0u, lo = 0u;
+        for (uint c = 0u; c < src.cols; ++c) {
+            const uint x = uint(abs(clamp(load_element(src, r, c), -limit, limit)));
+            uint shi, slo, carry;
+            umulExtended(x, x, shi, slo);
+            lo = uaddCarry(lo, slo, carry);
+            hi += shi + carry;
+        }
+        const uint root = max(isqrt64(hi, lo), 1u);
+        const uint words = pixel_width(dst);
+        for (uint px = 0u; px < words; ++px) {
+            const uint index = row_word(dst, r) + px;
+            uint word = pixels[index];
+            for (uint j = 0u; j < 4u; ++j) {
+                const uint c = 4u * px + j;
+                if (c < dst.cols) {
+                    const int x = clamp(load_element(src, r, c), -limit, limit);
+                    word = insert_element(word, DTYPE_I8, j,
+                                          rmsnorm_value(x, load_element(gain, 0u, c), shift, root));
+                }
+            }
+            pixels[index] = word;
+        }
+    }
+}
+
+// check_where: the first row of `where` that fails, or NONE. Every thread returns the same.
+uint first_bad_where(uint tid, Tensor where, uint slots, uint positions, bool ordered) {
+    for (uint r = tid; r < where.rows; r += THREADS)
+        if (!where_row_ok(where, push.width, r, slots, positions, ordered)) atomicMin(s_first_b, r);
+    barrier();
+    return s_first_b;
+}
+
+// cache[p][b * C + j] = rows[r][j]: one word of rows per thread; the rows' (slot, position) pairs
+// are distinct and each block starts on a pixel, so no two threads write one word.
+uint kvstore(uint tid, Tensor cache, Tensor src, Tensor where) {
+    const uint block = src.cols;
+    if (first_bad_where(tid, where, cache.cols / block, cache.rows, true) != NONE)
+        return FAULT_TOKEN_RANGE;
+    const uint words = pixel_width(src);
+    for (uint i = tid; i < src.rows * words; i += THREADS) {
+        const uint r = i / words, px = i % words;
+        const uint b = uint(load_element(where, r, 0u)), p = uint(load_element(where, r, 1u));
+        pixels[row_word(cache, p) + b * block * dtype_size(cache.dtype) / 4u + px] =
+            pixels[row_word(src, r) + px];
+    }
+    return FAULT_NONE;
+}
+
+// One output word per thread (attend_word in pxvm_transformer.glsl).
+uint attend(uint tid, Tensor dst, Tensor q, Tensor cache, Tensor where, uint ext0, uint ext1) {
+    if (first_bad_where(tid, where, cache.cols / (2u * q.cols), cache.rows, false) != NONE)
+        return FAULT_TOKEN_RANGE;
+    const uint words = pixel_width(dst), heads = channel(ext0, 1u), shift = channel(ext0, 2u);
+    for (uint i = tid; i < dst.rows * words; i += THREADS) {
+        const uint r = i / words, px = i % words, index = row_word(dst, r) + px;
+        const uint b = uint(load_element(where, r, 0u)), p = uint(load_element(where, r, 1u));
+        pixels[index] =
+            attend_word(q, cache, push.width, r, b, p, px, heads, ext1, shift, pixels[index]);
     }
     return FAULT_NONE;
 }
@@ -593,6 +728,19 @@ uint execute(uint tid) {
         return gather_mean(tid, t0, t1, t2);
     case OP_EMBED:
         return embed(tid, t0, t1, t2);
+    case OP_ADD:
+        add(tid, t0, t1);
+        break;
+    case OP_LUT:
+        lut(tid, t0, t1, t2);
+        break;
+    case OP_RMSNORM:
+        rmsnorm(tid, t0, t1, t2, channel(s_ins[1], 0u));
+        break;
+    case OP_KVSTORE:
+        return kvstore(tid, t0, t1, t2);
+    case OP_ATTEND:
+        return attend(tid, t0, t1, t2, s_operands[3], s_ins[1], s_ins[2]);
     default: // TENSOR: declarations only change the table
         break;
     }

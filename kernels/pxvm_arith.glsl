@@ -118,6 +118,92 @@ int requant_value(int v, int multiplier, uint shift, int zero_point, uint out_dt
     return clamp64(hi, lo, zero_point, dtype_min(out_dtype), dtype_max(out_dtype));
 }
 
+// ---- The transformer instructions' arithmetic (rmsnorm, attend), 64-bit from 32-bit halves ----
+
+// Whether the signed 64-bit (ahi, alo) <= (bhi, blo).
+bool le64(int ahi, uint alo, int bhi, uint blo) {
+    return ahi < bhi || (ahi == bhi && alo <= blo);
+}
+
+// (hi, lo) + v for a signed 32-bit v.
+void add64(inout int hi, inout uint lo, int v) {
+    uint carry;
+    lo = uaddCarry(lo, uint(v), carry);
+    hi += int(carry) + (v < 0 ? -1 : 0);
+}
+
+// The largest r with r * r <= (hi, lo), an unsigned 64-bit value below 2^63, bit by bit.
+uint isqrt64(uint hi, uint lo) {
+    uint r = 0u;
+    for (int bit = 31; bit >= 0; --bit) {
+        const uint candidate = r | (1u << uint(bit));
+        uint shi, slo;
+        umulExtended(candidate, candidate, shi, slo);
+        if (shi < hi || (shi == hi && slo <= lo)) r = candidate;
+    }
+    return r;
+}
+
+// One rmsnorm output: clamp(floor((A + r) / (2r)), -128, 127) with A = floor(2 x gain / 2^shift),
+// x already clamped to +-RMSNORM_LIMIT and r >= 1 (rmsnorm in reference_interpreter.cpp). The
+// quotient is found by a binary search over the 256 outputs: the largest q with 2 q r <= A + r.
+int rmsnorm_value(int x, int gain, uint shift, uint r) {
+    int hi, lo_signed;
+    imulExtended(x, gain, hi, lo_signed); // |x gain| < 2^55
+    uint lo = uint(lo_signed);
+    hi = (hi << 1) | int(lo >> 31); // 2 x gain
+    lo <<= 1;
+    if (shift >= 32u) { // arithmetic shift of (hi, lo) by 0-62
+        lo = uint(hi >> min(shift - 32u, 31u));
+        hi >>= 31;
+    } else if (shift > 0u) {
+        lo = (lo >> shift) | (uint(hi) << (32u - shift));
+        hi >>= shift;
+    }
+    uint carry; // B = A + r
+    lo = uaddCarry(lo, r, carry);
+    hi += int(carry);
+    int q = -128;
+    for (int step = 128; step >= 1; step >>= 1) {
+        const int candidate = q + step;
+        if (candidate > 127) continue;
+        uint phi, plo; // 2 |candidate| r, then its sign
+        umulExtended(uint(2 * abs(candidate)), r, phi, plo);
+        int shi = int(phi);
+        if (candidate < 0) { // negate (phi, plo)
+            plo = ~plo + 1u;
+            shi = ~shi + int(plo == 0u ? 1 : 0);
+        }
+        if (le64(shi, plo, hi, lo)) q = candidate;
+    }
+    return q;
+}
+
+// attend's table index: min(floor(distance * multiplier / 2^shift), 255) in 64 bits.
+uint attend_index(uint distance, uint multiplier, uint shift) {
+    uint hi, lo;
+    umulExtended(distance, multiplier, hi, lo);
+    if (shift >= 32u) return min(hi >> (shift - 32u), 255u); // shift <= 62
+    if (shift == 0u) return hi != 0u ? 255u : min(lo, 255u);
+    if ((hi >> shift) != 0u) return 255u;
+    return min((lo >> shift) | (hi << (32u - shift)), 255u);
+}
+
+// floor((2 acc + total) / (2 total)) for total > 0, without overflowing: the floor quotient, plus
+// one when the remainder is at least half of total. |acc| <= 2^31 and total <= 2^24.
+int attend_round(int acc, int total) {
+    const uint t = uint(total);
+    int q;
+    if (acc >= 0) {
+        q = int(uint(acc) / t);
+    } else {
+        const uint magnitude = uint(-acc); // 2^31 for INT_MIN, as the wrap gives
+        q = -int((magnitude + t - 1u) / t);
+    }
+    const int remainder = acc - q * total; // in [0, total): exact although q * total may wrap
+    return q + (2 * remainder >= total ? 1 : 0);
+}
+
 // Whether this invocation ran out of llvmpipe's loop budget: lavapipe silently ends every loop of
 // an invocation once it has run 65535 loop iterations in all, after which every loop stops after
 // one iteration, so a loop whose trip count (2) the compiler cannot know stops short. `height` is

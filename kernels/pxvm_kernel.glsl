@@ -62,7 +62,7 @@ status;
 layout(push_constant) uniform KernelPush {
     uint width, height; // the image, in pixels
     uint pc, step;      // the instruction's x in row 0 and its index in the plan
-    Tensor t[3];        // operands by channel G, B, A
+    Tensor t[4];        // operands: channels G, B, A, then extension pixel 1's R
     uint arg[4];        // instruction-specific words
 }
 push;

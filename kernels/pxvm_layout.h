@@ -27,11 +27,13 @@ PX_CONST(BINDING_INPUTS, 4u);
 // dispatches (KernelStatus).
 PX_CONST(STATUS_BUFFER_BYTES, 64u);
 // Scratch words of KernelStatus (zero at the start of every run): the token count of the last
-// gather check, the partial sum of a multi-workgroup dot, and ~t for the first token t out of
-// range that an embed check found (0: none; a fault ends the run, so it is never cleared).
+// gather check, the partial sum of a multi-workgroup dot, ~t for the first token t out of range
+// that an embed check found, and ~r for the first row r of a kvstore's or attend's `where` that a
+// where check refused (0: none; a fault ends the run, so neither is ever cleared).
 PX_CONST(SCRATCH_TOKEN_COUNT, 0u);
 PX_CONST(SCRATCH_DOT_SUM, 1u);
 PX_CONST(SCRATCH_EMBED_BAD, 2u);
+PX_CONST(SCRATCH_WHERE_BAD, 3u);
 PX_CONST(SCRATCH_WORDS, 12u);
 // Workgroup size of the scheduled kernels unless a specialisation constant sets another.
 PX_CONST(KERNEL_LOCAL_SIZE, 256u);
@@ -71,14 +73,14 @@ struct KernelTensor {
     std::uint32_t x, y, rows, cols, dtype;
 };
 /// Push constants of every scheduled kernel: the image size, the instruction's pc and its index
-/// in the plan (for fault reporting), its tensor operands by channel (G, B, A) and four
+/// in the plan (for fault reporting), its tensor operands (Step::operands) and four
 /// instruction-specific words (requant: multiplier, shift, zero point; dot_rgb: the batch's first
 /// pc, its count, the rows of an instruction at pc W - 1 (bit 24 set); finish: the plan's static
 /// fault code, its pc, the number of steps, halted).
 struct KernelPush {
     std::uint32_t width, height;
     std::uint32_t pc, step;
-    KernelTensor t[3];
+    KernelTensor t[4];
     std::uint32_t arg[4];
 };
 /// Push constants of `pack_outputs` and `unpack_inputs`: the image width, a region (x, y, width,
@@ -94,7 +96,7 @@ struct KernelStatus {
     RunStatus run;
     std::uint32_t scratch[12];
 };
-static_assert(sizeof(KernelPush) == 92);
+static_assert(sizeof(KernelPush) == 112);
 static_assert(sizeof(KernelStatus) == 64);
 static_assert(sizeof(PackPush) == 24);
 } // namespace px

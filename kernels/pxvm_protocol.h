@@ -28,6 +28,12 @@ PX_CONST(DTYPE_I32, 4u);
 
 PX_CONST(MAX_TENSORS, 256u);
 PX_CONST(MAX_REQUANT_SHIFT, 62u);
+// rmsnorm clamps its input to ±RMSNORM_LIMIT so the sum of squares of up to 32768 values fits
+// 63 bits; attend reads at most MAX_ATTEND_POSITIONS positions of heads of at most MAX_HEAD_SIZE
+// dimensions, so its sums fit 32 bits (docs/PROTOCOL.md section 5).
+PX_CONST(RMSNORM_LIMIT, 16777215u); // 2^24 - 1
+PX_CONST(MAX_ATTEND_POSITIONS, 1024u);
+PX_CONST(MAX_HEAD_SIZE, 32768u);
 
 // Fault codes, written to the fault pixel (W-1, 0) as (code, pc & 255, pc >> 8, 255).
 PX_CONST(FAULT_NONE, 0u);

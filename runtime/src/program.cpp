@@ -44,6 +44,12 @@ std::int32_t Instruction::zero_point() const {
     return std::int8_t(extension[1].g);
 }
 
+std::uint32_t Instruction::score_multiplier() const {
+    const Pixel p = extension[1];
+    return std::uint32_t(p.r) | std::uint32_t(p.g) << 8 | std::uint32_t(p.b) << 16 |
+           std::uint32_t(p.a) << 24;
+}
+
 std::string describe(const Fault& fault, const Image& image) {
     std::string op = "?";
     if (fault.pc < image.width()) {
@@ -85,6 +91,13 @@ Decoded decode_instruction(const Image& image, std::uint32_t pc) {
     if (ins.opcode == OP_REQUANT && (ins.extension[1].b != 0 || ins.extension[1].a != 0))
         return fail(FAULT_BAD_OPERAND, "channels B and A of the second extension pixel are "
                                        "reserved and must be 0");
+    if (ins.opcode == OP_RMSNORM &&
+        (ins.extension[0].g != 0 || ins.extension[0].b != 0 || ins.extension[0].a != 0))
+        return fail(FAULT_BAD_OPERAND, "channels G, B and A of the extension pixel are reserved "
+                                       "and must be 0");
+    if (ins.opcode == OP_ATTEND && ins.extension[0].a != 0)
+        return fail(FAULT_BAD_OPERAND,
+                    "channel A of the first extension pixel is reserved and must be 0");
     return d;
 }
 
@@ -128,12 +141,13 @@ public:
     Checker(const Instruction& ins, const std::array<std::optional<Tensor>, MAX_TENSORS>& table)
         : ins_(ins), info_(*instruction_info(ins.opcode)) {
         for (std::size_t i = 0; i < info_.arity && !fault; ++i) {
-            if (!table[ins.args[i]])
+            const std::uint32_t id = ins.operand_id(i);
+            if (!table[id])
                 fault = Fault{FAULT_UNDEFINED_TENSOR, ins.pc,
                               "operand " + std::string(info_.roles[i]) + " names tensor " +
-                                  std::to_string(ins.args[i]) + ", which is not declared"};
+                                  std::to_string(id) + ", which is not declared"};
             else
-                step.operands[i] = *table[ins.args[i]];
+                step.operands[i] = *table[id];
         }
     }
 
@@ -219,7 +233,7 @@ public:
 
 private:
     std::string role(std::size_t i) const {
-        return std::string(info_.roles[i]) + " (" + tensor_text(ins_.args[i], t(i)) + ")";
+        return std::string(info_.roles[i]) + " (" + tensor_text(ins_.operand_id(i), t(i)) + ")";
     }
     const Instruction& ins_;
     const InstructionInfo& info_;
@@ -266,7 +280,7 @@ Plan plan_program(const Image& image) {
             if (!fault) table[ins.args[0]] = ins.declared();
         } else {
             Checker c(ins, table);
-            const Tensor &t0 = c.t(0), &t1 = c.t(1), &t2 = c.t(2);
+            const Tensor &t0 = c.t(0), &t1 = c.t(1), &t2 = c.t(2), &t3 = c.t(3);
             c.table_dtypes();
             // The instruction's own checks (docs/PROTOCOL.md section 5); the table has the rest.
             switch (ins.opcode) {
@@ -300,6 +314,40 @@ Plan plan_program(const Image& image) {
             case OP_EMBED:
                 c.shape(t0.rows == t2.rows && t0.cols == std::uint64_t(t2.cols) * t1.cols,
                         "out must be tokens.rows x (tokens.cols * table.cols)");
+                break;
+            case OP_LUT:
+                c.shape(t0.rows == t1.rows && t0.cols == t1.cols, "out must have in's shape");
+                c.shape(t2.rows == 1 && t2.cols == 256, "table must be 1x256");
+                break;
+            case OP_RMSNORM:
+                if (ins.norm_shift() > MAX_REQUANT_SHIFT)
+                    c.fail(FAULT_BAD_OPERAND,
+                           "shift " + std::to_string(ins.norm_shift()) + " is larger than 62");
+                c.shape(t0.rows == t1.rows && t0.cols == t1.cols, "out must have in's shape");
+                c.shape(t2.rows == 1 && t2.cols == t1.cols, "gain must be 1 x in.cols");
+                break;
+            case OP_KVSTORE:
+                c.shape(t2.rows == t1.rows && t2.cols == 2, "where must be rows.rows x 2");
+                c.shape(t1.cols == 0 || t0.cols % t1.cols == 0, // (0: an undefined operand)
+                        "cache.cols must be a multiple of rows.cols (one block per slot)");
+                c.shape(dtype_size(t1.dtype) * t1.cols % 4 == 0,
+                        "rows.cols must fill whole pixels (a multiple of 4), so that every slot's "
+                        "block starts on a pixel");
+                break;
+            case OP_ATTEND:
+                if (ins.heads() == 0) c.fail(FAULT_BAD_OPERAND, "heads is 0");
+                if (ins.score_shift() > MAX_REQUANT_SHIFT)
+                    c.fail(FAULT_BAD_OPERAND, "score shift " + std::to_string(ins.score_shift()) +
+                                                  " is larger than 62");
+                c.shape(t0.rows == t1.rows && t0.cols == t1.cols, "out must have q's shape");
+                c.shape(t3.rows == t1.rows && t3.cols == 2, "where must be q.rows x 2");
+                c.shape(t1.cols == 0 || t2.cols % (2 * std::uint64_t(t1.cols)) == 0,
+                        "cache.cols must be a multiple of 2 x q.cols (keys then values per slot)");
+                c.shape(t2.rows <= MAX_ATTEND_POSITIONS, "cache has more than 1024 positions");
+                c.shape(ins.heads() == 0 || t1.cols % ins.heads() == 0,
+                        "q.cols must be a multiple of heads (" + std::to_string(ins.heads()) + ")");
+                c.shape(ins.heads() == 0 || t1.cols / ins.heads() <= MAX_HEAD_SIZE,
+                        "a head has more than 32768 dimensions");
                 break;
             }
             c.table_shape();
@@ -368,6 +416,42 @@ TokenCount check_tokens(const Image& image, const Step& gather) {
             ++result.count;
         }
     return result;
+}
+
+CacheShape cache_shape(const Step& step) {
+    const Tensor& cache = step.operands[step.instruction.opcode == OP_KVSTORE ? 0 : 2];
+    const std::uint32_t block = step.instruction.opcode == OP_KVSTORE
+                                    ? step.operands[1].cols
+                                    : 2 * step.operands[1].cols; // keys and values
+    return CacheShape{cache.cols / block, cache.rows, block};
+}
+
+Fault check_where(const Image& image, const Step& step) {
+    const Tensor& where = step.operands[step.instruction.opcode == OP_KVSTORE ? 2 : 3];
+    const CacheShape shape = cache_shape(step);
+    std::int64_t last_slot = -1, last_position = -1;
+    for (std::uint32_t r = 0; r < where.rows; ++r) {
+        const std::int64_t b = load_element(image, where, r, 0),
+                           p = load_element(image, where, r, 1);
+        const auto fail = [&](const std::string& why) {
+            return Fault{FAULT_TOKEN_RANGE, step.instruction.pc,
+                         "where row " + std::to_string(r) + " is (slot " + std::to_string(b) +
+                             ", position " + std::to_string(p) + "): " + why};
+        };
+        if (b < 0 || b >= shape.slots)
+            return fail("the cache has " + std::to_string(shape.slots) + " slots");
+        if (p < 0 || p >= shape.positions)
+            return fail("the cache has " + std::to_string(shape.positions) + " positions");
+        if (step.instruction.opcode == OP_KVSTORE &&
+            (b < last_slot || (b == last_slot && p <= last_position)))
+            return fail("kvstore's rows must be in increasing (slot, position) order, without "
+                        "repeats, and row " +
+                        std::to_string(r - 1) + " is (slot " + std::to_string(last_slot) +
+                        ", position " + std::to_string(last_position) + ")");
+        last_slot = b;
+        last_position = p;
+    }
+    return {};
 }
 
 void write_fault_pixel(Image& image, const Fault& fault) {

@@ -7,11 +7,11 @@
 namespace px {
 namespace {
 
-#define PX_TABLE_ROW(name, op, value, length, used, arity, r0, r1, r2, writes, reads, dt0, dt1,    \
-                     dt2, same, in_place, data, shape, lowering, work)                             \
+#define PX_TABLE_ROW(name, op, value, length, used, arity, r0, r1, r2, r3, writes, reads, dt0,     \
+                     dt1, dt2, dt3, same, in_place, data, shape, lowering, work)                   \
     InstructionInfo{op,     #name,    length,                                                      \
-                    used,   arity,    {role(#r0), role(#r1), role(#r2)},                           \
-                    writes, reads,    {dt0, dt1, dt2},                                             \
+                    used,   arity,    {role(#r0), role(#r1), role(#r2), role(#r3)},                \
+                    writes, reads,    {dt0, dt1, dt2, dt3},                                        \
                     same,   in_place, data != 0u,                                                  \
                     shape,  lowering, work},
 

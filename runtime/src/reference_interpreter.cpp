@@ -4,6 +4,7 @@
 #include "pxvm/reference_interpreter.hpp"
 #include "deadline.hpp"
 #include "parallel.hpp"
+#include "pxvm_attend_exp.h"
 
 #include <algorithm>
 #include <cmath>
@@ -161,8 +162,118 @@ void embed(Image& image, const Step& step) {
         for (std::uint32_t j = 0; j < tokens.cols; ++j) {
             const auto id = std::uint32_t(load_element(image, tokens, b, j));
             std::memcpy(image.data() + out.byte_offset(w, b, j * e),
-                        image.data() + table.byte_offset(w, id, 0), e);
+                        image.data() + table.byte_offset(w, id, 0), e * dtype_size(table.dtype));
         }
+}
+
+// acc = clamp(acc + in): the residual add saturates instead of wrapping.
+void add(Image& image, const Tensor& acc, const Tensor& in) {
+    for (std::uint32_t r = 0; r < acc.rows; ++r)
+        for (std::uint32_t c = 0; c < acc.cols; ++c)
+            store_element(image, acc, r, c,
+                          std::clamp<std::int64_t>(load_element(image, acc, r, c) +
+                                                       load_element(image, in, r, c),
+                                                   INT32_MIN, INT32_MAX));
+}
+
+// out = table[0][in + 128] (i8) or table[0][in] (u8).
+void lut(Image& image, const Tensor& out, const Tensor& in, const Tensor& table) {
+    const std::int64_t offset = in.dtype == DTYPE_I8 ? 128 : 0;
+    std::vector<std::int64_t> values(256);
+    for (std::uint32_t i = 0; i < 256; ++i)
+        values[i] = load_element(image, table, 0, i);
+    for (std::uint32_t r = 0; r < in.rows; ++r)
+        for (std::uint32_t c = 0; c < in.cols; ++c)
+            store_element(image, out, r, c,
+                          values[std::size_t(load_element(image, in, r, c) + offset)]);
+}
+
+// The largest r with r * r <= n (bit by bit, exact).
+std::uint64_t isqrt(std::uint64_t n) {
+    std::uint64_t r = 0;
+    for (int bit = 31; bit >= 0; --bit) {
+        const std::uint64_t candidate = r | std::uint64_t(1) << bit;
+        if (candidate * candidate <= n) r = candidate;
+    }
+    return r;
+}
+
+// Per row: x = clamp(in, ±RMSNORM_LIMIT), r = max(isqrt(Σ x²), 1), and
+// out = clamp(floor(x·gain / (r·2^shift) + 1/2), −128, 127), computed as floor((A + r) / (2r))
+// with A = floor(2·x·gain / 2^shift).
+void rmsnorm(Image& image, const Tensor& out, const Tensor& in, const Tensor& gain,
+             std::uint32_t shift) {
+    const std::int64_t limit = RMSNORM_LIMIT;
+    std::vector<std::int64_t> x(in.cols);
+    for (std::uint32_t row = 0; row < in.rows; ++row) {
+        std::uint64_t squares = 0; // < 32768 · 2^48 = 2^63
+        for (std::uint32_t c = 0; c < in.cols; ++c) {
+            x[c] = std::clamp(load_element(image, in, row, c), -limit, limit);
+            squares += std::uint64_t(x[c] * x[c]);
+        }
+        const auto r = std::int64_t(std::max<std::uint64_t>(isqrt(squares), 1));
+        for (std::uint32_t c = 0; c < in.cols; ++c) {
+            const std::int64_t a = (2 * x[c] * load_element(image, gain, 0, c)) >> shift; // < 2^56
+            store_element(image, out, row, c,
+                          std::clamp<std::int64_t>(floor_div(a + r, 2 * r), -128, 127));
+        }
+    }
+}
+
+// cache[p][b·C + j] = rows[r][j] for each row r with (b, p) = where[r], C = rows.cols.
+void kvstore(Image& image, const Step& step) {
+    const Tensor &cache = step.operands[0], &rows = step.operands[1], &where = step.operands[2];
+    const std::uint32_t w = image.width(), bytes = rows.cols * dtype_size(rows.dtype);
+    for (std::uint32_t r = 0; r < rows.rows; ++r) {
+        const auto b = std::uint32_t(load_element(image, where, r, 0));
+        const auto p = std::uint32_t(load_element(image, where, r, 1));
+        std::memcpy(image.data() + cache.byte_offset(w, p, b * rows.cols),
+                    image.data() + rows.byte_offset(w, r, 0), bytes);
+    }
+}
+
+// Per row r with (b, p) = where[r] and per head: scores against keys 0 … p of slot b, table
+// exponentials of their distance from the largest, and the exponential-weighted mean of the values,
+// rounded once (docs/PROTOCOL.md section 5).
+void attend(Image& image, const Step& step) {
+    const Instruction& ins = step.instruction;
+    const Tensor &out = step.operands[0], &q = step.operands[1], &cache = step.operands[2],
+                 &where = step.operands[3];
+    const std::uint32_t d = q.cols, heads = ins.heads(), hd = d / heads;
+    const std::uint64_t multiplier = ins.score_multiplier();
+    const std::uint32_t shift = ins.score_shift();
+    std::vector<std::int64_t> scores(cache.rows), result(d);
+    for (std::uint32_t r = 0; r < q.rows; ++r) {
+        const auto b = std::uint32_t(load_element(image, where, r, 0));
+        const auto p = std::uint32_t(load_element(image, where, r, 1));
+        const std::uint32_t keys = b * 2 * d, values = keys + d;
+        for (std::uint32_t h = 0; h < heads; ++h) {
+            const std::uint32_t c0 = h * hd;
+            std::int64_t best = 0;
+            for (std::uint32_t t = 0; t <= p; ++t) {
+                std::int64_t s = 0; // |s| <= 2^14 · 2^15
+                for (std::uint32_t c = c0; c < c0 + hd; ++c)
+                    s += load_element(image, q, r, c) * load_element(image, cache, t, keys + c);
+                scores[t] = s;
+                best = t == 0 ? s : std::max(best, s);
+            }
+            std::int64_t total = 0;
+            std::fill(result.begin() + c0, result.begin() + c0 + hd, 0);
+            for (std::uint32_t t = 0; t <= p; ++t) {
+                const auto distance = std::uint64_t(best - scores[t]); // < 2^30
+                const std::uint64_t index =
+                    std::min<std::uint64_t>((distance * multiplier) >> shift, 255);
+                const std::int64_t e = ATTEND_EXP[index];
+                total += e; // <= 1024 · 2^14
+                for (std::uint32_t c = c0; c < c0 + hd; ++c)
+                    result[c] += e * load_element(image, cache, t, values + c); // |.| <= 2^31
+            }
+            for (std::uint32_t c = c0; c < c0 + hd; ++c) // total >= ATTEND_EXP[0] > 0
+                result[c] = floor_div(2 * result[c] + total, 2 * total);
+        }
+        for (std::uint32_t c = 0; c < d; ++c)
+            store_element(image, out, r, c, result[c]);
+    }
 }
 
 // 1.8·10^13 for large counts, the digits otherwise.
@@ -202,6 +313,8 @@ std::uint64_t step_work(const Step& step, std::uint32_t image_width) {
         return elements(t[2]) * (t[1].cols + 1) + 1;
     case WORK_ROWS: // at most two rows of the image
         return 2 * std::uint64_t(image_width) + 1;
+    case WORK_ATTEND: // the worst case: every row reads every position
+        return 2 * std::uint64_t(t[1].rows) * t[2].rows * t[1].cols + t[1].rows + 1;
     default:
         return 1;
     }
@@ -281,6 +394,23 @@ Fault execute_step(Image& image, const Step& step, const Deadline& deadline) {
         embed(image, step);
         break;
     }
+    case OP_ADD:
+        add(image, t[0], t[1]);
+        break;
+    case OP_LUT:
+        lut(image, t[0], t[1], t[2]);
+        break;
+    case OP_RMSNORM:
+        rmsnorm(image, t[0], t[1], t[2], ins.norm_shift());
+        break;
+    case OP_KVSTORE:
+        if (Fault fault = check_where(image, step)) return fault;
+        kvstore(image, step);
+        break;
+    case OP_ATTEND:
+        if (Fault fault = check_where(image, step)) return fault;
+        attend(image, step);
+        break;
     }
     return {};
 }

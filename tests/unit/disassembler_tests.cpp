@@ -87,10 +87,13 @@ private:
     std::mt19937 engine_;
 };
 
-constexpr std::array<std::uint8_t, 11> opcodes = {
-    px::OP_HALT,   px::OP_DOT_RGB,     px::OP_TENSOR,  px::OP_DOT,
-    px::OP_MATMUL, px::OP_ADD_BIAS,    px::OP_REQUANT, px::OP_RELU,
-    px::OP_ARGMAX, px::OP_GATHER_MEAN, px::OP_EMBED};
+// Every opcode, from the instruction table.
+const std::vector<std::uint8_t> opcodes = [] {
+    std::vector<std::uint8_t> list;
+    for (const px::InstructionInfo& info : px::instruction_table())
+        list.push_back(std::uint8_t(info.opcode));
+    return list;
+}();
 
 // A random image; `mode` 0: random bytes everywhere; 1: sparse random pixels with row 0 biased
 // toward opcodes; 2: row 0 mostly a sequence of plausible instructions, sparse data.
@@ -116,7 +119,7 @@ Image random_image(Random& random, int mode) {
         Pixel p{op, small(), small(), small()};
         const std::uint32_t length = px::instruction_length(op);
         if (op == px::OP_HALT && random.chance(80)) p = Pixel{};
-        if (length == 3 || op == px::OP_ADD_BIAS || op == px::OP_RELU || op == px::OP_ARGMAX)
+        if (px::instruction_info(op)->used_args < 3 && op != px::OP_HALT)
             if (random.chance(90)) p.a = 0;
         if (op == px::OP_TENSOR)
             p.b = std::uint8_t(random.chance(85) ? 1 + random.below(4) : random.byte());
@@ -128,6 +131,11 @@ Image random_image(Random& random, int mode) {
                 e.r = std::uint8_t(random.chance(80) ? random.below(63) : random.byte());
                 if (random.chance(85)) e.b = e.a = 0;
             }
+            if (op == px::OP_RMSNORM && random.chance(85))
+                e = Pixel{std::uint8_t(random.below(63)), 0, 0, 0};
+            if (op == px::OP_ATTEND && i == 1 && random.chance(85))
+                e = Pixel{small(), std::uint8_t(1 + random.below(8)),
+                          std::uint8_t(random.below(63)), 0};
             image.set_pixel(x++, 0, e);
         }
     }

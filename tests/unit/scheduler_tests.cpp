@@ -120,7 +120,12 @@ TEST_CASE("scheduler: variant names and support", "[scheduler]") {
                                                       {"relu", "portable"},
                                                       {"argmax", "portable"},
                                                       {"gather_mean", "portable"},
-                                                      {"embed", "portable"}});
+                                                      {"embed", "portable"},
+                                                      {"add", "portable"},
+                                                      {"lut", "portable"},
+                                                      {"rmsnorm", "portable"},
+                                                      {"kvstore", "portable"},
+                                                      {"attend", "portable"}});
 }
 
 TEST_CASE("scheduler: dispatches, grids and push constants", "[scheduler]") {

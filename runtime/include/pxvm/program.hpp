@@ -35,14 +35,23 @@ struct Instruction {
     std::uint32_t opcode = 0;           ///< R channel
     std::uint32_t length = 1;           ///< pixels, extension pixels included
     std::array<std::uint8_t, 3> args{}; ///< G, B, A channels
-    std::array<Pixel, 2> extension{};   ///< extension pixels (TENSOR, REQUANT)
+    std::array<Pixel, 2> extension{};   ///< extension pixels (TENSOR, REQUANT, RMSNORM, ATTEND)
 
+    /// The tensor id naming operand i: channels G, B, A for 0-2, the first extension pixel's R
+    /// for 3.
+    std::uint32_t operand_id(std::size_t i) const { return i < 3 ? args[i] : extension[0].r; }
     /// TENSOR: the declared tensor (id in args[0]).
     Tensor declared() const;
     /// REQUANT fields from the extension pixels.
     std::int32_t multiplier() const;
     std::uint32_t shift() const;
     std::int32_t zero_point() const;
+    /// RMSNORM: the shift of its extension pixel.
+    std::uint32_t norm_shift() const { return extension[0].r; }
+    /// ATTEND fields from the extension pixels: heads, the score shift and multiplier.
+    std::uint32_t heads() const { return extension[0].g; }
+    std::uint32_t score_shift() const { return extension[0].b; }
+    std::uint32_t score_multiplier() const;
 };
 
 /// A fault: protocol code, the pc of the faulting instruction and a sentence saying why.
@@ -66,10 +75,10 @@ struct Decoded {
 Decoded decode_instruction(const Image& image, std::uint32_t pc);
 
 /// An instruction whose operands passed every static check, with its tensors resolved
-/// (operands[i] is the tensor named by channel G, B, A for i = 0, 1, 2).
+/// (operands[i] is the tensor named by Instruction::operand_id(i)).
 struct Step {
     Instruction instruction;
-    std::array<Tensor, 3> operands{};
+    std::array<Tensor, 4> operands{};
 };
 
 /// The pixel regions a step writes: the operands the instruction table marks as written (a
@@ -85,7 +94,8 @@ struct Plan {
 };
 
 /// Decodes and checks row 0 from pc 0 to HALT, the end of the row or the first static fault.
-/// Every check except the token ids of GATHER_MEAN and EMBED is static; see check_tokens.
+/// Every check except the token ids of GATHER_MEAN and EMBED and the (slot, position) pairs of
+/// KVSTORE and ATTEND is static; see check_tokens and check_where.
 Plan plan_program(const Image& image);
 
 /// The dynamic check of GATHER_MEAN and EMBED: the number of tokens checked (for GATHER_MEAN,
@@ -96,6 +106,16 @@ struct TokenCount {
     Fault fault;
 };
 TokenCount check_tokens(const Image& image, const Step& gather);
+
+/// The dynamic check of KVSTORE and ATTEND: every row's (slot, position) of `where` names a
+/// slot and position of the cache, and for KVSTORE the pairs strictly increase row by row. A
+/// TOKEN_RANGE fault names the first row that fails.
+Fault check_where(const Image& image, const Step& step);
+/// Slots and positions of a KVSTORE or ATTEND step's cache.
+struct CacheShape {
+    std::uint32_t slots = 0, positions = 0, slot_cols = 0;
+};
+CacheShape cache_shape(const Step& step);
 
 /// Reads element (r, c) of a tensor, sign- or zero-extended per its dtype.
 std::int64_t load_element(const Image& image, const Tensor& t, std::uint32_t r, std::uint32_t c);

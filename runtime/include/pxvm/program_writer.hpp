@@ -41,6 +41,24 @@ inline std::vector<Pixel> encode_requant(std::uint8_t out, std::uint8_t in, std:
         Pixel{shift, std::uint8_t(zero_point), reserved, reserved}};
 }
 
+/// RMSNORM with its extension pixel (shift); `reserved` fills its G, B and A.
+inline std::vector<Pixel> encode_rmsnorm(std::uint8_t out, std::uint8_t in, std::uint8_t gain,
+                                         std::uint8_t shift, std::uint8_t reserved = 0) {
+    return {Pixel{std::uint8_t(OP_RMSNORM), out, in, gain},
+            Pixel{shift, reserved, reserved, reserved}};
+}
+/// ATTEND out, q, cache, where with heads, the score multiplier and shift; `reserved` fills A of
+/// the first extension pixel.
+inline std::vector<Pixel> encode_attend(std::uint8_t out, std::uint8_t q, std::uint8_t cache,
+                                        std::uint8_t where, std::uint8_t heads,
+                                        std::uint32_t multiplier, std::uint8_t shift,
+                                        std::uint8_t reserved = 0) {
+    const std::uint32_t m = multiplier;
+    return {
+        Pixel{std::uint8_t(OP_ATTEND), out, q, cache}, Pixel{where, heads, shift, reserved},
+        Pixel{std::uint8_t(m), std::uint8_t(m >> 8), std::uint8_t(m >> 16), std::uint8_t(m >> 24)}};
+}
+
 /// Builds a program pixel by pixel: misuse (a program longer than row 0, an unknown tensor
 /// id, a wrong element count) throws std::logic_error, since it is a bug of the caller. Instruction
 /// methods append at `pc` and advance it; `tensor` also remembers the declaration so tests can fill
@@ -98,6 +116,22 @@ public:
     }
     ProgramWriter& embed(std::uint8_t out, std::uint8_t table, std::uint8_t tokens) {
         return op(OP_EMBED, out, table, tokens);
+    }
+    ProgramWriter& add(std::uint8_t acc, std::uint8_t in) { return op(OP_ADD, acc, in); }
+    ProgramWriter& lut(std::uint8_t out, std::uint8_t in, std::uint8_t table) {
+        return op(OP_LUT, out, in, table);
+    }
+    ProgramWriter& rmsnorm(std::uint8_t out, std::uint8_t in, std::uint8_t gain, std::uint8_t shift,
+                           std::uint8_t reserved = 0) {
+        return pixels(encode_rmsnorm(out, in, gain, shift, reserved));
+    }
+    ProgramWriter& kvstore(std::uint8_t cache, std::uint8_t rows, std::uint8_t where) {
+        return op(OP_KVSTORE, cache, rows, where);
+    }
+    ProgramWriter& attend(std::uint8_t out, std::uint8_t q, std::uint8_t cache, std::uint8_t where,
+                          std::uint8_t heads, std::uint32_t multiplier, std::uint8_t shift,
+                          std::uint8_t reserved = 0) {
+        return pixels(encode_attend(out, q, cache, where, heads, multiplier, shift, reserved));
     }
 
     /// The most recent declaration of tensor `id` made through this builder.

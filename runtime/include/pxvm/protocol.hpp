@@ -19,10 +19,10 @@ struct InstructionInfo {
     std::string_view name;
     std::uint32_t length = 1;    ///< pixels, extension pixels included
     std::uint32_t used_args = 0; ///< argument channels in use; the others must be 0
-    std::uint32_t arity = 0;     ///< tensor operands
-    std::array<std::string_view, 3> roles;
+    std::uint32_t arity = 0;     ///< tensor operands (G, B, A, then extension pixel 1's R)
+    std::array<std::string_view, 4> roles;
     std::uint32_t writes = 0, reads = 0;   ///< bit i: operand i is written / read
-    std::array<std::uint32_t, 3> dtypes{}; ///< accepted DT_ bits per operand (0: any)
+    std::array<std::uint32_t, 4> dtypes{}; ///< accepted DT_ bits per operand (0: any)
     std::uint32_t same_dtype = 0;          ///< these operands share the dtype of the lowest one
     std::uint32_t in_place = 0;            ///< an output may be exactly these inputs' region
     bool data_check = false;               ///< a check reads data (TOKEN_RANGE)
@@ -42,7 +42,7 @@ const InstructionInfo* instruction_info(std::uint32_t opcode);
 std::string_view opcode_name(std::uint32_t opcode);
 /// Opcode for a mnemonic, if it is one.
 std::optional<std::uint32_t> opcode_from_name(std::string_view name);
-/// Number of pixels an instruction with this opcode occupies (1 or 3); 0 for unknown opcodes.
+/// Number of pixels an instruction with this opcode occupies (1 to 3); 0 for unknown opcodes.
 std::uint32_t instruction_length(std::uint32_t opcode);
 
 /// "u8", "i8", "u16", "i32", or empty for an unknown code.

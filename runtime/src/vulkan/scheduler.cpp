@@ -16,9 +16,10 @@ namespace px::vk {
 namespace {
 
 // Kernels every variant uses.
-constexpr std::array<std::string_view, 11> common_kernels = {
-    "dot_rgb",      "dot_store",   "add_bias",    "requant", "relu",  "argmax",
-    "gather_check", "gather_mean", "embed_check", "embed",   "finish"};
+constexpr std::array<std::string_view, 15> common_kernels = {
+    "dot_rgb", "dot_store",    "add_bias",    "requant",     "relu",
+    "argmax",  "gather_check", "gather_mean", "embed_check", "embed",
+    "rmsnorm", "where_check",  "kvstore",     "attend",      "finish"};
 
 // dot_rgb batches: one workgroup per instruction, at most this many per dispatch.
 constexpr std::size_t MAX_DOT_RGB_BATCH = 65535;
@@ -166,13 +167,13 @@ KernelTensor kernel_tensor(const Tensor& t) {
 }
 
 KernelPush make_push(std::uint32_t width, std::uint32_t height, std::uint32_t pc,
-                     std::uint32_t step, const std::array<Tensor, 3>& operands) {
+                     std::uint32_t step, const std::array<Tensor, 4>& operands) {
     KernelPush p{};
     p.width = width;
     p.height = height;
     p.pc = pc;
     p.step = step;
-    for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t i = 0; i < operands.size(); ++i)
         p.t[i] = kernel_tensor(operands[i]);
     return p;
 }
@@ -478,6 +479,31 @@ Result<Schedule> schedule_program(const Plan& plan, std::uint32_t width, std::ui
                 "embed");
             break;
         }
+        case OP_RMSNORM:
+            push.arg[0] = ins.norm_shift();
+            scheduled.kernel = "rmsnorm";
+            add("rmsnorm",
+                grid(ceil_div(std::uint64_t(t[0].rows) * t[0].pixel_width(), KERNEL_LOCAL_SIZE)),
+                "rmsnorm");
+            break;
+        case OP_KVSTORE:
+            push.arg[3] = 1; // where_check: kvstore's operands, rows in order
+            scheduled.kernel = "kvstore";
+            add("where_check", grid(ceil_div(t[2].rows, KERNEL_LOCAL_SIZE)), "kvstore check");
+            add("kvstore",
+                grid(ceil_div(std::uint64_t(t[1].rows) * t[1].pixel_width(), KERNEL_LOCAL_SIZE)),
+                "kvstore");
+            break;
+        case OP_ATTEND:
+            push.arg[0] = ins.heads();
+            push.arg[1] = ins.score_multiplier();
+            push.arg[2] = ins.score_shift();
+            scheduled.kernel = "attend";
+            add("where_check", grid(ceil_div(t[3].rows, KERNEL_LOCAL_SIZE)), "attend check");
+            add("attend",
+                grid(ceil_div(std::uint64_t(t[0].rows) * t[0].pixel_width(), KERNEL_LOCAL_SIZE)),
+                "attend");
+            break;
         default: // plan_program only passes the opcodes above and those the table lowers
             if (const InstructionInfo* info = instruction_info(ins.opcode);
                 info && info->lowering == LOWER_WORDS) {
