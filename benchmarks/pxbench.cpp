@@ -200,6 +200,97 @@ Workload add_bias(std::uint32_t mib) {
             px::vk::Region{0, 1, width, rows}};
 }
 
+/// rmsnorm of `mib` MiB of i32 rows of `d` into i8 (the transformer's normalisation).
+Workload rmsnorm(std::uint32_t mib, std::uint32_t d) {
+    const std::uint32_t width = std::max(d, 64u);
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / (4ull * d));
+    ProgramWriter w(width, 2 + 2 * rows);
+    fill_random(w.image, 1, mib * 13 + d);
+    w.tensor(1, px::DTYPE_I32, 0, 1, rows, d)
+        .tensor(2, px::DTYPE_I32, 0, 1 + rows, 1, d)
+        .tensor(3, px::DTYPE_I8, 0, 2 + rows, rows, d)
+        .rmsnorm(3, 1, 2, 20)
+        .halt();
+    return {"rmsnorm i32 -> i8 " + std::to_string(mib) + " MiB, rows of " + std::to_string(d),
+            "rmsnorm",
+            std::move(w.image),
+            3.0 * rows * d,
+            5.0 * rows * d,
+            false,
+            false};
+}
+
+/// add (the saturating residual add) of `mib` MiB of i32 into as much.
+Workload add(std::uint32_t mib) {
+    const std::uint32_t width = 8192;
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / (4ull * width));
+    ProgramWriter w(width, 1 + 2 * rows);
+    fill_random(w.image, 1, mib * 17);
+    w.tensor(1, px::DTYPE_I32, 0, 1, rows, width)
+        .tensor(2, px::DTYPE_I32, 0, 1 + rows, rows, width)
+        .add(1, 2)
+        .halt();
+    return {"add i32 " + std::to_string(mib) + " MiB",
+            "add",
+            std::move(w.image),
+            double(rows) * width,
+            12.0 * rows * width,
+            false,
+            false,
+            1,
+            px::vk::Region{0, 1, width, rows}};
+}
+
+/// lut (a 256-entry table, GELU in the transformer) over `mib` MiB of i8 into as much.
+Workload lut(std::uint32_t mib) {
+    const std::uint32_t width = 8192, cols = 4 * width;
+    const std::uint32_t rows = std::uint32_t((std::uint64_t(mib) << 20) / cols);
+    ProgramWriter w(width, 2 + 2 * rows);
+    fill_random(w.image, 1, mib * 19);
+    w.tensor(1, px::DTYPE_I8, 0, 1, rows, cols)
+        .tensor(2, px::DTYPE_I8, 0, 1 + rows, 1, 256)
+        .tensor(3, px::DTYPE_I8, 0, 2 + rows, rows, cols)
+        .lut(3, 1, 2)
+        .halt();
+    return {"lut i8 " + std::to_string(mib) + " MiB in + out",
+            "lut",
+            std::move(w.image),
+            double(rows) * cols,
+            2.0 * rows * cols,
+            false,
+            false};
+}
+
+/// One attention step of `batch` sequences, each at the last of `positions` positions, width d
+/// in `heads` heads (the transformer cartridge's shape is d 384, 6 heads, 256 positions): the
+/// keys and values of every position are read once per row.
+Workload attend(std::uint32_t batch, std::uint32_t d, std::uint32_t heads,
+                std::uint32_t positions) {
+    const std::uint32_t cache_words = batch * 2 * d / 4;
+    ProgramWriter w(std::max(cache_words, 64u), 1 + positions + 3 * batch);
+    fill_random(w.image, 1, batch + d + positions);
+    w.tensor(1, px::DTYPE_I8, 0, 1, positions, batch * 2 * d)
+        .tensor(2, px::DTYPE_I8, 0, 1 + positions, batch, d)
+        .tensor(3, px::DTYPE_I32, 0, 1 + positions + batch, batch, 2)
+        .tensor(4, px::DTYPE_I8, 0, 1 + positions + 2 * batch, batch, d)
+        .attend(4, 2, 1, 3, std::uint8_t(heads), 3000, 20)
+        .halt();
+    std::vector<std::int64_t> where;
+    for (std::uint32_t b = 0; b < batch; ++b) {
+        where.push_back(b);
+        where.push_back(positions - 1);
+    }
+    w.fill(3, where);
+    return {"attend batch " + std::to_string(batch) + ", d " + std::to_string(d) + ", " +
+                std::to_string(heads) + " heads, position " + std::to_string(positions - 1),
+            "attend",
+            std::move(w.image),
+            4.0 * batch * positions * d,
+            2.0 * batch * positions * d + 2.0 * batch * d,
+            false,
+            false};
+}
+
 /// `count` seed dot_rgb instructions over two full rows of `width` pixels (one dispatch on the
 /// kernels path: they are independent).
 Workload small_dots(std::uint32_t count, std::uint32_t width) {
@@ -256,6 +347,10 @@ std::vector<std::function<Workload()>> workloads(const std::string& preset) {
         list.push_back([] { return dot(1); });
         list.push_back([] { return requant(1); });
         list.push_back([] { return add_bias(1); });
+        list.push_back([] { return rmsnorm(1, 384); });
+        list.push_back([] { return add(1); });
+        list.push_back([] { return lut(1); });
+        list.push_back([] { return attend(1, 64, 2, 32); });
         list.push_back([] { return small_dots(100, 256); });
         list.push_back([] { return small_relus(50); });
         return list;
@@ -282,6 +377,13 @@ std::vector<std::function<Workload()>> workloads(const std::string& preset) {
     list.push_back([] { return dot(512); });    // 2 x 512 MiB
     list.push_back([] { return requant(256); });
     list.push_back([] { return add_bias(256); });
+    list.push_back([] { return rmsnorm(256, 384); });
+    list.push_back([] { return rmsnorm(256, 4096); });
+    list.push_back([] { return add(256); });
+    list.push_back([] { return lut(256); });
+    list.push_back([] { return attend(1, 384, 6, 256); });
+    list.push_back([] { return attend(64, 384, 6, 256); });
+    list.push_back([] { return attend(128, 384, 6, 1024); });
     list.push_back([] { return small_dots(1000, 1024); });
     list.push_back([] { return small_relus(1000); });
     return list;

@@ -769,6 +769,165 @@ TEST_CASE("kernels: embed", "[kernels]") {
     pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
+namespace {
+
+/// An attention program: a random cache of `positions` x `slots` blocks of keys then values (d
+/// each), `rows` query rows with where = the given (slot, position) pairs, and one attend.
+ProgramWriter attend_program(std::uint32_t d, std::uint32_t heads, std::uint32_t slots,
+                             std::uint32_t positions,
+                             const std::vector<std::pair<std::int64_t, std::int64_t>>& where,
+                             std::uint32_t multiplier, std::uint8_t shift, std::uint32_t seed) {
+    const auto rows = std::uint32_t(where.size());
+    const std::uint32_t cache_words = slots * 2 * d / 4;
+    ProgramWriter b(std::max(32u, cache_words), 1 + positions + 3 * rows);
+    randomize(b.image, seed); // caches, queries and padding: random bytes
+    b.tensor(1, I8, 0, 1, positions, slots * 2 * d)
+        .tensor(2, I8, 0, 1 + positions, rows, d)
+        .tensor(3, I32, 0, 1 + positions + rows, rows, 2)
+        .tensor(4, I8, 0, 1 + positions + 2 * rows, rows, d)
+        .attend(4, 2, 1, 3, std::uint8_t(heads), multiplier, shift)
+        .halt();
+    std::vector<std::int64_t> pairs;
+    for (const auto& [slot, position] : where) {
+        pairs.push_back(slot);
+        pairs.push_back(position);
+    }
+    b.fill(3, pairs);
+    return b;
+}
+
+} // namespace
+
+TEST_CASE("kernels: add, lut, rmsnorm, kvstore and attend", "[kernels]") {
+    Gpu gpu = open_gpu();
+    std::mt19937 rng(29);
+    // add: saturation at both ends, in place; lut: i8 and u8, in place.
+    for (std::uint32_t cols : {1u, 7u, 300u}) {
+        ProgramWriter b(std::max(32u, 2 * cols), 12);
+        randomize(b.image, cols);
+        b.tensor(1, I32, 0, 1, 3, cols)
+            .tensor(2, I32, cols, 1, 3, cols)
+            .add(1, 2)
+            .add(2, 2)
+            .tensor(3, I8, 0, 4, 2, cols)
+            .tensor(4, I8, 0, 6, 1, 256)
+            .tensor(5, I8, 0, 7, 2, cols)
+            .lut(5, 3, 4)
+            .lut(3, 3, 4)
+            .tensor(6, U8, 0, 9, 2, cols)
+            .tensor(7, U8, 0, 11, 1, 256)
+            .lut(6, 6, 7)
+            .halt();
+        b.fill(1, values_from(rng, {INT_MIN32, INT_MAX32, -1, 0, 1, 1 << 30}, 3 * cols));
+        b.fill(2, values_from(rng, {INT_MIN32, INT_MAX32, -1, 0, 1, 1 << 30}, 3 * cols));
+        check_kernels(gpu, b.image, "add and lut, cols " + std::to_string(cols));
+    }
+    // rmsnorm: values past the clamp, zero rows, every shift class.
+    for (std::uint32_t cols : {1u, 6u, 384u})
+        for (std::uint8_t shift : {std::uint8_t(0), std::uint8_t(12), std::uint8_t(31),
+                                   std::uint8_t(32), std::uint8_t(62)}) {
+            ProgramWriter b(std::max(32u, cols), 24);
+            randomize(b.image, cols + shift);
+            b.tensor(1, I32, 0, 1, 9, cols)
+                .tensor(2, I32, 0, 10, 1, cols)
+                .tensor(3, I8, 0, 11, 9, cols)
+                .rmsnorm(3, 1, 2, shift)
+                .halt();
+            auto x = uniform_values(rng, I32, 9 * std::size_t(cols));
+            for (std::size_t i = 0; i < cols; ++i)
+                x[i] = 0; // a zero row
+            for (std::size_t i = cols; i < 2 * cols; ++i)
+                x[i] = std::int64_t(rng() % 2001) - 1000; // small values
+            b.fill(1, x);
+            b.fill(2, values_from(rng, {INT_MIN32, INT_MAX32, -1, 0, 1, 1 << 20, 77}, cols));
+            check_kernels(gpu, b.image,
+                          "rmsnorm cols " + std::to_string(cols) + " shift " +
+                              std::to_string(shift));
+        }
+    // attend: batch sizes 1, 7 and 300 (more than one workgroup), positions 0, 1 and the last,
+    // heads of 4 (word-aligned) and 3 (element by element), multipliers that clamp the index.
+    const std::uint32_t slots = 9, positions = 40;
+    for (const auto& [d, heads] : {std::pair{64u, 2u}, std::pair{12u, 4u}, std::pair{16u, 16u}})
+        for (std::uint32_t rows : {1u, 7u, 300u}) {
+            std::vector<std::pair<std::int64_t, std::int64_t>> where;
+            for (std::uint32_t r = 0; r < rows; ++r)
+                where.emplace_back(rng() % slots, r < 3 ? std::int64_t(r == 2 ? positions - 1 : r)
+                                                        : std::int64_t(rng() % positions));
+            for (const auto& [multiplier, shift] :
+                 {std::pair{1u, std::uint8_t(0)}, std::pair{3000u, std::uint8_t(20)},
+                  std::pair{4294967295u, std::uint8_t(0)},
+                  std::pair{4294967295u, std::uint8_t(62)}})
+                check_kernels(
+                    gpu,
+                    attend_program(d, heads, slots, positions, where, multiplier, shift, rows + d)
+                        .image,
+                    "attend d " + std::to_string(d) + " heads " + std::to_string(heads) + " rows " +
+                        std::to_string(rows) + " multiplier " + std::to_string(multiplier) +
+                        " shift " + std::to_string(shift));
+        }
+    // kvstore then attend: a prompt of 7 positions in slot 2, then a decoding step of 3 slots.
+    {
+        const std::uint32_t d = 32;
+        ProgramWriter b(64, 40);
+        randomize(b.image, 5);
+        b.tensor(1, I8, 0, 1, 16, 4 * 2 * d) // cache: 16 positions x 4 slots
+            .tensor(2, I8, 0, 17, 7, 2 * d)  // keys and values of the prompt
+            .tensor(3, I32, 16, 17, 7, 2)    // where of the prompt
+            .tensor(4, I8, 0, 24, 7, d)      // queries
+            .tensor(5, I8, 8, 24, 7, d)      // out
+            .kvstore(1, 2, 3)
+            .attend(5, 4, 1, 3, 2, 500, 10)
+            .tensor(6, I8, 0, 31, 3, 2 * d) // a decoding step: slots 0, 2, 3
+            .tensor(7, I32, 16, 31, 3, 2)
+            .tensor(8, I8, 0, 34, 3, d)
+            .tensor(9, I8, 8, 34, 3, d)
+            .kvstore(1, 6, 7)
+            .attend(9, 8, 1, 7, 2, 500, 10)
+            .halt();
+        b.fill(3, {2, 0, 2, 1, 2, 2, 2, 3, 2, 4, 2, 5, 2, 6});
+        b.fill(7, {0, 0, 2, 7, 3, 15});
+        check_kernels(gpu, b.image, "kvstore then attend");
+    }
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
+}
+
+TEST_CASE("attend is batch-invariant: a sequence gives the same pixels alone and in a batch",
+          "[kernels]") {
+    Gpu gpu = open_gpu();
+    std::mt19937 rng(31);
+    const std::uint32_t d = 64, heads = 4, slots = 6, positions = 24;
+    // The batch: rows of other slots at other positions around row 3 = (slot 2, position 17).
+    std::vector<std::pair<std::int64_t, std::int64_t>> batch;
+    for (std::uint32_t r = 0; r < 9; ++r)
+        batch.emplace_back(rng() % slots, rng() % positions);
+    batch[3] = {2, 17};
+    const ProgramWriter together = attend_program(d, heads, slots, positions, batch, 777, 14, 3);
+    // Alone: the same cache and the same query row, one row.
+    ProgramWriter alone = attend_program(d, heads, slots, positions, {{2, 17}}, 777, 14, 3);
+    for (std::uint32_t t = 0; t < positions; ++t) // the cache: the batch program's bytes
+        for (std::uint32_t w = 0; w < slots * 2 * d / 4; ++w)
+            alone.image.set_pixel(w, 1 + t, together.image.pixel(w, 1 + t));
+    for (std::uint32_t w = 0; w < d / 4; ++w) // the query: the batch's row 3
+        alone.image.set_pixel(w, 1 + positions, together.image.pixel(w, 1 + positions + 3));
+
+    Image reference_together = together.image, reference_alone = alone.image;
+    px::run_reference(reference_together);
+    px::run_reference(reference_alone);
+    const std::vector<std::int64_t> row = alone.read(4, reference_alone);
+    const std::vector<std::int64_t> all = together.read(4, reference_together);
+    REQUIRE(row.size() == d);
+    CHECK(row == std::vector<std::int64_t>(all.begin() + 3 * d, all.begin() + 4 * d));
+    for (KernelVariant variant : gpu.variants) {
+        INFO(px::vk::to_string(variant));
+        const ScheduledRun a = run_scheduled(gpu.device, alone.image, variant);
+        const ScheduledRun b = run_scheduled(gpu.device, together.image, variant);
+        CHECK(alone.read(4, a.image) == row);
+        const std::vector<std::int64_t> gpu_all = together.read(4, b.image);
+        CHECK(std::vector<std::int64_t>(gpu_all.begin() + 3 * d, gpu_all.begin() + 4 * d) == row);
+    }
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
+}
+
 TEST_CASE("kernels: a token-range fault mid-program stops the program", "[kernels]") {
     Gpu gpu = open_gpu();
     for (std::int64_t bad : {std::int64_t(4), std::int64_t(-1), std::int64_t(70000)}) {
