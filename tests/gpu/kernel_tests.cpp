@@ -798,7 +798,7 @@ ProgramWriter attend_program(std::uint32_t d, std::uint32_t heads, std::uint32_t
 
 } // namespace
 
-TEST_CASE("kernels: add, lut, rmsnorm, kvstore and attend", "[kernels]") {
+TEST_CASE("kernels: the transformer instructions add lut rmsnorm kvstore attend", "[kernels]") {
     Gpu gpu = open_gpu();
     std::mt19937 rng(29);
     // add: saturation at both ends, in place; lut: i8 and u8, in place.
