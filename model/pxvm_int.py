@@ -3,9 +3,11 @@
 One function per instruction, on arrays rather than images: each takes the instruction's input
 tensors (rows x cols integer arrays, any integer dtype holding the tensor's values) and returns its
 output tensor in the output's dtype. The arithmetic is exact; every bound below is the reason a
-64-bit step cannot overflow. The sources of the rules: the comments of
-tests/conformance/transformer/*.pxs, docs/PROTOCOL.md (matmul, requant, embed, argmax) and the
-constants of kernels/pxvm_protocol.h.
+64-bit step cannot overflow. The sources of the rules: docs/PROTOCOL.md section 5 (matmul, requant,
+embed, argmax), the hand-computed cases of tests/conformance/transformer/*.pxs and their comments,
+the rules stated in runtime/src/program.cpp (plan_program's checks, check_where) and the constants
+of kernels/pxvm_protocol.h and kernels/pxvm_attend_exp.h (whose table the test compares with the
+formula here).
 
 Products of 8-bit values are summed in float64 matrix products (BLAS): every partial sum is an
 integer below 2^53, so the result is exact whatever the order of the additions.
