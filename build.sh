@@ -12,7 +12,7 @@ build_dir=${BUILD_DIR:-build}
 
 packages=(g++ cmake ninja-build pkg-config libvulkan-dev glslang-tools spirv-tools spirv-cross
           libspirv-cross-c-shared-dev catch2 libcli11-dev
-          nlohmann-json3-dev libxxhash-dev libspng-dev nettle-dev zlib1g-dev mesa-vulkan-drivers vulkan-validationlayers clang-format python3)
+          nlohmann-json3-dev libxxhash-dev libspng-dev nettle-dev zlib1g-dev mesa-vulkan-drivers vulkan-validationlayers clang-format python3 python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
