@@ -55,6 +55,10 @@ Result<FloatLayer> layer(const Safetensors& st, const std::string& prefix) {
 
 Result<FloatModel> read_model(const Safetensors& st) {
     FloatModel m;
+    for (const auto& [name, t] : st.tensors)
+        if (t.dtype != "F32")
+            return Error{ErrorCode::invalid_input,
+                         "tensor " + name + " is " + t.dtype + "; a window MLP's weights are F32"};
     auto meta = [&](const std::string& key) -> Result<std::string> {
         const auto it = st.metadata.find(key);
         if (it == st.metadata.end())
@@ -235,7 +239,327 @@ std::string fmt_scale(double v) {
     return s.str();
 }
 
+// The self-test's expected text from the reference, then the checksum and the report's last line.
+Result<void> finish_cartridge(PackedCartridge& packed, const PackOptions& options) {
+    CartridgeManifest& mf = packed.manifest;
+    if (!options.self_test_prompt.empty()) {
+        if (options.self_test_tokens == 0 || options.self_test_tokens > MAX_SELF_TEST_TOKENS)
+            return Error{ErrorCode::invalid_input,
+                         "the self-test generates " + std::to_string(options.self_test_tokens) +
+                             " tokens; it generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
+                             " tokens"};
+        auto ids = tokenize(mf, options.self_test_prompt);
+        if (!ids)
+            return Error{ErrorCode::invalid_input, "self-test prompt: " + ids.error().message};
+        Image image = packed.image;
+        GenerateOptions g;
+        g.tokens = options.self_test_tokens;
+        auto got = generate(image, mf, {*ids}, g, reference_step());
+        if (!got) return got.error();
+        mf.self_test_prompt = options.self_test_prompt;
+        mf.self_test_tokens = options.self_test_tokens;
+        mf.self_test_expect = detokenize(mf, got->front());
+    }
+    mf.pixels_sha256 = cartridge_pixels_sha256(packed.image, mf);
+    return {};
+}
+
+// ---- The transformer (docs/CARTRIDGE.md, "The transformer") -----------------------------------
+
+// The integer model model/quantize_transformer.py writes: tensors in their integer dtypes and every
+// requant, norm and attention parameter in the "params" metadata.
+struct IntModel {
+    std::uint32_t context = 0, dim = 0, layers = 0, heads = 0, hidden = 0, vocab = 0;
+    double s_x = 0, logits_scale = 0;
+    nlohmann::json params;
+    std::vector<std::string> vocabulary;
+};
+
+Result<IntModel> read_int_model(const Safetensors& st) {
+    IntModel m;
+    const auto meta = [&](const std::string& key) -> Result<nlohmann::json> {
+        const auto it = st.metadata.find(key);
+        if (it == st.metadata.end())
+            return Error{ErrorCode::invalid_input, "__metadata__ has no '" + key + "'"};
+        auto j = parse_untrusted_json(it->second);
+        if (!j) return Error{ErrorCode::invalid_input, "__metadata__ " + key + " is not JSON"};
+        return *j;
+    };
+    auto params = meta("params");
+    if (!params) return params.error();
+    auto vocab = meta("vocab");
+    if (!vocab) return vocab.error();
+    try {
+        m.params = std::move(*params);
+        m.vocabulary = vocab->get<std::vector<std::string>>();
+        const nlohmann::json& c = m.params.at("config");
+        m.context = c.at("context").get<std::uint32_t>();
+        m.dim = c.at("dim").get<std::uint32_t>();
+        m.layers = c.at("layers").get<std::uint32_t>();
+        m.heads = c.at("heads").get<std::uint32_t>();
+        m.hidden = c.at("hidden").get<std::uint32_t>();
+        m.s_x = m.params.at("s_x").get<double>();
+        m.logits_scale = m.params.at("logits_scale").get<double>();
+        if (m.params.at("layers").size() != m.layers)
+            return Error{ErrorCode::invalid_input, "params has the wrong number of layers"};
+    } catch (const std::exception&) {
+        return Error{ErrorCode::invalid_input, "__metadata__ params or vocab is malformed"};
+    }
+    m.vocab = std::uint32_t(m.vocabulary.size());
+    if (m.vocab < 2 || m.vocab > 32767 || m.dim == 0 || m.dim % 4 != 0 || m.dim > 8192 ||
+        m.heads == 0 || m.heads > 255 || m.dim % m.heads != 0 || m.hidden == 0 ||
+        m.hidden > 32767 || m.hidden % 4 != 0 || m.context == 0 ||
+        m.context > MAX_ATTEND_POSITIONS || m.layers == 0 || m.layers > 24)
+        return Error{ErrorCode::invalid_input,
+                     "the model's shape (dim a multiple of 4 up to 8192, heads dividing it, "
+                     "context up to 1024, up to 24 layers) is not one pxVM packs"};
+    return m;
+}
+
+// Tensor `name` of dtype `dtype` ("I8", "I32") and shape rows x cols (cols only for 1-D).
+Result<const FloatTensor*> int_tensor(const Safetensors& st, const std::string& name,
+                                      const std::string& dtype, std::uint64_t rows,
+                                      std::uint64_t cols) {
+    const auto it = st.tensors.find(name);
+    if (it == st.tensors.end())
+        return Error{ErrorCode::invalid_input, "the integer model has no tensor " + name};
+    const FloatTensor& t = it->second;
+    const bool shape = rows == 0 ? t.shape == std::vector<std::uint64_t>{cols}
+                                 : t.shape == std::vector<std::uint64_t>{rows, cols};
+    if (t.dtype != dtype || !shape)
+        return Error{ErrorCode::invalid_input,
+                     "tensor " + name + " must be " + dtype + " " +
+                         (rows ? std::to_string(rows) + "x" : std::string()) +
+                         std::to_string(cols)};
+    return &t;
+}
+
+// (multiplier, shift) of a params entry, checked against the instruction's ranges.
+Result<std::pair<std::int64_t, std::uint32_t>> fixed(const nlohmann::json& j, std::int64_t max) {
+    try {
+        const auto multiplier = j.at(0).get<std::int64_t>();
+        const auto shift = j.at(1).get<std::uint32_t>();
+        if (multiplier < 0 || multiplier > max || shift > MAX_REQUANT_SHIFT)
+            return Error{ErrorCode::invalid_input, "a multiplier or shift is out of range"};
+        return std::pair{multiplier, shift};
+    } catch (const std::exception&) {
+        return Error{ErrorCode::invalid_input, "a multiplier and shift pair is malformed"};
+    }
+}
+
 } // namespace
+
+Result<PackedCartridge> pack_transformer(const Safetensors& weights, const PackOptions& options) {
+    auto read = read_int_model(weights);
+    if (!read) return read.error();
+    const IntModel& m = *read;
+    const std::uint32_t B = options.batch, T = m.context, d = m.dim, V = m.vocab, F = m.hidden;
+    if (B == 0 || std::uint64_t(B) * 2 * d > 4ull * MAX_WIDTH)
+        return Error{ErrorCode::invalid_input,
+                     "--batch must be 1 to " + std::to_string(4 * MAX_WIDTH / (2 * d)) +
+                         " for this model (its caches hold 2 x " + std::to_string(d) +
+                         " bytes a row per sequence)"};
+
+    std::vector<CartridgeRegion> regions;
+    auto add = [&](std::string name, std::string role, std::uint32_t dtype, std::uint32_t rows,
+                   std::uint32_t cols, double scale = 0) {
+        CartridgeRegion r;
+        r.name = std::move(name);
+        r.role = std::move(role);
+        r.id = std::uint32_t(regions.size() + 1);
+        r.tensor = Tensor{0, 0, rows, cols, dtype};
+        r.scale = scale;
+        regions.push_back(r);
+        return std::uint8_t(r.id);
+    };
+    struct Layer {
+        std::uint8_t attn_gain, wqkv, wo, mlp_gain, up, gelu, down, cache;
+        const FloatTensor *attn_gain_t, *wqkv_t, *wo_t, *mlp_gain_t, *up_t, *gelu_t, *down_t;
+    };
+    const auto get = [&](const std::string& name, const std::string& dtype, std::uint64_t rows,
+                         std::uint64_t cols) {
+        return int_tensor(weights, name, dtype, rows, cols);
+    };
+    auto tok_t = get("tok_embed", "I32", V, d);
+    auto pos_t = get("pos_embed", "I32", T, d);
+    auto norm_t = get("norm.gain", "I32", 0, d);
+    auto head_t = get("head", "I8", V, d);
+    for (const auto* r : {&tok_t, &pos_t, &norm_t, &head_t})
+        if (!*r) return r->error();
+
+    const auto tokens = add("tokens", "input", DTYPE_I32, B, 3); // token, slot, position
+    const auto tok = add("tok_embed", "weight", DTYPE_I32, V, d, m.s_x);
+    const auto pos_table = add("pos_embed", "weight", DTYPE_I32, T, d, m.s_x);
+    const auto x = add("x", "activation", DTYPE_I32, B, d, m.s_x);
+    const auto pos = add("pos", "activation", DTYPE_I32, B, d, m.s_x);
+    const auto h = add("h", "activation", DTYPE_I8, B, d);
+    const auto qkv = add("qkv", "activation", DTYPE_I32, B, 3 * d);
+    const auto qkv8 = add("qkv8", "activation", DTYPE_I8, B, 3 * d);
+    const auto attn = add("attn", "activation", DTYPE_I8, B, d);
+    const auto o = add("o", "activation", DTYPE_I32, B, d, m.s_x);
+    const auto u = add("u", "activation", DTYPE_I32, B, F);
+    const auto u8 = add("u8", "activation", DTYPE_I8, B, F);
+    const auto dn = add("dn", "activation", DTYPE_I32, B, d, m.s_x);
+    const auto logits = add("logits", "output", DTYPE_I32, B, V, m.logits_scale);
+    const auto next = add("next", "output", DTYPE_I32, B, 1);
+    std::vector<Layer> layers;
+    for (std::uint32_t i = 0; i < m.layers; ++i) {
+        const std::string p = "layers." + std::to_string(i) + ".";
+        Layer l{};
+        auto a = get(p + "attn_norm.gain", "I32", 0, d);
+        auto q = get(p + "wqkv", "I8", 3 * d, d);
+        auto w = get(p + "wo", "I8", d, d);
+        auto g = get(p + "mlp_norm.gain", "I32", 0, d);
+        auto up = get(p + "up", "I8", F, d);
+        auto ge = get(p + "gelu", "I8", 0, 256);
+        auto dw = get(p + "down", "I8", d, F);
+        for (const auto* r : {&a, &q, &w, &g, &up, &ge, &dw})
+            if (!*r) return r->error();
+        l.attn_gain_t = *a, l.wqkv_t = *q, l.wo_t = *w, l.mlp_gain_t = *g, l.up_t = *up;
+        l.gelu_t = *ge, l.down_t = *dw;
+        l.attn_gain = add(p + "attn_norm.gain", "weight", DTYPE_I32, 1, d);
+        l.wqkv = add(p + "wqkv", "weight", DTYPE_I8, 3 * d, d);
+        l.wo = add(p + "wo", "weight", DTYPE_I8, d, d);
+        l.mlp_gain = add(p + "mlp_norm.gain", "weight", DTYPE_I32, 1, d);
+        l.up = add(p + "up", "weight", DTYPE_I8, F, d);
+        l.gelu = add(p + "gelu", "weight", DTYPE_I8, 1, 256);
+        l.down = add(p + "down", "weight", DTYPE_I8, d, F);
+        l.cache = add(p + "cache", "activation", DTYPE_I8, T, B * 2 * d);
+        layers.push_back(l);
+    }
+    const auto norm = add("norm.gain", "weight", DTYPE_I32, 1, d);
+    const auto head = add("head", "weight", DTYPE_I8, V, d);
+
+    // Views (tensors of the program inside the regions above, not regions themselves).
+    const auto view_id = [&](std::uint32_t k) { return std::uint8_t(regions.size() + 1 + k); };
+    const std::uint8_t tok_ids = view_id(0), where = view_id(1), positions = view_id(2),
+                       q32 = view_id(3), k32 = view_id(4), v32 = view_id(5), q8 = view_id(6),
+                       k8 = view_id(7), v8 = view_id(8), kv8 = view_id(9);
+    const std::uint32_t views = 10;
+    const std::uint32_t per_layer = 2 + 1 + 9 + 1 + 3 + 1 + 3 + 1 + 2 + 1 + 3 + 1 + 1 + 3 + 1;
+    const std::uint32_t program_pixels =
+        3 * (std::uint32_t(regions.size()) + views) + 3 + m.layers * per_layer + 2 + 1 + 1 + 1;
+    std::vector<Tensor> shapes;
+    for (const CartridgeRegion& r : regions)
+        shapes.push_back(r.tensor);
+    auto placed = place(shapes, program_pixels + 1);
+    if (!placed) return placed.error();
+    for (std::size_t i = 0; i < regions.size(); ++i)
+        regions[i].tensor = placed->tensors[i];
+
+    ProgramWriter w(placed->width, placed->height);
+    for (const CartridgeRegion& r : regions)
+        w.tensor(std::uint8_t(r.id), r.tensor.dtype, r.tensor.x, r.tensor.y, r.tensor.rows,
+                 r.tensor.cols);
+    const Tensor &in = w.t(tokens), &acc = w.t(qkv), &act = w.t(qkv8);
+    w.tensor(tok_ids, DTYPE_I32, in.x, in.y, B, 1)
+        .tensor(where, DTYPE_I32, in.x + 1, in.y, B, 2)
+        .tensor(positions, DTYPE_I32, in.x + 2, in.y, B, 1)
+        .tensor(q32, DTYPE_I32, acc.x, acc.y, B, d)
+        .tensor(k32, DTYPE_I32, acc.x + d, acc.y, B, d)
+        .tensor(v32, DTYPE_I32, acc.x + 2 * d, acc.y, B, d)
+        .tensor(q8, DTYPE_I8, act.x, act.y, B, d)
+        .tensor(k8, DTYPE_I8, act.x + d / 4, act.y, B, d)
+        .tensor(v8, DTYPE_I8, act.x + d / 2, act.y, B, d)
+        .tensor(kv8, DTYPE_I8, act.x + d / 4, act.y, B, 2 * d);
+    w.embed(x, tok, tok_ids).embed(pos, pos_table, positions).add(x, pos);
+    std::ostringstream report;
+    for (std::uint32_t i = 0; i < m.layers; ++i) {
+        const Layer& l = layers[i];
+        const nlohmann::json& lp = m.params.at("layers").at(i);
+        std::array<std::pair<std::int64_t, std::uint32_t>, 7> f{};
+        const char* names[] = {"q_requant",  "k_requant",    "v_requant", "o_requant",
+                               "up_requant", "down_requant", "attend"};
+        for (std::size_t k = 0; k < f.size(); ++k) {
+            auto v =
+                fixed(lp.value(names[k], nlohmann::json()), k == 6 ? 0xFFFFFFFFll : 0x7FFFFFFFll);
+            if (!v)
+                return Error{ErrorCode::invalid_input, "layer " + std::to_string(i) + " " +
+                                                           names[k] + ": " + v.error().message};
+            f[k] = *v;
+        }
+        std::uint32_t attn_shift = 0, mlp_shift = 0;
+        try {
+            attn_shift = lp.at("attn_norm_shift").get<std::uint32_t>();
+            mlp_shift = lp.at("mlp_norm_shift").get<std::uint32_t>();
+        } catch (const std::exception&) {
+            return Error{ErrorCode::invalid_input,
+                         "layer " + std::to_string(i) + ": no norm shifts"};
+        }
+        if (attn_shift > MAX_REQUANT_SHIFT || mlp_shift > MAX_REQUANT_SHIFT)
+            return Error{ErrorCode::invalid_input, "a norm shift is larger than 62"};
+        const auto rq = [&](std::uint8_t out, std::uint8_t from, std::size_t k) {
+            w.requant(out, from, std::int32_t(f[k].first), std::uint8_t(f[k].second), 0);
+        };
+        w.rmsnorm(h, x, l.attn_gain, std::uint8_t(attn_shift)).matmul(qkv, h, l.wqkv);
+        rq(q8, q32, 0);
+        rq(k8, k32, 1);
+        rq(v8, v32, 2);
+        w.kvstore(l.cache, kv8, where)
+            .attend(attn, q8, l.cache, where, std::uint8_t(m.heads), std::uint32_t(f[6].first),
+                    std::uint8_t(f[6].second))
+            .matmul(o, attn, l.wo);
+        rq(o, o, 3);
+        w.add(x, o).rmsnorm(h, x, l.mlp_gain, std::uint8_t(mlp_shift)).matmul(u, h, l.up);
+        rq(u8, u, 4);
+        w.lut(u8, u8, l.gelu).matmul(dn, u8, l.down);
+        rq(dn, dn, 5);
+        w.add(x, dn);
+        report << "layer " << i << ": attend " << f[6].first << " >> " << f[6].second
+               << ", norm shifts " << attn_shift << " and " << mlp_shift << "\n";
+    }
+    std::uint32_t norm_shift = 0;
+    try {
+        norm_shift = m.params.at("norm_shift").get<std::uint32_t>();
+    } catch (const std::exception&) {
+        return Error{ErrorCode::invalid_input, "params has no norm_shift"};
+    }
+    if (norm_shift > MAX_REQUANT_SHIFT)
+        return Error{ErrorCode::invalid_input, "the final norm shift is larger than 62"};
+    w.rmsnorm(h, x, norm, std::uint8_t(norm_shift)).matmul(logits, h, head).argmax(next, logits);
+    w.halt();
+
+    w.fill(tok, (*tok_t)->integers).fill(pos_table, (*pos_t)->integers);
+    w.fill(norm, (*norm_t)->integers).fill(head, (*head_t)->integers);
+    for (const Layer& l : layers) {
+        w.fill(l.attn_gain, l.attn_gain_t->integers).fill(l.wqkv, l.wqkv_t->integers);
+        w.fill(l.wo, l.wo_t->integers).fill(l.mlp_gain, l.mlp_gain_t->integers);
+        w.fill(l.up, l.up_t->integers).fill(l.gelu, l.gelu_t->integers);
+        w.fill(l.down, l.down_t->integers);
+    }
+    for (std::uint32_t r = 0; r < B; ++r) // an empty step: pad at position 0 of each row's slot
+        for (std::uint32_t c = 0; c < 3; ++c)
+            store_element(w.image, w.t(tokens), r, c, c == 1 ? r : 0);
+
+    PackedCartridge packed;
+    CartridgeManifest& mf = packed.manifest;
+    mf.min_pxvm_version = PXVM_VERSION;
+    mf.name = options.name;
+    mf.licence = options.licence;
+    mf.description = options.description;
+    mf.architecture = "transformer";
+    mf.context = T;
+    mf.batch = B;
+    mf.vocab = m.vocabulary;
+    mf.pad_id = 0;
+    mf.regions = regions;
+    nlohmann::json model = {{"config", m.params.at("config")},
+                            {"vocab", V},
+                            {"quantisation",
+                             "i8 weights (one scale per tensor) and activations, an i32 residual "
+                             "stream; activation scales calibrated on the calibration text "
+                             "(model/quantize_transformer.py)"}};
+    if (m.params.contains("evaluation")) model["evaluation"] = m.params["evaluation"];
+    for (const auto& [k, v] : weights.metadata)
+        if (k != "vocab" && k != "format" && k != "params") model["training"][k] = v;
+    mf.extra_json = model.dump();
+    packed.image = std::move(w.image);
+    if (auto done = finish_cartridge(packed, options); !done) return done.error();
+    report << "image " << placed->width << "x" << placed->height << ", " << regions.size()
+           << " regions, batch " << B << ", context " << T << "\n";
+    packed.report = report.str();
+    return packed;
+}
 
 Result<FloatForward> float_model(const Safetensors& weights) {
     auto model = read_model(weights); // checked and parsed once; the tensors stay in `weights`
@@ -250,6 +574,9 @@ Result<FloatForward> float_model(const Safetensors& weights) {
 
 Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_view calibration,
                                        const PackOptions& options) {
+    if (const auto f = weights.metadata.find("format");
+        f != weights.metadata.end() && f->second == "pxvm-transformer-int")
+        return pack_transformer(weights, options);
     auto read = read_model(weights);
     if (!read) return read.error();
     const FloatModel& m = *read;
@@ -396,26 +723,7 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
         if (k != "vocab" && k != "format") model["training"][k] = v;
     mf.extra_json = model.dump();
     packed.image = std::move(w.image);
-
-    if (!options.self_test_prompt.empty()) {
-        if (options.self_test_tokens == 0 || options.self_test_tokens > MAX_SELF_TEST_TOKENS)
-            return Error{ErrorCode::invalid_input,
-                         "the self-test generates " + std::to_string(options.self_test_tokens) +
-                             " tokens; it generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
-                             " tokens"};
-        auto ids = tokenize(mf, options.self_test_prompt);
-        if (!ids)
-            return Error{ErrorCode::invalid_input, "self-test prompt: " + ids.error().message};
-        Image image = packed.image;
-        GenerateOptions g;
-        g.tokens = options.self_test_tokens;
-        auto got = generate(image, mf, {*ids}, g, reference_step());
-        if (!got) return got.error();
-        mf.self_test_prompt = options.self_test_prompt;
-        mf.self_test_tokens = options.self_test_tokens;
-        mf.self_test_expect = detokenize(mf, got->front());
-    }
-    mf.pixels_sha256 = cartridge_pixels_sha256(packed.image, mf);
+    if (auto done = finish_cartridge(packed, options); !done) return done.error();
     report << "image " << placed->width << "x" << placed->height << ", " << regions.size()
            << " regions, batch " << B << ", context " << K << "\n";
     packed.report = report.str();

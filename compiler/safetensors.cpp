@@ -52,12 +52,15 @@ Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
         const auto& dtype = value["dtype"];
         if (!dtype.is_string())
             return bad("tensor '" + excerpt(key) + "' has a dtype that is not a string");
-        if (dtype.get<std::string>() != "F32")
+        const std::string type = dtype.get<std::string>();
+        if (type != "F32" && type != "I8" && type != "I32")
             return Error{ErrorCode::invalid_input,
-                         name + ": tensor '" + excerpt(key) + "' is " +
-                             excerpt(dtype.get<std::string>()) +
-                             "; pxc pack reads F32 weights (export with .float())"};
+                         name + ": tensor '" + excerpt(key) + "' is " + excerpt(type) +
+                             "; pxc pack reads F32 weights (export with .float()), or the I8 and "
+                             "I32 tensors of an integer model"};
+        const std::uint64_t size = type == "I8" ? 1 : 4;
         FloatTensor t;
+        t.dtype = type;
         std::uint64_t count = 1;
         if (!value["shape"].is_array())
             return bad("tensor '" + excerpt(key) + "' shape is not a list");
@@ -80,11 +83,22 @@ Result<Safetensors> parse_safetensors(std::span<const std::uint8_t> bytes,
             return bad("tensor '" + excerpt(key) + "' bytes " + std::to_string(begin) + "-" +
                        std::to_string(end) + " lie outside the " + std::to_string(data_size) +
                        "-byte data");
-        if (end - begin != count * 4)
+        if (end - begin != count * size)
             return bad("tensor '" + excerpt(key) + "' has " + std::to_string(end - begin) +
-                       " bytes for " + std::to_string(count) + " F32 values");
-        t.values.resize(std::size_t(count));
-        std::memcpy(t.values.data(), data + begin, std::size_t(end - begin)); // little-endian host
+                       " bytes for " + std::to_string(count) + " " + type + " values");
+        if (type == "F32") {
+            t.values.resize(std::size_t(count));
+            std::memcpy(t.values.data(), data + begin, std::size_t(end - begin)); // little-endian
+        } else {
+            t.integers.resize(std::size_t(count));
+            for (std::size_t i = 0; i < count; ++i) {
+                const std::uint8_t* p = data + begin + i * size;
+                t.integers[i] =
+                    size == 1 ? std::int8_t(p[0])
+                              : std::int32_t(std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 |
+                                             std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24);
+            }
+        }
         ranges.emplace_back(begin, end);
         out.tensors.emplace(key, std::move(t));
     }

@@ -335,9 +335,9 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
         return bad("self_test.tokens is " + std::to_string(m.self_test_tokens) +
                    "; a self-test generates 1 to " + std::to_string(MAX_SELF_TEST_TOKENS) +
                    " tokens");
-    if (m.architecture != "window-mlp")
+    if (m.architecture != "window-mlp" && m.architecture != "transformer")
         return bad("architecture '" + excerpt(m.architecture) +
-                   "' is not one this pxVM runs (window-mlp)");
+                   "' is not one this pxVM runs (window-mlp, transformer)");
     if (m.vocab.empty() || m.vocab.size() > 65536)
         return bad("the vocabulary must have 1 to 65536 entries");
     if (m.pad_id >= m.vocab.size()) return bad("pad_id is not a token id of the vocabulary");
@@ -355,8 +355,17 @@ Result<CartridgeManifest> manifest_from_json(std::string_view text, const std::s
     const CartridgeRegion* next = m.region("next");
     if (!tokens || tokens->role != "input") return bad("no input region 'tokens'");
     if (!next || next->role != "output") return bad("no output region 'next'");
-    if (tokens->tensor.rows != m.batch || tokens->tensor.cols != m.context)
+    if (m.architecture == "transformer") {
+        if (tokens->tensor.rows != m.batch || tokens->tensor.cols != 3 ||
+            tokens->tensor.dtype != DTYPE_I32)
+            return bad("region 'tokens' of a transformer is not i32 batch x 3 (token, slot, "
+                       "position)");
+        if (m.context > MAX_ATTEND_POSITIONS)
+            return bad("a transformer's context is at most " +
+                       std::to_string(MAX_ATTEND_POSITIONS) + " positions");
+    } else if (tokens->tensor.rows != m.batch || tokens->tensor.cols != m.context) {
         return bad("region 'tokens' is not batch x context");
+    }
     if (next->tensor.rows != m.batch || next->tensor.cols != 1)
         return bad("region 'next' is not batch x 1");
     if (dtype_max(tokens->tensor.dtype) < std::int64_t(m.vocab.size()) - 1)
@@ -520,6 +529,14 @@ void write_window(Image& image, const CartridgeManifest& m, std::uint32_t row,
         store_element(image, t, row, j, window[j]);
 }
 
+void write_step(Image& image, const CartridgeManifest& m, std::uint32_t row, std::uint32_t token,
+                std::uint32_t position) {
+    const Tensor& t = m.region("tokens")->tensor;
+    store_element(image, t, row, 0, token);
+    store_element(image, t, row, 1, row); // row r is slot r
+    store_element(image, t, row, 2, position);
+}
+
 std::vector<std::uint32_t> read_next(const Image& image, const CartridgeManifest& m) {
     const Tensor& t = m.region("next")->tensor;
     std::vector<std::uint32_t> out(t.rows);
@@ -597,11 +614,94 @@ Result<void> check_generation(const CartridgeManifest& m, std::size_t prompts,
     return {};
 }
 
+namespace {
+
+// The token a row's step produced: the program's argmax, or sampled from its logits.
+Result<std::uint32_t> answer(const Image& image, const CartridgeManifest& m, std::uint32_t row,
+                             std::uint32_t next, const GenerateOptions& options,
+                             std::uint64_t& state) {
+    std::uint32_t id = next;
+    if (options.temperature > 0)
+        id = sample_logits(read_logits(image, m, row), m.region("logits")->scale,
+                           options.temperature, state);
+    if (id >= m.vocab.size())
+        return Error{ErrorCode::invalid_input, "the program answered token id " +
+                                                   std::to_string(id) + ", outside the vocabulary"};
+    return id;
+}
+
+// A transformer: row r is slot r, and each step feeds every row one token at its position (its
+// keys and values stay in the cache). A row feeds its prompt a token a step, then its answers;
+// when its positions are used up, it feeds its last context / 2 tokens again from position 0.
+// A row without a prompt, or done, repeats a step that changes nothing it reads.
+Result<std::vector<std::vector<std::uint32_t>>>
+generate_transformer(Image& image, const CartridgeManifest& m,
+                     const std::vector<std::vector<std::uint32_t>>& prompts,
+                     const GenerateOptions& options, const CartridgeStep& step) {
+    struct Sequence {
+        std::vector<std::uint32_t> history;
+        std::size_t base = 0, fed = 0; // history[base] is at position 0; fed tokens since
+        std::uint32_t made = 0, last_token = 0, last_position = 0;
+    };
+    const std::size_t T = m.context, keep = std::max<std::size_t>(1, T / 2);
+    std::vector<Sequence> rows(prompts.size());
+    for (std::size_t r = 0; r < prompts.size(); ++r) {
+        rows[r].history = prompts[r];
+        rows[r].base = prompts[r].size() - std::min(prompts[r].size(), T);
+        if (prompts[r].empty())
+            return Error{ErrorCode::invalid_input, "a transformer needs a prompt of at least one "
+                                                   "token in every row"};
+    }
+    std::vector<std::vector<std::uint32_t>> generated(prompts.size());
+    std::uint64_t state = options.seed;
+    for (std::uint32_t s = 0;; ++s) {
+        bool busy = false;
+        for (std::uint32_t r = 0; r < m.batch; ++r) {
+            if (r >= rows.size()) {
+                write_step(image, m, r, m.pad_id, 0);
+                continue;
+            }
+            Sequence& q = rows[r];
+            if (q.made < options.tokens) {
+                busy = true;
+                q.last_token = q.history[q.base + q.fed];
+                q.last_position = std::uint32_t(q.fed);
+            }
+            write_step(image, m, r, q.last_token, q.last_position);
+        }
+        if (!busy) break;
+        if (auto ran = step(image); !ran) return ran.error();
+        const std::vector<std::uint32_t> next = read_next(image, m);
+        for (std::uint32_t r = 0; r < rows.size(); ++r) {
+            Sequence& q = rows[r];
+            if (q.made == options.tokens) continue;
+            ++q.fed;
+            if (q.base + q.fed == q.history.size()) { // the row's last token: its answer is new
+                auto id = answer(image, m, r, next[r], options, state);
+                if (!id) return id.error();
+                q.history.push_back(*id);
+                generated[r].push_back(*id);
+                ++q.made;
+            }
+            if (q.fed == T) { // positions used up: the last context / 2 tokens again
+                q.base = q.history.size() - keep;
+                q.fed = 0;
+            }
+        }
+        if (options.after_step) options.after_step(s);
+    }
+    return generated;
+}
+
+} // namespace
+
 Result<std::vector<std::vector<std::uint32_t>>>
 generate(Image& image, const CartridgeManifest& m,
          const std::vector<std::vector<std::uint32_t>>& prompts, const GenerateOptions& options,
          const CartridgeStep& step) {
     if (auto ok = check_generation(m, prompts.size(), options); !ok) return ok.error();
+    if (m.architecture == "transformer")
+        return generate_transformer(image, m, prompts, options, step);
     const CartridgeRegion* logits = m.region("logits");
     std::vector<std::vector<std::uint32_t>> history = prompts, generated(prompts.size());
     std::uint64_t state = options.seed;

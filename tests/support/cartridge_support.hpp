@@ -41,7 +41,8 @@ safetensors_bytes(const std::vector<std::pair<std::string, px::FloatTensor>>& te
 
 inline px::FloatTensor random_tensor(std::mt19937& rng, std::vector<std::uint64_t> shape,
                                      float spread) {
-    px::FloatTensor t{shape, {}};
+    px::FloatTensor t;
+    t.shape = shape;
     std::size_t n = 1;
     for (auto d : shape)
         n *= std::size_t(d);

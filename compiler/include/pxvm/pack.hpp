@@ -27,9 +27,13 @@ struct PackedCartridge {
     std::string report; ///< scales, layout and sizes, one line each
 };
 
-/// Quantises and lays out the model; the self-test's expected text comes from the reference.
+/// Quantises and lays out the model; the self-test's expected text comes from the reference. An
+/// integer transformer (metadata format "pxvm-transformer-int") goes to pack_transformer.
 Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_view calibration,
                                        const PackOptions& options);
+/// Lays out an integer transformer (model/quantize_transformer.py already quantised and
+/// calibrated it) with its program: docs/CARTRIDGE.md, "The transformer".
+Result<PackedCartridge> pack_transformer(const Safetensors& weights, const PackOptions& options);
 
 /// The float model of a safetensors file: one window of `context` ids to its logits. It refers to
 /// the tensors of `weights`, which must outlive it.

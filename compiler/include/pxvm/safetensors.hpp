@@ -1,6 +1,7 @@
 // A bounded, checked reader of safetensors files (the format PyTorch users export weights in):
 // an 8-byte little-endian header length, a JSON header naming each tensor's dtype, shape and byte
-// range, then the raw data. Only F32 tensors are read; every size is checked before it is used.
+// range, then the raw data. F32 tensors (float weights) and I8 and I32 tensors (an integer model,
+// model/quantize_transformer.py) are read; every size is checked before it is used.
 #pragma once
 
 #include "pxvm/result.hpp"
@@ -15,7 +16,9 @@ namespace px {
 
 struct FloatTensor {
     std::vector<std::uint64_t> shape;
-    std::vector<float> values; ///< row-major
+    std::vector<float> values;          ///< row-major (F32)
+    std::string dtype = "F32";          ///< "F32", "I8" or "I32"
+    std::vector<std::int64_t> integers; ///< row-major (I8, I32)
 };
 
 struct Safetensors {

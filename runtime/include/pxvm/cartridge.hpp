@@ -51,9 +51,9 @@ struct CartridgeManifest {
     std::uint32_t protocol_version = 1;
     std::string min_pxvm_version; ///< the oldest pxVM that runs it
     std::string name, licence, description;
-    std::string architecture;       ///< "window-mlp"
-    std::uint32_t context = 0;      ///< tokens in a window
-    std::uint32_t batch = 0;        ///< windows one run computes (rows of the input slot)
+    std::string architecture;       ///< "window-mlp" or "transformer"
+    std::uint32_t context = 0;      ///< tokens in a window (a transformer: positions per slot)
+    std::uint32_t batch = 0;        ///< windows (sequences) one run computes: rows of the input
     std::vector<std::string> vocab; ///< token id -> text (UTF-8); vocab[pad_id] is ""
     std::uint32_t pad_id = 0;       ///< fills a window before the start of the text
     std::vector<CartridgeRegion> regions;
@@ -114,6 +114,9 @@ std::vector<std::uint32_t> window_of(const CartridgeManifest& manifest,
 /// Writes window_of(history) into row `row` of the input slot.
 void write_window(Image& image, const CartridgeManifest& manifest, std::uint32_t row,
                   std::span<const std::uint32_t> history);
+/// A transformer's step input for row `row` (slot `row`): `token` at `position`.
+void write_step(Image& image, const CartridgeManifest& manifest, std::uint32_t row,
+                std::uint32_t token, std::uint32_t position);
 /// The predicted token id of each row (the "next" output region).
 std::vector<std::uint32_t> read_next(const Image& image, const CartridgeManifest& manifest);
 /// Row `row` of the "logits" output region, as integers (real logit = scale * value).
@@ -153,7 +156,9 @@ Result<void> check_generation(const CartridgeManifest& manifest, std::size_t pro
 
 /// Generates options.tokens tokens after each of the prompts (at most manifest.batch; the other
 /// rows get windows of padding): each step writes every row's window, runs `step` once and appends
-/// each row's token. Returns the generated ids of each prompt.
+/// each row's token. A transformer feeds each row one token a step (its prompt first) at its
+/// position, its keys and values kept in `image` between steps. Returns the generated ids of each
+/// prompt.
 Result<std::vector<std::vector<std::uint32_t>>>
 generate(Image& image, const CartridgeManifest& manifest,
          const std::vector<std::vector<std::uint32_t>>& prompts, const GenerateOptions& options,
