@@ -234,42 +234,56 @@ void kvstore(Image& image, const Step& step) {
 
 // Per row r with (b, p) = where[r] and per head: scores against keys 0 … p of slot b, table
 // exponentials of their distance from the largest, and the exponential-weighted mean of the values,
-// rounded once (docs/PROTOCOL.md section 5).
+// rounded once (docs/PROTOCOL.md section 5). The i8 rows are read in place (q, keys and values are
+// all i8), so the inner loops are plain dot products and multiply-adds that compilers vectorise.
 void attend(Image& image, const Step& step) {
     const Instruction& ins = step.instruction;
     const Tensor &out = step.operands[0], &q = step.operands[1], &cache = step.operands[2],
                  &where = step.operands[3];
-    const std::uint32_t d = q.cols, heads = ins.heads(), hd = d / heads;
+    const std::uint32_t d = q.cols, heads = ins.heads(), hd = d / heads, w = image.width();
     const std::uint64_t multiplier = ins.score_multiplier();
     const std::uint32_t shift = ins.score_shift();
-    std::vector<std::int64_t> scores(cache.rows), result(d);
+    const auto row_at = [&](const Tensor& t, std::uint32_t r, std::uint32_t c) {
+        return reinterpret_cast<const std::int8_t*>(image.data() + t.byte_offset(w, r, c));
+    };
+    std::vector<std::int32_t> scores(cache.rows), e(cache.rows), acc(hd);
+    std::vector<std::int64_t> result(d);
     for (std::uint32_t r = 0; r < q.rows; ++r) {
         const auto b = std::uint32_t(load_element(image, where, r, 0));
         const auto p = std::uint32_t(load_element(image, where, r, 1));
         const std::uint32_t keys = b * 2 * d, values = keys + d;
         for (std::uint32_t h = 0; h < heads; ++h) {
             const std::uint32_t c0 = h * hd;
-            std::int64_t best = 0;
+            const std::int8_t* qr = row_at(q, r, c0);
+            std::int32_t best = 0;
             for (std::uint32_t t = 0; t <= p; ++t) {
-                std::int64_t s = 0; // |s| <= 2^14 · 2^15
-                for (std::uint32_t c = c0; c < c0 + hd; ++c)
-                    s += load_element(image, q, r, c) * load_element(image, cache, t, keys + c);
+                const std::int8_t* k = row_at(cache, t, keys + c0);
+                std::int32_t s = 0; // |s| <= 2^14 · 2^15
+                for (std::uint32_t c = 0; c < hd; ++c)
+                    s += std::int32_t(qr[c]) * std::int32_t(k[c]);
                 scores[t] = s;
                 best = t == 0 ? s : std::max(best, s);
             }
-            std::int64_t total = 0;
-            std::fill(result.begin() + c0, result.begin() + c0 + hd, 0);
+            std::int32_t total = 0; // <= 1024 · 2^14
             for (std::uint32_t t = 0; t <= p; ++t) {
-                const auto distance = std::uint64_t(best - scores[t]); // < 2^30
-                const std::uint64_t index =
-                    std::min<std::uint64_t>((distance * multiplier) >> shift, 255);
-                const std::int64_t e = ATTEND_EXP[index];
-                total += e; // <= 1024 · 2^14
-                for (std::uint32_t c = c0; c < c0 + hd; ++c)
-                    result[c] += e * load_element(image, cache, t, values + c); // |.| <= 2^31
+                const auto distance = std::uint64_t(std::int64_t(best) - scores[t]); // < 2^30
+                e[t] = std::int32_t(
+                    ATTEND_EXP[std::min<std::uint64_t>((distance * multiplier) >> shift, 255)]);
+                total += e[t];
             }
-            for (std::uint32_t c = c0; c < c0 + hd; ++c) // total >= ATTEND_EXP[0] > 0
-                result[c] = floor_div(2 * result[c] + total, 2 * total);
+            std::fill(acc.begin(), acc.end(), 0);
+            for (std::uint32_t t = 0; t <= p; ++t) {
+                if (e[t] == 0) continue; // adds nothing
+                const std::int8_t* v = row_at(cache, t, values + c0);
+                // |acc| <= 2^31, reached only at -2^31: the sum fits i32, but a partial sum of
+                // mixed signs may not, so accumulate in unsigned arithmetic (wraps back exactly).
+                for (std::uint32_t c = 0; c < hd; ++c)
+                    acc[c] = std::int32_t(std::uint32_t(acc[c]) +
+                                          std::uint32_t(e[t] * std::int32_t(v[c])));
+            }
+            for (std::uint32_t c = 0; c < hd; ++c) // total >= ATTEND_EXP[0] > 0
+                result[c0 + c] =
+                    floor_div(2 * std::int64_t(acc[c]) + total, 2 * std::int64_t(total));
         }
         for (std::uint32_t c = 0; c < d; ++c)
             store_element(image, out, r, c, result[c]);
