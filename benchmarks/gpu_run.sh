@@ -3,7 +3,7 @@
 # with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
-#   benchmarks/gpu_run.sh [full|smoke|cartridge|matmul|final|seeds|reliability]
+#   benchmarks/gpu_run.sh [full|smoke|cartridge|transformer|matmul|final|seeds|reliability]
 # `cartridge` instead checks and times the shipped model cartridge (assets/kjv.pxa): its GPU tests,
 # its self-test and a generation on the GPU, `pxbench cartridge` per batch size and its PyTorch peer.
 # `matmul` runs the kernel tests, then every matmul with every tensor-core tile (pxbench --sweep),
@@ -51,6 +51,24 @@ if [ "$preset" = cartridge ]; then
   exit 0
 fi
 
+if [ "$preset" = transformer ]; then # the transformer instructions and cartridge (issues 20, 21)
+  PXVM_VALIDATE=1 timeout 120 .devrun/pxvm_gpu_tests \
+    "kernels: the transformer instructions*,attend is batch-invariant*" > "$out/gpu_tests.txt" 2>&1
+  echo "transformer gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"
+  timeout 150 .devrun/pxconform --suite tests/conformance --device all --validate --quiet \
+    > "$out/pxconform.txt" 2>&1
+  echo "pxconform: exit $?" | tee -a "$out/pxconform.txt"
+  { timeout 60 .devrun/pxrun --validate assets/kjv-transformer.pxa; echo "exit $?";
+    timeout 60 .devrun/pxrun assets/kjv-transformer.pxa --prompt "And God said" --tokens 200; echo "exit $?";
+    timeout 60 .devrun/pxrun --no-verify assets/kjv-transformer.pxa --prompt "And God said" --tokens 200; echo "exit $?";
+    timeout 60 .devrun/pxrun --device cpu assets/kjv-transformer.pxa --prompt "And God said" --tokens 200; echo "exit $?";
+  } > "$out/pxrun_transformer.txt" 2>&1
+  for w in "copy (relu u8) 508" rmsnorm "add i32" "lut i8" attend; do
+    timeout 90 .devrun/pxbench --only "$w" --time-limit-s 0.5 \
+      --json "$out/bench-$(echo "$w" | tr -c 'a-z0-9\n' _).json" 2>&1
+  done > "$out/pxbench.txt"
+  exit 0
+fi
 if [ "$preset" = final ]; then # the kernel tests, the full preset, a sweep at 8192^3, the peer
   PXVM_VALIDATE=1 timeout 200 .devrun/pxvm_gpu_tests "[kernels]" > "$out/gpu_tests.txt" 2>&1
   echo "gpu tests: exit $?" | tee -a "$out/gpu_tests.txt"

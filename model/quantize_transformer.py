@@ -14,7 +14,8 @@ The integer model (docs/design/TRANSFORMER_ISA.md, "One layer as a program"):
   up               requantised to i8 at a calibrated scale, then GELU as a 256-entry lut into i8
   logits           i32 at s_h s_head (no requant): the cartridge's logits scale
 Calibrated scales are the 99.99th percentile of |value| over windows of the calibration text
-divided by 127 (by 2^23 for the stream).
+divided by 127 (by 2^23 for the stream), rounded to 6 significant digits so that the last bits of
+a BLAS's sums never change a cartridge's bytes (model/rebuild_transformer.sh checks them).
 
   /usr/bin/python3 model/quantize_transformer.py /tmp/m/model.safetensors --out /tmp/m/int.safetensors
 """
@@ -125,6 +126,10 @@ def table_softmax(s):
     return e / e.sum(-1, keepdims=True)
 
 
+def significant(x, digits=6):
+    return float(f"{x:.{digits - 1}e}")
+
+
 def fixed_point(real, bits=31, max_shift=62):
     """(multiplier, shift) with multiplier 2^-shift ~ real, multiplier in [2^(bits-1), 2^bits)."""
     mantissa, exponent = math.frexp(real)  # real = mantissa 2^exponent, mantissa in [0.5, 1)
@@ -156,8 +161,8 @@ def quantize(w, config, vocab, calibration_ids, windows=64):
     step = max(1, (len(calibration_ids) - T) // windows)
     for start in range(0, len(calibration_ids) - T, step)[:windows]:
         model.forward(calibration_ids[start:start + T], seen)
-    scale = {k: np.percentile(np.concatenate(v), PERCENTILE) / 127 for k, v in seen.items()}
-    s_x = np.concatenate(seen["stream"]).max() / 2**STREAM_BITS
+    scale = {k: significant(np.percentile(np.concatenate(v), PERCENTILE) / 127) for k, v in seen.items()}
+    s_x = significant(np.concatenate(seen["stream"]).max() / 2**STREAM_BITS)
 
     t, p = {}, {"s_x": s_x, "layers": []}
 
@@ -262,8 +267,10 @@ def main(argv=None):
     a = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("weights", help="the float model (safetensors from train_transformer.py)")
     a.add_argument("--out", help="write the integer model here (safetensors)")
-    a.add_argument("--windows", type=int, default=64, help="calibration windows")
-    a.add_argument("--eval-chars", type=int, default=20000, help="held-out characters scored")
+    a.add_argument("--windows", type=int, default=16, help="calibration windows")
+    a.add_argument("--eval-chars", type=int, default=0,
+                   help="held-out characters scored by the float model, the float model with the "
+                        "table softmax and the integer model (0: none)")
     args = a.parse_args(argv)
     w, config, vocab, meta = load(args.weights)
     cal = encode(CALIBRATION.read_text(encoding="utf-8"), vocab)
@@ -272,7 +279,7 @@ def main(argv=None):
     T = config["context"]
     f = FloatModel(w, config)
     im = IntegerModel(t, p)
-    results = {
+    results = {} if not args.eval_chars else {
         "float": score(f.forward, held, T, args.eval_chars),
         "float, table softmax": score(lambda i: f.forward(i, softmax=table_softmax), held, T,
                                       args.eval_chars),
@@ -280,8 +287,9 @@ def main(argv=None):
     }
     for name, (acc, nats) in results.items():
         print(f"{name:22s} accuracy {acc:.4f}  {nats:.4f} nats/char  ({args.eval_chars} held-out chars)")
-    p["evaluation"] = {k: {"accuracy": v[0], "nats": v[1], "chars": args.eval_chars}
-                       for k, v in results.items()}
+    if results:
+        p["evaluation"] = {k: {"accuracy": v[0], "nats": v[1], "chars": args.eval_chars}
+                           for k, v in results.items()}
     if args.out:
         meta_out = {"format": "pxvm-transformer-int", "params": json.dumps(p), "vocab": meta["vocab"],
                     "float_model": json.dumps({k: v for k, v in meta.items() if k != "vocab"})}
