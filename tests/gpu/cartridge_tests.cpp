@@ -89,3 +89,35 @@ TEST_CASE("pxrun runs the shipped cartridge's self-test on the default device",
     CHECK(main_job.out == reference.out);
     CHECK_THAT(main_job.err, Catch::Contains("every step matched the reference interpreter"));
 }
+
+TEST_CASE("pxrun runs the transformer cartridge on the default device, every step checked",
+          "[gpu][cartridge][cli]") {
+    pxtest::gpu::require_validation_layer();
+    const pxtest::CommandRunner pxrun(pxtest::tool_path("pxrun"), "pxrun_transformer_gpu");
+    REQUIRE(pxrun.tool_exists());
+    const std::string env = "PXVM_CACHE_DIR=" + pxrun.dir().string();
+    const std::string cartridge = PXVM_SOURCE_DIR "/assets/kjv-transformer.pxa";
+    // Its self-test: 12 prompt tokens and 80 generated, past no context boundary.
+    const auto self_test = pxrun.run("--validate " + cartridge, env);
+    INFO(self_test.out << self_test.err);
+    CHECK(self_test.exit_code == 0);
+    CHECK_THAT(self_test.err, Catch::Contains("self-test passed"));
+    CHECK_THAT(self_test.err, Catch::Contains("every step matched the reference interpreter"));
+    // The README's main job (./build.sh demo): 200 tokens after a 12-token prompt, so the run
+    // passes no boundary; and a sampled run that passes the 256-position context (its last 128
+    // tokens fed again from position 0): the device gives the reference's text.
+    const std::string demo = cartridge + " --prompt \"And God said\" --tokens 200";
+    const auto main_job = pxrun.run(demo, env);
+    const auto reference = pxrun.run("--device cpu " + demo, env);
+    CHECK(main_job.exit_code == 0);
+    CHECK(main_job.out == reference.out);
+    CHECK_THAT(main_job.err, Catch::Contains("every step matched the reference interpreter"));
+    const std::string sample =
+        cartridge + " --prompt 'In the beginning' --tokens 260 --temperature 0.7 --seed 5";
+    const auto gpu = pxrun.run(sample, env);
+    const auto cpu = pxrun.run("--device cpu " + sample, env);
+    CHECK(gpu.exit_code == 0);
+    CHECK(cpu.exit_code == 0);
+    CHECK(gpu.out == cpu.out);
+    CHECK_THAT(gpu.out, Catch::StartsWith("In the beginning"));
+}

@@ -692,3 +692,45 @@ TEST_CASE("pxrun refuses --temperature nan, inf or outside 0 to 100 as a bad arg
                   .exit_code == 0);
     }
 }
+
+TEST_CASE("the transformer cartridge: the documented commands and its figures",
+          "[cartridge][cli][docs]") {
+    const std::string root = PXVM_SOURCE_DIR;
+    const std::string cartridge = root + "/assets/kjv-transformer.pxa";
+    CommandRunner pxc(tool_path("pxc"), "pxc_transformer");
+    REQUIRE(pxc.tool_exists());
+    // docs/CARTRIDGE.md: pxc inspect assets/kjv-transformer.pxa
+    auto inspected = pxc.run("inspect " + cartridge);
+    INFO(inspected.err);
+    REQUIRE(inspected.exit_code == 0);
+    CHECK(inspected.out.find("kjv-char-transformer (transformer, cartridge format 1") !=
+          std::string::npos);
+    CHECK(inspected.out.find("(verified)") != std::string::npos);
+    // docs/CARTRIDGE.md: the first 2560 held-out characters on the reference; the same figures
+    // model/quantize_transformer.py --eval-chars 2560 gives for its integer model.
+    auto scored =
+        pxc.run("eval " + cartridge + " " + root + "/assets/kjv/heldout.txt --limit 2560");
+    INFO(scored.err);
+    REQUIRE(scored.exit_code == 0);
+    CHECK(scored.out.find("cartridge (pxVM reference, integer)        71.33%      0.947 nats") !=
+          std::string::npos);
+    auto twin = pxc.run("eval " + cartridge + " " + root +
+                        "/assets/kjv/heldout.txt --limit 10 "
+                        "--float " +
+                        root + "/model/transformer/model.safetensors");
+    CHECK(twin.exit_code == 1); // its float twin is F16, scored by model/quantize_transformer.py
+    CHECK(twin.err.find("is F16") != std::string::npos);
+    // docs/CARTRIDGE.md: the reference alone continues the prompt as the self-test says.
+    auto shipped = px::load_cartridge(cartridge);
+    REQUIRE(shipped.ok());
+    CommandRunner pxrun(tool_path("pxrun"), "pxrun_transformer");
+    auto ran = pxrun.run("--device cpu " + cartridge + " --prompt \"And God said\" --tokens 200");
+    CHECK(ran.exit_code == 0);
+    CHECK(ran.out.rfind("And God said" + shipped->manifest.self_test_expect, 0) == 0);
+    // A batch: each prompt continues as it does alone (row r is slot r, its cache its own).
+    pxtest::write_text(pxrun.dir() / "prompts.txt", "In the beginning\nAnd it came to pass\n");
+    auto batch = pxrun.run("--device cpu " + cartridge + " --batch " +
+                           (pxrun.dir() / "prompts.txt").string() + " --tokens 30");
+    CHECK(batch.exit_code == 1); // the shipped cartridge computes one sequence a step
+    CHECK(batch.err.find("pxc pack --batch N") != std::string::npos);
+}
