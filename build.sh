@@ -33,7 +33,7 @@ cmake --build "$build_dir"
 
 case "$action" in
   build) ;;
-  demo) "$build_dir/cli/pxrun" assets/kjv.pxa --prompt "And God said" --tokens 200 ;;
+  demo) "$build_dir/cli/pxrun" assets/kjv-transformer.pxa --prompt "And God said" --tokens 200 ;;
   test) PXVM_VALIDATE=1 ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" ;;
   *) echo "usage: ./build.sh [demo|test|build]" >&2; exit 1 ;;
 esac

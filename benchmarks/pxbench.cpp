@@ -383,7 +383,7 @@ std::vector<std::function<Workload()>> workloads(const std::string& preset) {
     list.push_back([] { return lut(256); });
     list.push_back([] { return attend(1, 384, 6, 256); });
     list.push_back([] { return attend(64, 384, 6, 256); });
-    list.push_back([] { return attend(128, 384, 6, 1024); });
+    list.push_back([] { return attend(64, 384, 6, 1024); });
     list.push_back([] { return small_dots(1000, 1024); });
     list.push_back([] { return small_relus(1000); });
     return list;

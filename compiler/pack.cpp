@@ -354,11 +354,12 @@ Result<PackedCartridge> pack_transformer(const Safetensors& weights, const PackO
     if (!read) return read.error();
     const IntModel& m = *read;
     const std::uint32_t B = options.batch, T = m.context, d = m.dim, V = m.vocab, F = m.hidden;
-    if (B == 0 || std::uint64_t(B) * 2 * d > 4ull * MAX_WIDTH)
+    // A cache row holds every slot's keys and values: 2d columns a slot, at most 65535 columns.
+    if (B == 0 || std::uint64_t(B) * 2 * d > 65535)
         return Error{ErrorCode::invalid_input,
-                     "--batch must be 1 to " + std::to_string(4 * MAX_WIDTH / (2 * d)) +
-                         " for this model (its caches hold 2 x " + std::to_string(d) +
-                         " bytes a row per sequence)"};
+                     "--batch must be 1 to " + std::to_string(65535 / (2 * d)) +
+                         " for this model (a cache row holds 2 x " + std::to_string(d) +
+                         " columns per sequence, and a tensor at most 65535)"};
 
     std::vector<CartridgeRegion> regions;
     auto add = [&](std::string name, std::string role, std::uint32_t dtype, std::uint32_t rows,
