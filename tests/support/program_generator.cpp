@@ -336,7 +336,7 @@ public:
         }
         const Tensor gain = allocate(DTYPE_I32, broken & 16 && chance(0.5) ? 2 : 1,
                                      in.cols + (broken & 16 ? uniform(1, 2) : 0));
-        const std::uint32_t gain_bits = uniform(0, 31);
+        const std::uint32_t gain_bits = chance(0.85) ? uniform(8, 31) : uniform(0, 7);
         std::vector<std::int64_t> g(std::size_t(gain.rows) * gain.cols);
         for (auto& x : g)
             x = gain_bits == 31
@@ -353,9 +353,10 @@ public:
         else
             out_id = fresh(out_dtype, in.rows + (broken & 32 ? uniform(0, 1) : 0),
                            in.cols + (broken & 32 ? uniform(1, 2) : 0));
-        std::uint32_t shift = chance(0.2)
+        // |x| / root is about 1 / sqrt(cols), so gain / 2^shift of 2^4 ... 2^9 spreads the outputs
+        std::uint32_t shift = chance(0.1)
                                   ? uniform(0, 62)
-                                  : std::uint32_t(std::max(0, int(gain_bits) - int(uniform(2, 8))));
+                                  : std::uint32_t(std::max(0, int(gain_bits) - int(uniform(4, 9))));
         if (broken & 1) shift = uniform(63, 255);
         std::vector<Pixel> pixels = encode_rmsnorm(out_id, in_id, gain_id, std::uint8_t(shift));
         if (broken & 2) (&pixels[1].g)[uniform(0, 2)] = std::uint8_t(uniform(1, 255));
