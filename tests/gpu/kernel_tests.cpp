@@ -928,6 +928,159 @@ TEST_CASE("attend is batch-invariant: a sequence gives the same pixels alone and
     pxtest::gpu::check_no_validation_messages(gpu.runtime);
 }
 
+/// check_kernels, then the GPU interpreter too: each must equal the reference.
+void check_both_paths(Gpu& gpu, const Image& program, const std::string& what) {
+    check_kernels(gpu, program, what);
+    INFO(what << " (" << program.width() << "x" << program.height() << "), GPU interpreter");
+    Image image = program;
+    auto run = gpu.device.run_interpreter(image);
+    REQUIRE(run.ok());
+    const px::Verification v = px::verify_against_reference(program, image, run->status);
+    if (!v.matches())
+        UNSCOPED_INFO(px::describe(v.difference) << "; " << v.status_mismatch << " " << v.note);
+    CHECK(v.matches());
+}
+
+TEST_CASE("kernels: the transformer instructions at their extremes", "[kernels]") {
+    Gpu gpu = open_gpu();
+    std::mt19937 rng(20);
+    SECTION("add saturates at both ends, in place too") {
+        const std::vector<std::int64_t> edges = {
+            0, 1, -1, INT_MAX32, INT_MIN32, INT_MAX32 - 1, INT_MIN32 + 1, 1 << 30, -(1 << 30)};
+        for (std::uint32_t cols : {1u, 7u, 300u}) {
+            ProgramWriter b(std::max(16u, 2 * cols + 2), 44);
+            randomize(b.image, cols);
+            b.tensor(1, I32, 1, 1, 37, cols).tensor(2, I32, cols + 1, 3, 37, cols);
+            b.add(1, 2).add(1, 1).add(2, 1).halt(); // the in-place one doubles
+            b.fill(1, values_from(rng, edges, 37 * std::size_t(cols)));
+            b.fill(2, values_from(rng, edges, 37 * std::size_t(cols)));
+            check_both_paths(gpu, b.image, "add cols " + std::to_string(cols));
+        }
+    }
+    SECTION("lut maps every byte, in place and beside, with partial last pixels") {
+        for (std::uint32_t dtype : {U8, I8})
+            for (std::uint32_t cols : {1u, 6u, 256u}) {
+                const std::uint32_t words = (cols + 3) / 4;
+                ProgramWriter b(std::max(70u, 2 * words + 1), 12);
+                randomize(b.image, dtype * 1000 + cols);
+                b.tensor(1, dtype, 0, 1, 1, 256)         // table
+                    .tensor(2, dtype, 0, 2, 3, cols)     // in, then in place
+                    .tensor(3, dtype, words, 5, 3, cols) // out
+                    .lut(3, 2, 1)
+                    .lut(2, 2, 1)
+                    .halt();
+                std::vector<std::int64_t> in(3 * std::size_t(cols));
+                for (std::size_t i = 0; i < in.size(); ++i) // every byte value, then random ones
+                    in[i] = px::dtype_min(dtype) + std::int64_t(i < 256 ? i : rng() % 256);
+                b.fill(2, in);
+                check_both_paths(gpu, b.image,
+                                 "lut " + std::string(px::dtype_name(dtype)) + " cols " +
+                                     std::to_string(cols));
+            }
+    }
+    SECTION("rmsnorm: clamped inputs, extreme gains, zero rows, every kind of shift") {
+        const std::vector<std::int64_t> inputs = {
+            0, 1, -1, (1 << 24) - 1, -(1 << 24), 1 << 24, INT_MAX32, INT_MIN32, 12345, -99999};
+        const std::vector<std::int64_t> gains = {0,         1,       -1,         INT_MAX32,
+                                                 INT_MIN32, 1 << 20, -(1 << 20), 77777};
+        for (std::uint32_t cols : {1u, 5u, 2048u})
+            for (std::uint32_t shift : {0u, 1u, 20u, 31u, 32u, 33u, 62u}) {
+                const std::uint32_t rows = cols > 64 ? 2 : 9, words = (cols + 3) / 4;
+                ProgramWriter b(std::max(16u, cols + words), 2 * rows + 3);
+                randomize(b.image, cols * 64 + shift);
+                b.tensor(1, I32, 0, 1, rows, cols)        // in
+                    .tensor(2, I32, 0, rows + 1, 1, cols) // gain
+                    .tensor(3, I8, cols, 1, rows, cols)   // out
+                    .rmsnorm(3, 1, 2, std::uint8_t(shift))
+                    .halt();
+                std::vector<std::int64_t> in = values_from(rng, inputs, rows * std::size_t(cols));
+                for (std::uint32_t c = 0; c < cols; ++c) {
+                    in[c] = 0;                    // an all-zero row: root 1
+                    in[cols + c] = (1 << 24) - 1; // the largest sum of squares of its width
+                }
+                b.fill(1, in);
+                b.fill(2, values_from(rng, gains, cols));
+                check_both_paths(gpu, b.image,
+                                 "rmsnorm cols " + std::to_string(cols) + " shift " +
+                                     std::to_string(shift));
+            }
+    }
+    SECTION("kvstore: many rows, u16 and i32 where, every slot") {
+        for (std::uint32_t where_dtype : {U16, I32})
+            for (std::uint32_t dtype : {U8, I8}) {
+                // 3 slots of 8 columns, 200 positions; 300 rows (two workgroups) in order
+                const std::uint32_t slots = 3, block = 8, positions = 200, n = 300;
+                ProgramWriter b(16, positions + n + n + 2);
+                randomize(b.image, where_dtype * 10 + dtype);
+                b.tensor(1, dtype, 0, 1, positions, slots * block)
+                    .tensor(2, dtype, 0, positions + 1, n, block)
+                    .tensor(3, where_dtype, 8, positions + 1, n, 2)
+                    .kvstore(1, 2, 3)
+                    .halt();
+                std::vector<std::int64_t> where;
+                for (std::uint32_t i = 0; i < n; ++i) { // slot i / 100, positions 2k (+1)
+                    where.push_back(i / 100);
+                    where.push_back(2 * (i % 100) + (rng() % 2));
+                }
+                b.fill(3, where);
+                check_both_paths(gpu, b.image,
+                                 "kvstore " + std::string(px::dtype_name(dtype)) + ", " +
+                                     std::string(px::dtype_name(where_dtype)) + " where");
+            }
+    }
+    SECTION("attend: 1024 positions of equal scores (the mean of -128s is -2^31 / 2^24)") {
+        // 1 slot of d = 4 (2 heads of 2), keys 0 (every score 0: every exponential 2^14), values
+        // -128, 127, alternating and random; rows at positions 1023, 0 and 511.
+        for (std::uint32_t heads : {1u, 2u}) {
+            const std::uint32_t positions = 1024;
+            ProgramWriter b(16, positions + 8);
+            randomize(b.image, heads);
+            b.tensor(1, I8, 0, 1, positions, 8) // cache: keys 0-3, values 4-7
+                .tensor(2, I8, 2, 1, 3, 4)      // q
+                .tensor(3, I32, 3, 1, 3, 2)     // where
+                .tensor(4, I8, 5, 1, 3, 4)      // out
+                .attend(4, 2, 1, 3, std::uint8_t(heads), 0xFFFFFFFFu, 40)
+                .halt();
+            std::vector<std::int64_t> cache;
+            for (std::uint32_t t = 0; t < positions; ++t) {
+                const std::int64_t row[8] = {
+                    0, 0, 0, 0, -128, 127, t % 2 ? 127 : -128, std::int64_t(rng() % 256) - 128};
+                cache.insert(cache.end(), row, row + 8);
+            }
+            b.fill(1, cache);
+            b.fill(3, {0, 1023, 0, 0, 0, 511});
+            check_both_paths(gpu, b.image, "attend 1024 positions, heads " + std::to_string(heads));
+            Image image = b.image;
+            REQUIRE_FALSE(px::run_reference(image).fault);
+            const auto out = b.read(4, image);
+            CHECK(out[0] == -128); // acc = -2^31, total = 2^24
+            CHECK(out[1] == 127);
+        }
+    }
+    SECTION("attend: score multipliers and shifts of every range, several slots and heads") {
+        for (std::uint32_t shift : {0u, 1u, 16u, 31u, 32u, 33u, 62u})
+            for (std::uint32_t multiplier : {0u, 1u, 3u, 65537u, 0x7FFFFFFFu, 0xFFFFFFFFu}) {
+                // 3 slots, 9 positions, d = 12 (heads of 3 or of 12), 5 rows
+                const std::uint32_t d = 12, slots = 3, positions = 9, n = 5;
+                ProgramWriter b(32, positions + n + 3);
+                randomize(b.image, shift * 7 + multiplier);
+                b.tensor(1, I8, 0, 1, positions, slots * 2 * d)
+                    .tensor(2, I8, 0, positions + 1, n, d)
+                    .tensor(3, U16, 3, positions + 1, n, 2)
+                    .tensor(4, I8, 5, positions + 1, n, d)
+                    .tensor(5, I8, 8, positions + 1, n, d)
+                    .attend(4, 2, 1, 3, 4, multiplier, std::uint8_t(shift))
+                    .attend(5, 2, 1, 3, 1, multiplier, std::uint8_t(shift))
+                    .halt();
+                b.fill(3, {2, 8, 0, 0, 1, 4, 2, 8, 0, 5}); // in any order, repeated
+                check_both_paths(gpu, b.image,
+                                 "attend multiplier " + std::to_string(multiplier) + " shift " +
+                                     std::to_string(shift));
+            }
+    }
+    pxtest::gpu::check_no_validation_messages(gpu.runtime);
+}
+
 TEST_CASE("kernels: a token-range fault mid-program stops the program", "[kernels]") {
     Gpu gpu = open_gpu();
     for (std::int64_t bad : {std::int64_t(4), std::int64_t(-1), std::int64_t(70000)}) {

@@ -16,7 +16,8 @@ struct GeneratedProgram {
 };
 
 /// Builds a random program from `seed`. About one program in three is mutated so that it faults
-/// (a corrupted instruction pixel, a shrunken image, an out-of-range token id, ...).
+/// (a corrupted instruction pixel, a shrunken image, an out-of-range token id or where row, a
+/// transformer instruction with a broken rule, ...).
 GeneratedProgram generate_program(std::uint64_t seed);
 
 } // namespace pxtest
