@@ -255,8 +255,11 @@ TEST_CASE("cartridge: bad files and manifests are refused with the reason", "[ca
     SECTION("missing or malformed manifest fields") {
         refused(with_manifest(p, [](nlohmann::json& j) { j.erase("tokenizer"); }),
                 "missing or wrong field");
+        refused(with_manifest(p, [](nlohmann::json& j) { j["architecture"] = "rnn"; }),
+                "architecture 'rnn'");
+        // A window MLP's input slot (batch x context) is not a transformer's (batch x 3).
         refused(with_manifest(p, [](nlohmann::json& j) { j["architecture"] = "transformer"; }),
-                "architecture 'transformer'");
+                "region 'tokens' of a transformer is not i32 batch x 3");
         refused(with_manifest(p, [](nlohmann::json& j) { j["tokenizer"]["vocab"][3] = "ab"; }),
                 "not one UTF-8 character");
         refused(with_manifest(p, [](nlohmann::json& j) { j["batch"] = 2; }),
