@@ -3,7 +3,7 @@
 # with the Vulkan loader and validation layer packages in .gl/ and Release binaries in .devrun/
 # (benchmarks/prepare_gpu_run.sh makes both here), it lists the devices, runs the GPU tests with
 # the validation layer on, then pxbench and its PyTorch peer, and writes every output under $OUT.
-#   benchmarks/gpu_run.sh [full|smoke|cartridge|transformer|matmul|final|seeds|reliability]
+#   benchmarks/gpu_run.sh [full|smoke|cartridge|transformer|transformer-speed|matmul|final|seeds|reliability]
 # `cartridge` instead checks and times the shipped model cartridge (assets/kjv.pxa): its GPU tests,
 # its self-test and a generation on the GPU, `pxbench cartridge` per batch size and its PyTorch peer.
 # `matmul` runs the kernel tests, then every matmul with every tensor-core tile (pxbench --sweep),
@@ -11,6 +11,9 @@
 # peer, and the tile sweep at 8192^3; `seeds` the seeds' table (pxbench --reference);
 # `reliability` the protocol and safety tests (kernels, differential, interpreter, injected faults,
 # GPU-assisted validation, pxrun), the suite on every path and variant, and the load test.
+# `transformer` checks the transformer instructions (GPU tests, the suite) and times them;
+# `transformer-speed` times the transformer cartridge at batch 1, 64 and 85 against its PyTorch
+# peer (benchmarks/peers/transformer_peer.py, eager and torch.compile with a KV cache).
 # Outputs: machine.txt, pxinfo.txt, gpu_tests.txt, pxconform.txt and conformance/, pxbench.json,
 # peer.json, compare.txt and pxbench-vs-peer.svg.
 set -uo pipefail
@@ -51,6 +54,25 @@ if [ "$preset" = cartridge ]; then
   exit 0
 fi
 
+if [ "$preset" = transformer-speed ]; then # the transformer cartridge against its PyTorch peer
+  # Needs build/kjv-transformer-b64.pxa and -b85.pxa (pxc pack --batch 64 / 85 of the integer model
+  # model/rebuild_transformer.sh writes) carried; the reports come back as one r.tgz.
+  r=$out/r; mkdir -p "$r"; p='And God said'
+  .devrun/pxrun assets/kjv-transformer.pxa --prompt "$p" --tokens 200 > "$r/b1_verify_text.txt" 2> "$r/b1_verify.txt"
+  .devrun/pxrun --no-verify assets/kjv-transformer.pxa --prompt "$p" --tokens 200 > "$r/b1_text.txt" 2> "$r/b1.txt"
+  .devrun/pxrun --device cpu assets/kjv-transformer.pxa --prompt "$p" --tokens 200 > "$r/b1_cpu_text.txt" 2> "$r/b1_cpu.txt"
+  for n in 64 85; do
+    for i in $(seq $n); do echo "$p"; done > "/tmp/p$n"
+    timeout 60 .devrun/pxrun --no-verify "build/kjv-transformer-b$n.pxa" --batch "/tmp/p$n" --tokens 200 \
+      > "$r/b${n}_text.txt" 2> "$r/b$n.txt"
+  done
+  timeout 90 .devrun/pxrun build/kjv-transformer-b64.pxa --batch /tmp/p64 --tokens 40 \
+    > "$r/b64_verify_text.txt" 2> "$r/b64_verify.txt"
+  PYTHONUNBUFFERED=1 timeout 240 python3 benchmarks/peers/transformer_peer.py --batches 1 64 85 \
+    --tokens 200 --json "$r/peer.json" > "$r/peer.txt" 2>&1
+  (cd "$out" && tar czf r.tgz r && rm -rf r)
+  exit 0
+fi
 if [ "$preset" = transformer ]; then # the transformer instructions and cartridge (issues 20, 21)
   PXVM_VALIDATE=1 timeout 120 .devrun/pxvm_gpu_tests \
     "kernels: the transformer instructions*,attend is batch-invariant*" > "$out/gpu_tests.txt" 2>&1
