@@ -137,8 +137,9 @@ std::uint64_t raw_size(std::uint32_t width, std::uint32_t height, bool interlace
     return total;
 }
 
-// The IDAT stream inflates to exactly the image's scanlines: no data after the image (a 1x1
-// image whose stream inflates to gigabytes is refused after the first bytes past it).
+// The IDAT stream inflates to exactly the image's scanlines, and ends with a valid Adler-32: no
+// data after the image (a 1x1 image whose stream inflates to gigabytes is refused after the first
+// bytes past it), no damage a recomputed chunk CRC hides.
 Result<void> check_idat_size(const std::vector<Bytes>& idat, std::uint32_t width,
                              std::uint32_t height, bool interlaced) {
     const std::uint64_t expected = raw_size(width, height, interlaced);
@@ -160,12 +161,18 @@ Result<void> check_idat_size(const std::vector<Bytes>& idat, std::uint32_t width
             if (status == Z_BUF_ERROR) status = Z_OK; // needs the next chunk
         }
     }
+    const std::string why = z.msg ? z.msg : "the stream ends early";
     inflateEnd(&z);
     if (inflated > expected)
         return Error{ErrorCode::invalid_input,
                      "corrupt PNG: its pixel data continues past the " + std::to_string(width) +
                          "x" + std::to_string(height) + " image (more than " +
                          std::to_string(expected) + " bytes of scanlines)"};
+    // The whole stream, its Adler-32 included: libspng may stop once it has every scanline and
+    // never read the checksum, so damage under a recomputed chunk CRC could load changed pixels.
+    if (status != Z_STREAM_END)
+        return Error{ErrorCode::invalid_input,
+                     "corrupt PNG: its compressed pixel data is damaged (zlib: " + why + ")"};
     return {};
 }
 

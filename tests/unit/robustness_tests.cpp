@@ -18,13 +18,16 @@ namespace {
 using pxtest::Bytes;
 
 // Loads `file`; a failure must name the file, a success must be a runnable image.
-void load_and_run(const Bytes& file, int& loaded) {
+// A damaged file that still loads must give the original pixels: the damage hit bits that carry
+// no information (a zlib header's FLEVEL with a still-valid FCHECK, the padding after the last
+// deflate block), which no checksum covers.
+void load_damaged(const Bytes& file, const px::Image& original, int& changed) {
     auto image = px::decode_png(file, "fuzz.pxi");
     if (!image) {
         REQUIRE_THAT(image.error().message, Catch::StartsWith("fuzz.pxi: "));
         return;
     }
-    ++loaded;
+    if (!(*image == original)) ++changed;
     (void)px::run_reference(*image);
 }
 
@@ -32,7 +35,7 @@ void load_and_run(const Bytes& file, int& loaded) {
 
 TEST_CASE("damaged PNG files load or fail cleanly", "[robustness]") {
     std::mt19937 rng(2026);
-    int loaded = 0;
+    int changed = 0;
     for (int i = 0; i < 1500; ++i) {
         const px::Image program = pxtest::generate_program(std::uint64_t(i)).image;
         Bytes file =
@@ -60,11 +63,11 @@ TEST_CASE("damaged PNG files load or fail cleanly", "[robustness]") {
             break;
         }
         }
-        load_and_run(file, loaded);
+        load_damaged(file, program, changed);
     }
-    // Every kind of damage is caught: the chunk CRCs, the truncation, and (for pixel data changed
-    // under a recomputed CRC) the zlib stream's Adler-32.
-    CHECK(loaded == 0);
+    // Every damage that changes a pixel is caught: the chunk CRCs, the truncation, and (for pixel
+    // data changed under a recomputed CRC) the zlib stream's Adler-32.
+    CHECK(changed == 0);
 }
 
 TEST_CASE("random assembly text assembles or fails with a line number", "[robustness]") {
