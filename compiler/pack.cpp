@@ -232,6 +232,41 @@ Result<Placement> place(std::vector<Tensor> tensors, std::uint32_t min_width) {
     return p;
 }
 
+// The cartridge's regions in program order: ids 1, 2, ... as they are added.
+struct Regions {
+    std::vector<CartridgeRegion> list;
+
+    std::uint8_t add(std::string name, std::string role, std::uint32_t dtype, std::uint32_t rows,
+                     std::uint32_t cols, double scale = 0, std::int32_t zero_point = 0) {
+        CartridgeRegion r;
+        r.name = std::move(name);
+        r.role = std::move(role);
+        r.id = std::uint32_t(list.size() + 1);
+        r.tensor = Tensor{0, 0, rows, cols, dtype};
+        r.scale = scale;
+        r.zero_point = zero_point;
+        list.push_back(r);
+        return std::uint8_t(r.id);
+    }
+
+    // Places every region below row 0 (at least `program_pixels` + 1 wide) and returns a writer
+    // whose program row starts with their declarations.
+    Result<ProgramWriter> declare(std::uint32_t program_pixels) {
+        std::vector<Tensor> shapes;
+        for (const CartridgeRegion& r : list)
+            shapes.push_back(r.tensor);
+        auto placed = place(shapes, program_pixels + 1);
+        if (!placed) return placed.error();
+        for (std::size_t i = 0; i < list.size(); ++i)
+            list[i].tensor = placed->tensors[i];
+        ProgramWriter w(placed->width, placed->height);
+        for (const CartridgeRegion& r : list)
+            w.tensor(std::uint8_t(r.id), r.tensor.dtype, r.tensor.x, r.tensor.y, r.tensor.rows,
+                     r.tensor.cols);
+        return w;
+    }
+};
+
 std::string fmt_scale(double v) {
     std::ostringstream s;
     s.precision(6);
@@ -361,18 +396,8 @@ Result<PackedCartridge> pack_transformer(const Safetensors& weights, const PackO
                          " for this model (a cache row holds 2 x " + std::to_string(d) +
                          " columns per sequence, and a tensor at most 65535)"};
 
-    std::vector<CartridgeRegion> regions;
-    auto add = [&](std::string name, std::string role, std::uint32_t dtype, std::uint32_t rows,
-                   std::uint32_t cols, double scale = 0) {
-        CartridgeRegion r;
-        r.name = std::move(name);
-        r.role = std::move(role);
-        r.id = std::uint32_t(regions.size() + 1);
-        r.tensor = Tensor{0, 0, rows, cols, dtype};
-        r.scale = scale;
-        regions.push_back(r);
-        return std::uint8_t(r.id);
-    };
+    Regions regions;
+    const auto add = [&](auto&&... args) { return regions.add(args...); };
     struct Layer {
         std::uint8_t attn_gain, wqkv, wo, mlp_gain, up, gelu, down, cache;
         const FloatTensor *attn_gain_t, *wqkv_t, *wo_t, *mlp_gain_t, *up_t, *gelu_t, *down_t;
@@ -432,26 +457,17 @@ Result<PackedCartridge> pack_transformer(const Safetensors& weights, const PackO
     const auto head = add("head", "weight", DTYPE_I8, V, d);
 
     // Views (tensors of the program inside the regions above, not regions themselves).
-    const auto view_id = [&](std::uint32_t k) { return std::uint8_t(regions.size() + 1 + k); };
+    const auto view_id = [&](std::uint32_t k) { return std::uint8_t(regions.list.size() + 1 + k); };
     const std::uint8_t tok_ids = view_id(0), where = view_id(1), positions = view_id(2),
                        q32 = view_id(3), k32 = view_id(4), v32 = view_id(5), q8 = view_id(6),
                        k8 = view_id(7), v8 = view_id(8), kv8 = view_id(9);
     const std::uint32_t views = 10;
     const std::uint32_t per_layer = 2 + 1 + 9 + 1 + 3 + 1 + 3 + 1 + 2 + 1 + 3 + 1 + 1 + 3 + 1;
     const std::uint32_t program_pixels =
-        3 * (std::uint32_t(regions.size()) + views) + 3 + m.layers * per_layer + 2 + 1 + 1 + 1;
-    std::vector<Tensor> shapes;
-    for (const CartridgeRegion& r : regions)
-        shapes.push_back(r.tensor);
-    auto placed = place(shapes, program_pixels + 1);
-    if (!placed) return placed.error();
-    for (std::size_t i = 0; i < regions.size(); ++i)
-        regions[i].tensor = placed->tensors[i];
-
-    ProgramWriter w(placed->width, placed->height);
-    for (const CartridgeRegion& r : regions)
-        w.tensor(std::uint8_t(r.id), r.tensor.dtype, r.tensor.x, r.tensor.y, r.tensor.rows,
-                 r.tensor.cols);
+        3 * (std::uint32_t(regions.list.size()) + views) + 3 + m.layers * per_layer + 2 + 1 + 1 + 1;
+    auto declared = regions.declare(program_pixels);
+    if (!declared) return declared.error();
+    ProgramWriter& w = *declared;
     const Tensor &in = w.t(tokens), &acc = w.t(qkv), &act = w.t(qkv8);
     w.tensor(tok_ids, DTYPE_I32, in.x, in.y, B, 1)
         .tensor(where, DTYPE_I32, in.x + 1, in.y, B, 2)
@@ -543,7 +559,7 @@ Result<PackedCartridge> pack_transformer(const Safetensors& weights, const PackO
     mf.batch = B;
     mf.vocab = m.vocabulary;
     mf.pad_id = 0;
-    mf.regions = regions;
+    mf.regions = regions.list;
     nlohmann::json model = {{"config", m.params.at("config")},
                             {"vocab", V},
                             {"quantisation",
@@ -556,8 +572,8 @@ Result<PackedCartridge> pack_transformer(const Safetensors& weights, const PackO
     mf.extra_json = model.dump();
     packed.image = std::move(w.image);
     if (auto done = finish_cartridge(packed, options); !done) return done.error();
-    report << "image " << placed->width << "x" << placed->height << ", " << regions.size()
-           << " regions, batch " << B << ", context " << T << "\n";
+    report << "image " << packed.image.width() << "x" << packed.image.height() << ", "
+           << regions.list.size() << " regions, batch " << B << ", context " << T << "\n";
     packed.report = report.str();
     return packed;
 }
@@ -603,19 +619,8 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
 
     // Regions: ids 1.. in this order; activations and slots have B rows.
     const std::uint32_t token_dtype = V <= 256 ? DTYPE_U8 : DTYPE_U16;
-    std::vector<CartridgeRegion> regions;
-    auto add = [&](std::string name, std::string role, std::uint32_t dtype, std::uint32_t rows,
-                   std::uint32_t cols, double scale = 0, std::int32_t zero_point = 0) {
-        CartridgeRegion r;
-        r.name = std::move(name);
-        r.role = std::move(role);
-        r.id = std::uint32_t(regions.size() + 1);
-        r.tensor = Tensor{0, 0, rows, cols, dtype};
-        r.scale = scale;
-        r.zero_point = zero_point;
-        regions.push_back(r);
-        return std::uint8_t(r.id);
-    };
+    Regions regions;
+    const auto add = [&](auto&&... args) { return regions.add(args...); };
     std::ostringstream report;
     const double s_e = max_abs(m.table->values) / 127;
     const auto tokens = add("tokens", "input", token_dtype, B, K);
@@ -672,19 +677,10 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
 
     // Program: declarations, then embed, the hidden layers, the logits and their argmax.
     const std::uint32_t program_pixels =
-        3 * std::uint32_t(regions.size()) + 1 + 6 * std::uint32_t(layers.size()) + 3 + 1 + 1;
-    std::vector<Tensor> shapes;
-    for (const CartridgeRegion& r : regions)
-        shapes.push_back(r.tensor);
-    auto placed = place(shapes, program_pixels + 1);
-    if (!placed) return placed.error();
-    for (std::size_t i = 0; i < regions.size(); ++i)
-        regions[i].tensor = placed->tensors[i];
-
-    ProgramWriter w(placed->width, placed->height);
-    for (const CartridgeRegion& r : regions)
-        w.tensor(std::uint8_t(r.id), r.tensor.dtype, r.tensor.x, r.tensor.y, r.tensor.rows,
-                 r.tensor.cols);
+        3 * std::uint32_t(regions.list.size()) + 1 + 6 * std::uint32_t(layers.size()) + 3 + 1 + 1;
+    auto declared = regions.declare(program_pixels);
+    if (!declared) return declared.error();
+    ProgramWriter& w = *declared;
     w.embed(x0, table, tokens);
     std::uint8_t in = x0;
     for (const QuantLayer& q : layers) {
@@ -712,7 +708,7 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
     mf.batch = B;
     mf.vocab = m.vocabulary;
     mf.pad_id = 0;
-    mf.regions = regions;
+    mf.regions = regions.list;
     nlohmann::json model = {{"embed", m.embed}, {"vocab", V}};
     model["hidden"] = nlohmann::json::array();
     for (const FloatLayer& l : m.hidden)
@@ -725,8 +721,8 @@ Result<PackedCartridge> pack_cartridge(const Safetensors& weights, std::string_v
     mf.extra_json = model.dump();
     packed.image = std::move(w.image);
     if (auto done = finish_cartridge(packed, options); !done) return done.error();
-    report << "image " << placed->width << "x" << placed->height << ", " << regions.size()
-           << " regions, batch " << B << ", context " << K << "\n";
+    report << "image " << packed.image.width() << "x" << packed.image.height() << ", "
+           << regions.list.size() << " regions, batch " << B << ", context " << K << "\n";
     packed.report = report.str();
     return packed;
 }
